@@ -1,0 +1,91 @@
+//! Encoders turn queries and frames into vectors. Encoders own the model pack,
+//! so they also hand out the pack's score calibration: every other stage stays
+//! agnostic of which model produced the vectors.
+
+use serde::{Deserialize, Serialize};
+
+/// Maps a cosine similarity to a 0..1 confidence: `sigmoid(a * cos + b)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub a: f32,
+    pub b: f32,
+}
+
+impl Calibration {
+    pub fn confidence(&self, cosine: f32) -> f32 {
+        1.0 / (1.0 + (-(self.a * cosine + self.b)).exp())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodeTextRequest {
+    pub texts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodeTextResponse {
+    /// One L2-normalised vector per text, in the pack's text space.
+    pub vectors: Vec<Vec<f32>>,
+    /// Per text: the detected language when the pack does not cover it.
+    pub unsupported_language: Vec<Option<String>>,
+    /// Text query against visual (shot) segments.
+    pub text_visual: Calibration,
+    /// Text query against subtitle segments.
+    pub text_text: Calibration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodeImageRequest {
+    pub images: Vec<serde_bytes::ByteBuf>,
+}
+
+/// An image's two views: comparable with text queries, and with image queries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageVectors {
+    pub text_space: Vec<f32>,
+    pub image_space: Vec<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodeImageResponse {
+    pub vectors: Vec<ImageVectors>,
+    pub image_image: Calibration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::roundtrip::assert_roundtrip;
+
+    #[test]
+    fn messages_roundtrip() {
+        let cal = Calibration { a: 10.0, b: -3.0 };
+        assert_roundtrip(&EncodeTextRequest {
+            texts: vec!["a cat".into(), "一只猫".into()],
+        });
+        assert_roundtrip(&EncodeTextResponse {
+            vectors: vec![vec![0.5, -0.25]],
+            unsupported_language: vec![Some("zh".into())],
+            text_visual: cal,
+            text_text: cal,
+        });
+        assert_roundtrip(&EncodeImageRequest {
+            images: vec![serde_bytes::ByteBuf::from(vec![1u8, 2, 3])],
+        });
+        assert_roundtrip(&EncodeImageResponse {
+            vectors: vec![ImageVectors {
+                text_space: vec![1.0],
+                image_space: vec![0.0, 1.0],
+            }],
+            image_image: cal,
+        });
+    }
+
+    #[test]
+    fn calibration_is_monotonic_and_bounded() {
+        let cal = Calibration { a: 10.0, b: -3.0 };
+        assert!((cal.confidence(0.3) - 0.5).abs() < 1e-6);
+        assert!(cal.confidence(0.9) > cal.confidence(0.2));
+        assert!(cal.confidence(-1.0) >= 0.0 && cal.confidence(1.0) <= 1.0);
+    }
+}

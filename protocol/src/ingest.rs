@@ -1,0 +1,110 @@
+//! Ingest: submitting a video, the durable job, and the per-video record that
+//! tracks its progress.
+
+use serde::{Deserialize, Serialize};
+
+/// Public body of `vidseek.v1.ingest` and `POST /api/v1/videos`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestRequest {
+    /// Absolute server-side path inside one of the allowed media roots.
+    pub path: String,
+    /// Display name; defaults to the file name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Subtitle file (`.srt`/`.vtt`); defaults to one beside the video.
+    #[serde(default)]
+    pub subtitles: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoStatus {
+    Queued,
+    Processing,
+    Ready,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestAccepted {
+    pub video_id: String,
+    pub status: VideoStatus,
+}
+
+/// A job on the JetStream work queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestJob {
+    pub video_id: String,
+    pub generation: String,
+    pub path: String,
+    pub name: String,
+    #[serde(default)]
+    pub subtitles: Option<String>,
+}
+
+/// What `GET /api/v1/videos/{id}` shows; stored in the videos bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoRecord {
+    pub video_id: String,
+    pub name: String,
+    pub path: String,
+    pub status: VideoStatus,
+    /// 0..1 while processing.
+    pub progress: f32,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Seconds, once probed.
+    #[serde(default)]
+    pub duration: Option<f64>,
+    pub segment_count: u32,
+    pub generation: String,
+    pub updated_at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::roundtrip::assert_roundtrip;
+
+    #[test]
+    fn messages_roundtrip() {
+        assert_roundtrip(&IngestRequest {
+            path: "/media/a.mp4".into(),
+            name: None,
+            subtitles: Some("/media/a.srt".into()),
+        });
+        assert_roundtrip(&IngestAccepted {
+            video_id: "v1".into(),
+            status: VideoStatus::Queued,
+        });
+        assert_roundtrip(&IngestJob {
+            video_id: "v1".into(),
+            generation: "g".into(),
+            path: "/media/a.mp4".into(),
+            name: "a.mp4".into(),
+            subtitles: None,
+        });
+        assert_roundtrip(&VideoRecord {
+            video_id: "v1".into(),
+            name: "a.mp4".into(),
+            path: "/media/a.mp4".into(),
+            status: VideoStatus::Failed,
+            progress: 0.5,
+            error: Some("no video stream".into()),
+            duration: Some(10.0),
+            segment_count: 0,
+            generation: "g".into(),
+            updated_at_ms: 1,
+        });
+    }
+
+    #[test]
+    fn minimal_public_request_parses() {
+        let req: IngestRequest = serde_json::from_str(r#"{"path":"/x.mp4"}"#).unwrap();
+        assert_eq!(req.path, "/x.mp4");
+        assert_eq!(
+            serde_json::to_string(&VideoStatus::Processing).unwrap(),
+            "\"processing\""
+        );
+    }
+}

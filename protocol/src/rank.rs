@@ -1,0 +1,166 @@
+//! Ranker shards: the segment records they index, and the query they answer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::encode::Calibration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentKind {
+    /// A stretch of frames between shot boundaries (or a window of a long shot).
+    Shot,
+    /// A subtitle cue, matched text to text.
+    Subtitle,
+}
+
+/// Everything a search result needs about a segment, without its vectors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentMeta {
+    pub segment_id: String,
+    pub video_id: String,
+    pub video_name: String,
+    /// Position within the video's segments; names the thumbnail file.
+    pub index: u32,
+    pub start: f64,
+    pub end: f64,
+    pub kind: SegmentKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// A segment as stored in the segment log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    pub meta: SegmentMeta,
+    /// Comparable with text queries (L2-normalised).
+    pub text_vector: Vec<f32>,
+    /// Comparable with image queries; subtitle segments have none.
+    #[serde(default)]
+    pub image_vector: Option<Vec<f32>>,
+}
+
+/// One message of the per-shard segment log.
+///
+/// A video's segments are written in numbered parts (NATS messages are size
+/// limited). A new `generation` replaces everything earlier for that video; the
+/// same generation and part replaces that part, so a redelivered ingest job
+/// that republishes identical parts changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum SegmentLogEntry {
+    Upsert {
+        video_id: String,
+        generation: String,
+        part: u32,
+        parts: u32,
+        segments: Vec<SegmentRecord>,
+    },
+    Delete {
+        video_id: String,
+    },
+}
+
+/// Which of a segment's vectors a query is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Space {
+    Text,
+    Image,
+}
+
+/// Calibration per segment kind, so shots and subtitles compete fairly.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KindCalibration {
+    pub shot: Calibration,
+    pub subtitle: Calibration,
+}
+
+impl KindCalibration {
+    pub fn for_kind(&self, kind: SegmentKind) -> Calibration {
+        match kind {
+            SegmentKind::Shot => self.shot,
+            SegmentKind::Subtitle => self.subtitle,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankRequest {
+    pub space: Space,
+    pub vector: Vec<f32>,
+    /// `k = 0` is a readiness probe: the shard answers with no hits.
+    pub k: usize,
+    pub calibration: KindCalibration,
+    #[serde(default)]
+    pub min_score: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankedSegment {
+    pub meta: SegmentMeta,
+    /// Calibrated confidence in 0..1.
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankResponse {
+    pub shard: u32,
+    pub segments_indexed: u64,
+    pub hits: Vec<RankedSegment>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::roundtrip::assert_roundtrip;
+
+    fn meta() -> SegmentMeta {
+        SegmentMeta {
+            segment_id: "v1-0".into(),
+            video_id: "v1".into(),
+            video_name: "a.mp4".into(),
+            index: 0,
+            start: 0.0,
+            end: 2.5,
+            kind: SegmentKind::Subtitle,
+            text: Some("hello".into()),
+        }
+    }
+
+    #[test]
+    fn messages_roundtrip() {
+        let cal = Calibration { a: 1.0, b: 0.0 };
+        assert_roundtrip(&SegmentLogEntry::Upsert {
+            video_id: "v1".into(),
+            generation: "g1".into(),
+            part: 0,
+            parts: 1,
+            segments: vec![SegmentRecord {
+                meta: meta(),
+                text_vector: vec![0.6, 0.8],
+                image_vector: None,
+            }],
+        });
+        assert_roundtrip(&SegmentLogEntry::Delete {
+            video_id: "v1".into(),
+        });
+        assert_roundtrip(&RankRequest {
+            space: Space::Image,
+            vector: vec![1.0, 0.0],
+            k: 10,
+            calibration: KindCalibration {
+                shot: cal,
+                subtitle: cal,
+            },
+            min_score: 0.0,
+        });
+        assert_roundtrip(&RankResponse {
+            shard: 1,
+            segments_indexed: 7,
+            hits: vec![RankedSegment {
+                meta: meta(),
+                score: 0.5,
+            }],
+        });
+    }
+}

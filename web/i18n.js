@@ -1,0 +1,222 @@
+// UI strings in English and Chinese. Elements carry `data-i18n="key"` (text),
+// `data-i18n-placeholder`, `data-i18n-title` or `data-i18n-aria-label`;
+// `applyTranslations` fills them, and code calls `t(key, vars)` for
+// messages it builds itself. Importable from Node (no DOM at import time) so
+// the browser test suite can check that both languages have the same keys.
+
+export const STRINGS = {
+  en: {
+    'app.title': 'vidseek',
+    'app.tagline': 'Find the moment in your videos by words or by a picture',
+    'tab.search': 'Search',
+    'tab.library': 'Library',
+    'lang.label': 'Language',
+    'search.label': 'Describe what you are looking for',
+    'search.placeholder': 'e.g. a person riding a bicycle',
+    'search.button': 'Search',
+    'search.image': 'Image',
+    'search.imageTitle': 'Search with a picture (or drop / paste one here)',
+    'search.imageClear': 'Remove image',
+    'search.imageQuery': 'Searching by image: {name}',
+    'search.dropHint': 'Drop an image to search with it',
+    'search.intro': 'Type a description and press Enter, or drop in a picture. Results stream in as each shard answers.',
+    'search.introEmptyLibrary': 'The library is empty: add a video in the Library tab first.',
+    'status.connecting': 'Connecting…',
+    'status.searching': 'Searching…',
+    'status.partial': '{done}/{total} shards answered, {count} results so far',
+    'status.done': '{count} results in {ms} ms',
+    'status.doneOne': '1 result in {ms} ms',
+    'status.none': 'No matches for “{query}”. Try other words or a picture.',
+    'status.noneImage': 'No matches for this picture.',
+    'status.error': 'Search failed: {message}',
+    'status.offline': 'Live connection lost; reconnecting. Searches use plain HTTP meanwhile.',
+    'status.notImage': '“{name}” is not an image.',
+    'status.playing': 'Playing {name} from {time}',
+    'status.playError': 'Could not play {name}: {message}',
+    'shards.progress': '{done}/{total} shards',
+    'shards.label': 'Shards answered',
+    'results.label': 'Results',
+    'result.score': 'Score {pct}%',
+    'result.kind.shot': 'shot',
+    'result.kind.subtitle': 'subtitle',
+    'result.play': 'Play {name} from {start} to {end}',
+    'player.title': 'Player',
+    'player.empty': 'Pick a result to play it here.',
+    'player.segment': 'Segment {start} – {end}',
+    'timeline.label': 'Segments of this video',
+    'timeline.marker': 'Seek to {start} – {end}',
+    'library.title': 'Video library',
+    'library.upload': 'Add a video',
+    'library.dropHint': 'Drop a video file here, or',
+    'library.choose': 'choose a file',
+    'library.subtitles': 'Subtitles (.srt/.vtt, optional)',
+    'library.uploadButton': 'Upload',
+    'library.uploading': 'Uploading {name}: {pct}%',
+    'library.uploaded': 'Uploaded {name}; it is queued for processing.',
+    'library.uploadFailed': 'Upload of {name} failed: {message}',
+    'library.empty': 'No videos yet. Add one above.',
+    'library.loading': 'Loading the library…',
+    'library.loadFailed': 'Could not load the library: {message}',
+    'library.col.name': 'Video',
+    'library.col.status': 'Status',
+    'library.col.duration': 'Duration',
+    'library.col.segments': 'Segments',
+    'library.col.actions': 'Actions',
+    'library.play': 'Play',
+    'library.delete': 'Delete',
+    'library.confirmDelete': 'Really delete?',
+    'library.deleted': 'Deleted {name}.',
+    'library.deleteFailed': 'Could not delete {name}: {message}',
+    'library.segments': '{count} segments',
+    'status.queued': 'queued',
+    'status.processing': 'processing',
+    'status.ready': 'ready',
+    'status.failed': 'failed',
+    'auth.title': 'Access token required',
+    'auth.body': 'This server needs an API token for this action (VIDSEEK_API_TOKEN). Paste it here; it is kept for this browser tab only.',
+    'auth.label': 'Token',
+    'auth.ok': 'Continue',
+    'auth.cancel': 'Cancel',
+    'auth.denied': 'Token required',
+    'error.network': 'The server could not be reached.',
+    'error.http': 'The server answered {status}.',
+  },
+  zh: {
+    'app.title': 'vidseek',
+    'app.tagline': '用文字或图片找到视频中的那一刻',
+    'tab.search': '搜索',
+    'tab.library': '视频库',
+    'lang.label': '语言',
+    'search.label': '描述你要找的画面',
+    'search.placeholder': '例如：一个人在骑自行车',
+    'search.button': '搜索',
+    'search.image': '图片',
+    'search.imageTitle': '以图搜索（也可以拖放或粘贴图片）',
+    'search.imageClear': '移除图片',
+    'search.imageQuery': '以图搜索：{name}',
+    'search.dropHint': '松开鼠标，用这张图片搜索',
+    'search.intro': '输入描述并按回车，或拖入一张图片。各分片一有回答，结果就会显示出来。',
+    'search.introEmptyLibrary': '视频库是空的：请先在“视频库”页添加视频。',
+    'status.connecting': '正在连接…',
+    'status.searching': '正在搜索…',
+    'status.partial': '已有 {done}/{total} 个分片回答，目前 {count} 个结果',
+    'status.done': '{count} 个结果，用时 {ms} 毫秒',
+    'status.doneOne': '1 个结果，用时 {ms} 毫秒',
+    'status.none': '没有与“{query}”匹配的片段。换个说法或用图片试试。',
+    'status.noneImage': '没有与这张图片匹配的片段。',
+    'status.error': '搜索失败：{message}',
+    'status.offline': '实时连接已断开，正在重连；期间改用普通 HTTP 搜索。',
+    'status.notImage': '“{name}”不是图片。',
+    'status.playing': '正在播放 {name}，从 {time} 开始',
+    'status.playError': '无法播放 {name}：{message}',
+    'shards.progress': '{done}/{total} 个分片',
+    'shards.label': '已回答的分片',
+    'results.label': '搜索结果',
+    'result.score': '得分 {pct}%',
+    'result.kind.shot': '镜头',
+    'result.kind.subtitle': '字幕',
+    'result.play': '播放 {name}，{start} 至 {end}',
+    'player.title': '播放器',
+    'player.empty': '选择一个结果在这里播放。',
+    'player.segment': '片段 {start} – {end}',
+    'timeline.label': '本视频的片段',
+    'timeline.marker': '跳到 {start} – {end}',
+    'library.title': '视频库',
+    'library.upload': '添加视频',
+    'library.dropHint': '把视频文件拖到这里，或',
+    'library.choose': '选择文件',
+    'library.subtitles': '字幕（.srt/.vtt，可选）',
+    'library.uploadButton': '上传',
+    'library.uploading': '正在上传 {name}：{pct}%',
+    'library.uploaded': '{name} 已上传，正在排队处理。',
+    'library.uploadFailed': '{name} 上传失败：{message}',
+    'library.empty': '还没有视频。请在上方添加。',
+    'library.loading': '正在加载视频库…',
+    'library.loadFailed': '无法加载视频库：{message}',
+    'library.col.name': '视频',
+    'library.col.status': '状态',
+    'library.col.duration': '时长',
+    'library.col.segments': '片段',
+    'library.col.actions': '操作',
+    'library.play': '播放',
+    'library.delete': '删除',
+    'library.confirmDelete': '确定删除？',
+    'library.deleted': '已删除 {name}。',
+    'library.deleteFailed': '无法删除 {name}：{message}',
+    'library.segments': '{count} 个片段',
+    'status.queued': '排队中',
+    'status.processing': '处理中',
+    'status.ready': '就绪',
+    'status.failed': '失败',
+    'auth.title': '需要访问令牌',
+    'auth.body': '此服务器的这个操作需要 API 令牌（VIDSEEK_API_TOKEN）。请粘贴令牌；它只保存在当前标签页。',
+    'auth.label': '令牌',
+    'auth.ok': '继续',
+    'auth.cancel': '取消',
+    'auth.denied': '需要令牌',
+    'error.network': '无法连接服务器。',
+    'error.http': '服务器返回 {status}。',
+  },
+};
+
+export const LANGUAGES = Object.keys(STRINGS);
+const STORAGE_KEY = 'vidseek.lang';
+
+let current = 'en';
+
+/** The language to start with: the stored choice, else the browser's. */
+export function initialLanguage(stored, navigatorLanguages) {
+  if (stored && STRINGS[stored]) return stored;
+  for (const tag of navigatorLanguages || []) {
+    const base = String(tag).toLowerCase().split('-')[0];
+    if (STRINGS[base]) return base;
+  }
+  return 'en';
+}
+
+export function language() {
+  return current;
+}
+
+/** Look up `key` in the current language and fill `{name}` placeholders. */
+export function t(key, vars = {}) {
+  const template = STRINGS[current][key] ?? STRINGS.en[key] ?? key;
+  return template.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
+}
+
+const ATTRIBUTE_BINDINGS = [
+  ['i18nPlaceholder', 'placeholder'],
+  ['i18nTitle', 'title'],
+  ['i18nAriaLabel', 'aria-label'],
+];
+
+export function applyTranslations(root) {
+  for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const [dataKey, attribute] of ATTRIBUTE_BINDINGS) {
+    const selector = `[data-${dataKey.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}]`;
+    for (const el of root.querySelectorAll(selector)) el.setAttribute(attribute, t(el.dataset[dataKey]));
+  }
+}
+
+/** Switch language, remember the choice and re-render static strings. */
+export function setLanguage(lang, { storage = globalThis.localStorage, root = globalThis.document } = {}) {
+  current = STRINGS[lang] ? lang : 'en';
+  try {
+    storage?.setItem(STORAGE_KEY, current);
+  } catch {
+    // Private mode or disabled storage: the choice lasts for this page only.
+  }
+  if (root) {
+    root.documentElement.lang = current === 'zh' ? 'zh-CN' : 'en';
+    applyTranslations(root);
+  }
+  return current;
+}
+
+export function storedLanguage(storage = globalThis.localStorage) {
+  try {
+    return storage?.getItem(STORAGE_KEY) ?? null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,347 @@
+// The search view: text and image queries, streamed partial results over the
+// WebSocket (HTTP when the socket is down), and the result cards.
+
+import { SearchSocket, searchOverHttp } from './api.js';
+import { bytesToBase64, formatTime, scorePercent } from './format.js';
+import { t } from './i18n.js';
+
+const K = 10;
+// A query that gets no `done` in this long is reported as failed rather than spinning forever.
+const QUERY_DEADLINE_MS = 30000;
+
+export class SearchView {
+  constructor({ onPlay }) {
+    this.onPlay = onPlay;
+    this.form = document.getElementById('search-form');
+    this.input = document.getElementById('search-input');
+    this.imageInput = document.getElementById('image-input');
+    this.imageChip = document.getElementById('image-chip');
+    this.imagePreview = document.getElementById('image-preview');
+    this.imageChipLabel = document.getElementById('image-chip-label');
+    this.statusLine = document.getElementById('status-line');
+    this.shardProgress = document.getElementById('shard-progress');
+    this.list = document.getElementById('results');
+    this.intro = document.getElementById('search-intro');
+
+    this.sequence = 0;
+    this.active = null; // { id, query, deadline } of the query whose answers we still show
+    this.imageFile = null;
+    this.cards = new Map(); // segment_id -> card element, reused so updates animate instead of flashing
+    this.playingSegment = null;
+    this.status = null; // { key, vars } so a language switch can re-render it
+
+    this.socket = new SearchSocket({
+      onMessage: (message) => this.handleMessage(message),
+      onStateChange: (state) => this.handleSocketState(state),
+    });
+    this.bindEvents();
+  }
+
+  bindEvents() {
+    this.form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const text = this.input.value.trim();
+      if (text) {
+        this.clearImage();
+        this.search({ text });
+      } else if (this.imageFile) {
+        this.search({ imageFile: this.imageFile });
+      } else {
+        this.input.focus();
+      }
+    });
+    this.imageInput.addEventListener('change', () => {
+      const file = this.imageInput.files[0];
+      if (file) this.useImage(file);
+    });
+    document.getElementById('image-clear').addEventListener('click', () => {
+      this.clearImage();
+      this.input.focus();
+    });
+
+    // Drag and drop an image anywhere on the search view.
+    const view = document.getElementById('view-search');
+    let depth = 0;
+    view.addEventListener('dragenter', (event) => {
+      if (!hasFiles(event)) return;
+      depth++;
+      this.form.classList.add('dragging');
+    });
+    view.addEventListener('dragleave', () => {
+      depth = Math.max(0, depth - 1);
+      if (depth === 0) this.form.classList.remove('dragging');
+    });
+    view.addEventListener('dragover', (event) => {
+      if (hasFiles(event)) event.preventDefault();
+    });
+    view.addEventListener('drop', (event) => {
+      depth = 0;
+      this.form.classList.remove('dragging');
+      const file = event.dataTransfer?.files?.[0];
+      if (!file) return;
+      event.preventDefault();
+      this.useImage(file);
+    });
+
+    this.list.addEventListener('click', (event) => {
+      const card = event.target.closest('[data-testid="result-card"]');
+      if (card) this.play(card);
+    });
+  }
+
+  /** A pasted image (Ctrl+V anywhere on the search view) becomes the query. */
+  handlePaste(event) {
+    const item = [...(event.clipboardData?.items || [])].find((i) => i.kind === 'file' && i.type.startsWith('image/'));
+    if (!item) return;
+    event.preventDefault();
+    this.useImage(item.getAsFile());
+  }
+
+  useImage(file) {
+    if (!file.type.startsWith('image/')) {
+      this.setStatus('status.notImage', { name: file.name }, 'error');
+      return;
+    }
+    this.imageFile = file;
+    if (this.imagePreview.src) URL.revokeObjectURL(this.imagePreview.src);
+    this.imagePreview.src = URL.createObjectURL(file);
+    this.imageChipLabel.textContent = t('search.imageQuery', { name: file.name || 'image' });
+    this.imageChip.hidden = false;
+    this.input.value = '';
+    this.search({ imageFile: file });
+  }
+
+  clearImage() {
+    this.imageFile = null;
+    this.imageInput.value = '';
+    this.imageChip.hidden = true;
+    if (this.imagePreview.src) {
+      URL.revokeObjectURL(this.imagePreview.src);
+      this.imagePreview.removeAttribute('src');
+    }
+  }
+
+  async search(query) {
+    const id = `q${++this.sequence}`;
+    this.active = { id, query };
+    this.intro.hidden = true;
+    this.list.dataset.state = 'searching';
+    this.list.setAttribute('aria-busy', 'true');
+    this.list.classList.add('stale');
+    this.showShards(0, null);
+    this.setStatus('status.searching');
+
+    const message = { type: 'search', id, k: K };
+    if (query.text !== undefined) {
+      message.text = query.text;
+    } else {
+      message.image_base64 = bytesToBase64(new Uint8Array(await query.imageFile.arrayBuffer()));
+    }
+    if (this.active?.id !== id) return; // a newer query started while the image was read
+
+    if ((await this.socket.ready(1500)) && this.active?.id === id && this.socket.send(message)) {
+      this.active.deadline = setTimeout(() => {
+        if (this.active?.id === id) this.fail({ message: `no answer within ${QUERY_DEADLINE_MS / 1000} s` });
+      }, QUERY_DEADLINE_MS);
+      return;
+    }
+    if (this.active?.id === id) this.searchOverHttp(id, query);
+  }
+
+  async searchOverHttp(id, query) {
+    try {
+      const answer = await searchOverHttp({ ...query, k: K });
+      if (this.active?.id !== id) return;
+      this.finish(answer.results || [], answer.took_ms);
+    } catch (error) {
+      if (this.active?.id === id) this.fail(error);
+    }
+  }
+
+  handleMessage(message) {
+    // Answers to an older query (the person typed a new one) are dropped.
+    if (!this.active || message.id !== this.active.id) return;
+    switch (message.type) {
+      case 'partial':
+        this.renderResults(message.results || []);
+        this.showShards(message.shards_done, message.shards_total);
+        this.list.dataset.state = 'partial';
+        this.setStatus('status.partial', {
+          done: message.shards_done,
+          total: message.shards_total,
+          count: (message.results || []).length,
+        });
+        break;
+      case 'done':
+        this.finish(message.results || [], message.took_ms);
+        break;
+      case 'error':
+        this.fail(message);
+        break;
+      default:
+        break;
+    }
+  }
+
+  handleSocketState(state) {
+    if (state !== 'closed') return;
+    // The query in flight will never get its `done` on this socket: ask again over HTTP.
+    const pending = this.active;
+    if (pending && pending.deadline !== undefined && this.list.dataset.state !== 'done') {
+      clearTimeout(pending.deadline);
+      pending.deadline = undefined;
+      this.setStatus('status.offline');
+      this.searchOverHttp(pending.id, pending.query);
+    }
+  }
+
+  finish(results, tookMs) {
+    clearTimeout(this.active?.deadline);
+    this.renderResults(results);
+    const total = Number(this.shardProgress.dataset.shardsTotal);
+    if (total > 0) this.showShards(total, total);
+    this.shardProgress.hidden = true;
+    this.list.dataset.state = 'done';
+    this.list.setAttribute('aria-busy', 'false');
+    const ms = Math.round(tookMs ?? 0);
+    if (results.length === 0) {
+      const query = this.active?.query;
+      if (query?.text !== undefined) this.setStatus('status.none', { query: query.text }, 'empty');
+      else this.setStatus('status.noneImage', {}, 'empty');
+    } else if (results.length === 1) {
+      this.setStatus('status.doneOne', { ms });
+    } else {
+      this.setStatus('status.done', { count: results.length, ms });
+    }
+  }
+
+  fail(error) {
+    clearTimeout(this.active?.deadline);
+    this.shardProgress.hidden = true;
+    this.list.dataset.state = 'error';
+    this.list.setAttribute('aria-busy', 'false');
+    this.list.classList.remove('stale');
+    this.setStatus('status.error', { message: error.message || error.code || '?' }, 'error');
+  }
+
+  showShards(done, total) {
+    const bar = this.shardProgress;
+    bar.hidden = false;
+    bar.dataset.shardsDone = String(done);
+    bar.dataset.shardsTotal = total == null ? '' : String(total);
+    bar.setAttribute('aria-valuenow', String(done));
+    if (total) bar.setAttribute('aria-valuemax', String(total));
+    bar.querySelector('.shard-fill').style.width = total ? `${(100 * done) / total}%` : '0%';
+    bar.querySelector('.shard-text').textContent = total ? t('shards.progress', { done, total }) : '…';
+    bar.classList.toggle('indeterminate', !total);
+  }
+
+  setStatus(key, vars = {}, tone = 'info') {
+    this.status = { key, vars, tone };
+    this.statusLine.textContent = t(key, vars);
+    this.statusLine.dataset.tone = tone;
+  }
+
+  /** Re-render everything that carries text after a language switch. */
+  retranslate() {
+    if (this.status) this.setStatus(this.status.key, this.status.vars, this.status.tone);
+    const bar = this.shardProgress;
+    if (!bar.hidden && bar.dataset.shardsTotal) {
+      this.showShards(Number(bar.dataset.shardsDone), Number(bar.dataset.shardsTotal));
+    }
+    for (const card of this.cards.values()) fillCard(card, card._result);
+    if (this.imageFile) this.imageChipLabel.textContent = t('search.imageQuery', { name: this.imageFile.name || 'image' });
+  }
+
+  /** Replace the list with `results`, reusing cards of segments already shown. */
+  renderResults(results) {
+    this.list.classList.remove('stale');
+    const next = new Map();
+    results.forEach((result, index) => {
+      let card = this.cards.get(result.segment_id);
+      const fresh = !card;
+      if (fresh) card = createCard();
+      card._result = result;
+      fillCard(card, result, index);
+      card.classList.toggle('playing', result.segment_id === this.playingSegment);
+      const item = card.parentElement || document.createElement('li');
+      if (!card.parentElement) item.append(card);
+      this.list.append(item); // appending in order also reorders reused items
+      if (fresh) {
+        item.classList.add('fresh');
+        item.addEventListener('animationend', () => item.classList.remove('fresh'), { once: true });
+      }
+      next.set(result.segment_id, card);
+    });
+    for (const [segmentId, card] of this.cards) {
+      if (!next.has(segmentId)) card.parentElement.remove();
+    }
+    this.cards = next;
+  }
+
+  play(card) {
+    const result = card._result;
+    this.playingSegment = result.segment_id;
+    for (const other of this.cards.values()) other.classList.toggle('playing', other === card);
+    this.onPlay(result);
+  }
+
+  markPlaying(segmentId) {
+    this.playingSegment = segmentId;
+    for (const [id, card] of this.cards) card.classList.toggle('playing', id === segmentId);
+  }
+
+  setIntro(key) {
+    this.intro.textContent = t(key);
+    this.intro.dataset.i18n = key;
+  }
+}
+
+function hasFiles(event) {
+  return [...(event.dataTransfer?.types || [])].includes('Files');
+}
+
+function createCard() {
+  const card = document.createElement('button');
+  card.type = 'button';
+  card.className = 'card';
+  card.dataset.testid = 'result-card';
+  card.innerHTML = `
+    <span class="thumb"><img alt="" loading="lazy" decoding="async"><span class="rank"></span><span class="range"></span></span>
+    <span class="card-body">
+      <span class="name"></span>
+      <span class="kind"></span>
+      <span class="subtitle"></span>
+      <span class="score"><span class="score-bar"><span class="score-fill"></span></span><span class="score-text"></span></span>
+    </span>`;
+  const img = card.querySelector('img');
+  img.addEventListener('error', () => img.classList.add('broken'));
+  img.addEventListener('load', () => img.classList.remove('broken'));
+  return card;
+}
+
+function fillCard(card, result, index) {
+  const start = formatTime(result.start);
+  const end = formatTime(result.end);
+  const pct = scorePercent(result.score);
+  card.dataset.start = String(result.start);
+  card.dataset.end = String(result.end);
+  card.dataset.videoId = String(result.video_id);
+  card.dataset.segmentId = String(result.segment_id);
+  card.dataset.score = String(result.score);
+  card.setAttribute('aria-label', `${t('result.play', { name: result.video_name, start, end })}. ${t('result.score', { pct })}`);
+  const img = card.querySelector('img');
+  if (result.thumbnail_url && img.getAttribute('src') !== result.thumbnail_url) img.src = result.thumbnail_url;
+  if (index !== undefined) card.querySelector('.rank').textContent = String(index + 1);
+  card.querySelector('.range').textContent = `${start} – ${end}`;
+  card.querySelector('.name').textContent = result.video_name || result.video_id;
+  const kind = card.querySelector('.kind');
+  kind.textContent = t(result.kind === 'subtitle' ? 'result.kind.subtitle' : 'result.kind.shot');
+  kind.dataset.kind = result.kind || 'shot';
+  const subtitle = card.querySelector('.subtitle');
+  subtitle.textContent = result.text ? `“${result.text}”` : '';
+  subtitle.hidden = !result.text;
+  card.querySelector('.score-fill').style.width = `${pct}%`;
+  card.querySelector('.score-text').textContent = `${pct}%`;
+  card.querySelector('.score').title = t('result.score', { pct });
+}
