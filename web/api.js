@@ -32,9 +32,14 @@ function authHeaders() {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
-/** Ask for a token after a 401; true when the caller should retry. */
+let pendingPrompt = null;
+
+/** Ask for a token after a 401 (one dialog however many requests failed); true when the caller should retry. */
 async function renewToken() {
-  const token = await askToken();
+  pendingPrompt ??= askToken().finally(() => {
+    pendingPrompt = null;
+  });
+  const token = await pendingPrompt;
   if (!token) return false;
   try {
     sessionStorage.setItem(TOKEN_KEY, token);

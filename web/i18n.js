@@ -31,7 +31,6 @@ export const STRINGS = {
     'status.error': 'Search failed: {message}',
     'status.offline': 'Live connection lost; reconnecting. Searches use plain HTTP meanwhile.',
     'status.notImage': '“{name}” is not an image.',
-    'status.playing': 'Playing {name} from {time}',
     'status.playError': 'Could not play {name}: {message}',
     'shards.progress': '{done}/{total} shards',
     'shards.label': 'Shards answered',
@@ -50,7 +49,6 @@ export const STRINGS = {
     'library.dropHint': 'Drop a video file here, or',
     'library.choose': 'choose a file',
     'library.subtitles': 'Subtitles (.srt/.vtt, optional)',
-    'library.uploadButton': 'Upload',
     'library.uploading': 'Uploading {name}: {pct}%',
     'library.uploaded': 'Uploaded {name}; it is queued for processing.',
     'library.uploadFailed': 'Upload of {name} failed: {message}',
@@ -80,6 +78,7 @@ export const STRINGS = {
     'auth.denied': 'Token required',
     'error.network': 'The server could not be reached.',
     'error.http': 'The server answered {status}.',
+    'error.timeout': 'no answer within {s} s',
   },
   zh: {
     'app.title': 'vidseek',
@@ -107,7 +106,6 @@ export const STRINGS = {
     'status.error': '搜索失败：{message}',
     'status.offline': '实时连接已断开，正在重连；期间改用普通 HTTP 搜索。',
     'status.notImage': '“{name}”不是图片。',
-    'status.playing': '正在播放 {name}，从 {time} 开始',
     'status.playError': '无法播放 {name}：{message}',
     'shards.progress': '{done}/{total} 个分片',
     'shards.label': '已回答的分片',
@@ -126,7 +124,6 @@ export const STRINGS = {
     'library.dropHint': '把视频文件拖到这里，或',
     'library.choose': '选择文件',
     'library.subtitles': '字幕（.srt/.vtt，可选）',
-    'library.uploadButton': '上传',
     'library.uploading': '正在上传 {name}：{pct}%',
     'library.uploaded': '{name} 已上传，正在排队处理。',
     'library.uploadFailed': '{name} 上传失败：{message}',
@@ -156,6 +153,7 @@ export const STRINGS = {
     'auth.denied': '需要令牌',
     'error.network': '无法连接服务器。',
     'error.http': '服务器返回 {status}。',
+    'error.timeout': '{s} 秒内没有回答',
   },
 };
 

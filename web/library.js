@@ -23,6 +23,8 @@ export class LibraryView {
     this.visible = false;
     this.pollTimer = null;
     this.loaded = false;
+    this.inflight = null; // the one library request in flight
+    this.again = false; // another refresh was asked for meanwhile
     this.lastStatus = null;
     this.bindEvents();
   }
@@ -63,7 +65,23 @@ export class LibraryView {
     else clearTimeout(this.pollTimer);
   }
 
-  async refresh() {
+  /** Reload the list now; concurrent calls collapse into one more load after the current one. */
+  refresh() {
+    if (this.inflight) {
+      this.again = true;
+      return this.inflight;
+    }
+    this.inflight = this.load().finally(() => {
+      this.inflight = null;
+      if (this.again) {
+        this.again = false;
+        this.refresh();
+      }
+    });
+    return this.inflight;
+  }
+
+  async load() {
     clearTimeout(this.pollTimer);
     if (!this.loaded) this.setStatus('library.loading');
     try {
@@ -77,6 +95,7 @@ export class LibraryView {
       this.setStatus('library.loadFailed', { message: error.message }, 'error');
     }
     const busy = this.videos.some((v) => v.status === 'queued' || v.status === 'processing');
+    clearTimeout(this.pollTimer);
     if (busy && this.visible) this.pollTimer = setTimeout(() => this.refresh(), POLL_MS);
   }
 
@@ -163,9 +182,9 @@ function createRow(id) {
   row.dataset.testid = 'video-row';
   row.dataset.videoId = id;
   row.innerHTML = `
-    <th scope="row" class="video-name"><span class="name"></span>
+    <th scope="row"><div class="video-name"><span class="name"></span>
       <progress class="ingest-progress" data-testid="ingest-progress" max="1"></progress>
-      <span class="error" role="alert"></span></th>
+      <span class="error"></span></div></th>
     <td><span class="badge" data-testid="video-status"></span></td>
     <td class="duration"></td>
     <td class="segments"></td>

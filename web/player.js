@@ -70,7 +70,6 @@ export class Player {
     if (this.video.currentSrc !== wanted && this.video.src !== wanted) {
       this.pendingSeek = result.start;
       this.video.src = wanted;
-      this.video.load();
     } else {
       this.pendingSeek = result.start;
       if (this.video.readyState >= HTMLMediaElement.HAVE_METADATA) this.applyPendingSeek();
@@ -86,7 +85,6 @@ export class Player {
       this.segments = info.segments;
       this.renderTimeline();
     });
-    this.onStatus('status.playing', { name: this.current.name, time: formatTime(result.start) });
     if (window.matchMedia('(max-width: 900px)').matches) this.panel.scrollIntoView({ block: 'start', behavior: 'smooth' });
   }
 

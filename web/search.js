@@ -22,6 +22,7 @@ export class SearchView {
     this.shardProgress = document.getElementById('shard-progress');
     this.list = document.getElementById('results');
     this.intro = document.getElementById('search-intro');
+    this.warnings = document.getElementById('search-warnings');
 
     this.sequence = 0;
     this.active = null; // { id, query, deadline } of the query whose answers we still show
@@ -129,6 +130,7 @@ export class SearchView {
     this.list.setAttribute('aria-busy', 'true');
     this.list.classList.add('stale');
     this.showShards(0, null);
+    this.showWarnings([]);
     this.setStatus('status.searching');
 
     const message = { type: 'search', id, k: K };
@@ -141,7 +143,7 @@ export class SearchView {
 
     if ((await this.socket.ready(1500)) && this.active?.id === id && this.socket.send(message)) {
       this.active.deadline = setTimeout(() => {
-        if (this.active?.id === id) this.fail({ message: `no answer within ${QUERY_DEADLINE_MS / 1000} s` });
+        if (this.active?.id === id) this.fail({ message: t('error.timeout', { s: QUERY_DEADLINE_MS / 1000 }) });
       }, QUERY_DEADLINE_MS);
       return;
     }
@@ -152,7 +154,7 @@ export class SearchView {
     try {
       const answer = await searchOverHttp({ ...query, k: K });
       if (this.active?.id !== id) return;
-      this.finish(answer.results || [], answer.took_ms);
+      this.finish(answer.results || [], answer.took_ms, answer.warnings);
     } catch (error) {
       if (this.active?.id === id) this.fail(error);
     }
@@ -173,7 +175,7 @@ export class SearchView {
         });
         break;
       case 'done':
-        this.finish(message.results || [], message.took_ms);
+        this.finish(message.results || [], message.took_ms, message.warnings);
         break;
       case 'error':
         this.fail(message);
@@ -187,7 +189,8 @@ export class SearchView {
     if (state !== 'closed') return;
     // The query in flight will never get its `done` on this socket: ask again over HTTP.
     const pending = this.active;
-    if (pending && pending.deadline !== undefined && this.list.dataset.state !== 'done') {
+    const waiting = ['searching', 'partial'].includes(this.list.dataset.state);
+    if (pending && pending.deadline !== undefined && waiting) {
       clearTimeout(pending.deadline);
       pending.deadline = undefined;
       this.setStatus('status.offline');
@@ -195,9 +198,10 @@ export class SearchView {
     }
   }
 
-  finish(results, tookMs) {
+  finish(results, tookMs, warnings = []) {
     clearTimeout(this.active?.deadline);
     this.renderResults(results);
+    this.showWarnings(warnings);
     const total = Number(this.shardProgress.dataset.shardsTotal);
     if (total > 0) this.showShards(total, total);
     this.shardProgress.hidden = true;
@@ -222,6 +226,19 @@ export class SearchView {
     this.list.setAttribute('aria-busy', 'false');
     this.list.classList.remove('stale');
     this.setStatus('status.error', { message: error.message || error.code || '?' }, 'error');
+  }
+
+  /** Things the server wants the person to know about an answer (a shard that timed out, …). */
+  showWarnings(warnings) {
+    this.warnings.replaceChildren(
+      ...warnings.map((warning) => {
+        const item = document.createElement('li');
+        item.textContent = warning.message || warning.code;
+        item.dataset.code = warning.code || '';
+        return item;
+      }),
+    );
+    this.warnings.hidden = warnings.length === 0;
   }
 
   showShards(done, total) {

