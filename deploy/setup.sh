@@ -171,10 +171,11 @@ fi
 step "environment ($data/env)"
 {
   echo "# Written by deploy/setup.sh. Source it: . $data/env"
-  printf 'export ORT_DYLIB_PATH=%q\n' "$ort_lib"
-  printf 'export VIDSEEK_MODEL_PACK=%q\n' "$pack"
+  echo "# Values already in the environment win (e.g. another pack or onnxruntime-gpu)."
+  printf 'export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-%q}\n' "$ort_lib"
+  printf 'export VIDSEEK_MODEL_PACK=${VIDSEEK_MODEL_PACK:-%q}\n' "$pack"
   nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
-  printf 'export NATS_SERVER_BIN=%q\n' "$nats_bin"
+  printf 'export NATS_SERVER_BIN=${NATS_SERVER_BIN:-%q}\n' "$nats_bin"
   if [ "$nats_bin" = /usr/sbin/nats-server ]; then
     echo 'case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac'
   fi
