@@ -46,12 +46,14 @@ impl Catalog {
         }
         match self.store.get(video_id).await? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| CatalogError::Corrupt {
-                    key: video_id.to_string(),
-                    source,
-                }),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| CatalogError::Corrupt {
+                        key: video_id.to_string(),
+                        source,
+                    })
+            }
         }
     }
 

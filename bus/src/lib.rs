@@ -4,17 +4,22 @@
 //! other: typed request/reply with the protocol's codec and error mapping
 //! ([`rpc`]), the JetStream streams and buckets every role expects
 //! ([`streams`]), and the video catalog kept in a key-value bucket
-//! ([`catalog`]).
+//! ([`catalog`]), and the segment log the index is rebuilt from
+//! ([`segment_log`]).
 
 pub mod catalog;
 pub mod rpc;
+pub mod segment_log;
 pub mod streams;
 
 use std::time::Duration;
 
 /// Connects to NATS, retrying for a while: in the embedded stack the server
 /// may still be starting, and in a cluster a node may be restarting.
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+pub async fn connect(
+    url: &str,
+    name: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let attempt = async_nats::ConnectOptions::new()

@@ -39,7 +39,10 @@ pub fn decode_request<T: DeserializeOwned>(message: &Message) -> Result<T, Error
 }
 
 /// Encodes a reply (result or error) in `format`, with the headers that say which.
-pub fn encode_reply<T: Serialize>(format: Format, result: &Result<T, ErrorBody>) -> (HeaderMap, Bytes) {
+pub fn encode_reply<T: Serialize>(
+    format: Format,
+    result: &Result<T, ErrorBody>,
+) -> (HeaderMap, Bytes) {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, format.content_type());
     let encoded = match result {
@@ -75,7 +78,10 @@ pub async fn reply<T: Serialize>(
         return;
     };
     let (headers, payload) = encode_reply(format_of(message.headers.as_ref()), result);
-    if let Err(err) = client.publish_with_headers(reply_to, headers, payload).await {
+    if let Err(err) = client
+        .publish_with_headers(reply_to, headers, payload)
+        .await
+    {
         tracing::warn!(error = %err, "could not publish reply");
     }
 }
@@ -88,12 +94,14 @@ pub fn decode_reply<T: DeserializeOwned>(message: &Message) -> Result<T, ErrorBo
         .as_ref()
         .is_some_and(|h| h.get(HEADER_ERROR).is_some());
     if is_error {
-        return Err(codec::decode::<ErrorBody>(format, &message.payload)
-            .unwrap_or_else(|e| ErrorBody::new(ErrorCode::Internal, format!("undecodable error reply: {e}"))));
+        return Err(
+            codec::decode::<ErrorBody>(format, &message.payload).unwrap_or_else(|e| {
+                ErrorBody::new(ErrorCode::Internal, format!("undecodable error reply: {e}"))
+            }),
+        );
     }
-    codec::decode(format, &message.payload).map_err(|e| {
-        ErrorBody::new(ErrorCode::Internal, format!("undecodable reply: {e}"))
-    })
+    codec::decode(format, &message.payload)
+        .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("undecodable reply: {e}")))
 }
 
 /// Headers of an internal MessagePack request.
@@ -129,13 +137,18 @@ pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
                 ErrorCode::Timeout,
                 format!("{subject} did not answer within {} ms", timeout.as_millis()),
             ),
-            RequestErrorKind::NoResponders => {
-                ErrorBody::new(ErrorCode::Unavailable, format!("no worker serves {subject}"))
-            }
-            RequestErrorKind::MaxPayloadExceeded => {
-                ErrorBody::new(ErrorCode::TooLarge, format!("request to {subject} is too large: {err}"))
-            }
-            _ => ErrorBody::new(ErrorCode::Unavailable, format!("request to {subject} failed: {err}")),
+            RequestErrorKind::NoResponders => ErrorBody::new(
+                ErrorCode::Unavailable,
+                format!("no worker serves {subject}"),
+            ),
+            RequestErrorKind::MaxPayloadExceeded => ErrorBody::new(
+                ErrorCode::TooLarge,
+                format!("request to {subject} is too large: {err}"),
+            ),
+            _ => ErrorBody::new(
+                ErrorCode::Unavailable,
+                format!("request to {subject} failed: {err}"),
+            ),
         })?;
     decode_reply(&reply)
 }
@@ -163,7 +176,8 @@ mod tests {
             let (headers, payload) = encode_reply(format, &ok);
             assert_eq!(decode_reply::<Vec<u32>>(&message(headers, payload)), ok);
 
-            let err: Result<Vec<u32>, ErrorBody> = Err(ErrorBody::new(ErrorCode::Overloaded, "busy"));
+            let err: Result<Vec<u32>, ErrorBody> =
+                Err(ErrorBody::new(ErrorCode::Overloaded, "busy"));
             let (headers, payload) = encode_reply(format, &err);
             assert_eq!(headers.get(HEADER_ERROR).unwrap().as_str(), "overloaded");
             assert_eq!(decode_reply::<Vec<u32>>(&message(headers, payload)), err);
@@ -172,7 +186,8 @@ mod tests {
 
     #[test]
     fn json_error_reply_is_the_public_shape() {
-        let err: Result<(), ErrorBody> = Err(ErrorBody::new(ErrorCode::BadRequest, "text is empty"));
+        let err: Result<(), ErrorBody> =
+            Err(ErrorBody::new(ErrorCode::BadRequest, "text is empty"));
         let (_, payload) = encode_reply(Format::Json, &err);
         assert_eq!(
             std::str::from_utf8(&payload).unwrap(),

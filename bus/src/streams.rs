@@ -2,7 +2,7 @@
 //! [`ensure_all`] at start-up, so whichever process comes first creates them
 //! and the order in which a fleet starts does not matter.
 
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{self, stream};
 use vidseek_protocol::subjects;
 
 #[derive(Debug, thiserror::Error)]
@@ -11,11 +11,6 @@ pub enum StreamSetupError {
     Stream {
         name: &'static str,
         source: jetstream::context::CreateStreamError,
-    },
-    #[error("cannot create key-value bucket {name}: {source}")]
-    Bucket {
-        name: &'static str,
-        source: jetstream::context::CreateKeyValueError,
     },
 }
 
@@ -56,16 +51,25 @@ pub async fn ensure_all(js: &jetstream::Context, replicas: usize) -> Result<(), 
         source,
     })?;
 
-    js.create_or_update_key_value(kv::Config {
-        bucket: subjects::VIDEOS_BUCKET.to_string(),
-        description: "one record per video: status, progress, duration".to_string(),
-        history: 1,
+    // The bucket's backing stream is created directly, with the settings a
+    // key-value bucket has: async-nats' create_key_value first queries the
+    // account, and nats-server 2.9 (Debian 12's) answers in a shape it does
+    // not parse.
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{}", subjects::VIDEOS_BUCKET),
+        description: Some("one record per video: status, progress, duration".to_string()),
+        subjects: vec![format!("$KV.{}.>", subjects::VIDEOS_BUCKET)],
+        max_messages_per_subject: 1,
         storage: stream::StorageType::File,
         num_replicas: replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
         ..Default::default()
     })
     .await
-    .map_err(|source| StreamSetupError::Bucket {
+    .map_err(|source| StreamSetupError::Stream {
         name: subjects::VIDEOS_BUCKET,
         source,
     })?;

@@ -96,7 +96,10 @@ mod tests {
     #[test]
     fn content_type_selects_format() {
         assert_eq!(Format::from_content_type(None), Format::Json);
-        assert_eq!(Format::from_content_type(Some("application/json")), Format::Json);
+        assert_eq!(
+            Format::from_content_type(Some("application/json")),
+            Format::Json
+        );
         assert_eq!(
             Format::from_content_type(Some("Application/MsgPack ")),
             Format::MsgPack

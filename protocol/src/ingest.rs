@@ -31,6 +31,19 @@ pub struct IngestAccepted {
     pub status: VideoStatus,
 }
 
+/// Body of [`crate::subjects::INGEST_DELETE`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeleteVideo {
+    pub video_id: String,
+}
+
+/// Reply to [`DeleteVideo`]; an unknown id is a `not_found` error instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoDeleted {
+    pub video_id: String,
+    pub segments_removed: u64,
+}
+
 /// A job on the JetStream work queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestJob {
@@ -76,6 +89,13 @@ mod tests {
         assert_roundtrip(&IngestAccepted {
             video_id: "v1".into(),
             status: VideoStatus::Queued,
+        });
+        assert_roundtrip(&DeleteVideo {
+            video_id: "v1".into(),
+        });
+        assert_roundtrip(&VideoDeleted {
+            video_id: "v1".into(),
+            segments_removed: 3,
         });
         assert_roundtrip(&IngestJob {
             video_id: "v1".into(),

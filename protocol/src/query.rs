@@ -333,16 +333,38 @@ mod tests {
     fn bad_queries_are_rejected_with_reasons() {
         let text = |t: &str| QueryInput::Text { text: t.into() };
         let code = |r: Result<SearchRequest, ErrorBody>| r.unwrap_err().error.code;
-        assert_eq!(code(SearchRequest::new("q".into(), text("  "), None, None)), ErrorCode::BadRequest);
         assert_eq!(
-            code(SearchRequest::new("q".into(), text(&"x".repeat(MAX_TEXT_CHARS + 1)), None, None)),
+            code(SearchRequest::new("q".into(), text("  "), None, None)),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(SearchRequest::new(
+                "q".into(),
+                text(&"x".repeat(MAX_TEXT_CHARS + 1)),
+                None,
+                None
+            )),
             ErrorCode::TooLarge
         );
-        assert_eq!(code(SearchRequest::new("q".into(), text("a"), Some(0), None)), ErrorCode::BadRequest);
-        assert_eq!(code(SearchRequest::new("q".into(), text("a"), Some(101), None)), ErrorCode::BadRequest);
-        assert_eq!(code(SearchRequest::new("q".into(), text("a"), None, Some(1.5))), ErrorCode::BadRequest);
         assert_eq!(
-            code(SearchRequest::new("q".into(), QueryInput::Image { bytes: vec![] }, None, None)),
+            code(SearchRequest::new("q".into(), text("a"), Some(0), None)),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(SearchRequest::new("q".into(), text("a"), Some(101), None)),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(SearchRequest::new("q".into(), text("a"), None, Some(1.5))),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(SearchRequest::new(
+                "q".into(),
+                QueryInput::Image { bytes: vec![] },
+                None,
+                None
+            )),
             ErrorCode::BadRequest
         );
         let ok = SearchRequest::new("q".into(), text("一个人在海边跳舞"), None, None).unwrap();

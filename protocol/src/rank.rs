@@ -29,6 +29,21 @@ pub struct SegmentMeta {
 }
 
 /// A segment as stored in the segment log.
+/// A segment's public id: `{video_id}-{index}`. Video ids never contain `-`,
+/// so the id splits back unambiguously.
+pub fn segment_id(video_id: &str, index: u32) -> String {
+    format!("{video_id}-{index}")
+}
+
+/// Splits a public segment id into video id and index.
+pub fn parse_segment_id(segment_id: &str) -> Option<(&str, u32)> {
+    let (video, index) = segment_id.rsplit_once('-')?;
+    if video.is_empty() || video.contains('-') {
+        return None;
+    }
+    Some((video, index.parse().ok()?))
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentRecord {
     pub meta: SegmentMeta,
@@ -125,6 +140,17 @@ mod tests {
             kind: SegmentKind::Subtitle,
             text: Some("hello".into()),
         }
+    }
+
+    #[test]
+    fn segment_ids_split_back() {
+        assert_eq!(
+            parse_segment_id(&segment_id("v12ab", 7)),
+            Some(("v12ab", 7))
+        );
+        assert_eq!(parse_segment_id("v1-x"), None);
+        assert_eq!(parse_segment_id("a-b-1"), None);
+        assert_eq!(parse_segment_id("-1"), None);
     }
 
     #[test]

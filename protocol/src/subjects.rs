@@ -15,6 +15,9 @@ pub const SEARCH_STREAM: &str = "vidseek.v1.search.stream";
 pub const HEALTH: &str = "vidseek.v1.health";
 /// Public: `{"path": "/abs/file.mp4"}` → `{"video_id", "status"}`.
 pub const INGEST: &str = "vidseek.v1.ingest";
+/// Deletes a video everywhere (segments, thumbnails, catalog record); served
+/// by the ingest workers because they own the library and know the shard count.
+pub const INGEST_DELETE: &str = "vidseek.v1.ingest.delete";
 
 /// Internal: text → vectors, served by encoder workers.
 pub const ENCODE_TEXT: &str = "vidseek.v1.encode.text";

@@ -1,1 +1,5 @@
-//! placeholder
+//! Test harness shared by the end-to-end tests and the crates' own
+//! integration tests: real servers and processes, started per test on random
+//! ports and stopped on drop.
+
+pub mod nats;

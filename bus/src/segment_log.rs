@@ -1,0 +1,350 @@
+//! The segment log: the durable source of truth for the index.
+//!
+//! Ingest workers append [`SegmentLogEntry`] messages (MessagePack) to
+//! `vidseek.v1.segments.{shard}.{video}`; rankers replay their shard's
+//! subjects into a [`SegmentSet`] and keep following the log, and the gateway
+//! replays one video's subjects to list its segments. Replaying the same
+//! entries twice gives the same set, so a redelivered ingest job that
+//! republishes its parts changes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use vidseek_protocol::codec::{self, Format};
+use vidseek_protocol::rank::{SegmentLogEntry, SegmentRecord};
+use vidseek_protocol::subjects;
+
+use crate::streams::MAX_SEGMENT_MESSAGE_BYTES;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentLogError {
+    #[error("segment log unavailable: {0}")]
+    Stream(#[from] jetstream::context::GetStreamError),
+    #[error("cannot read the segment log: {0}")]
+    Consumer(#[from] jetstream::stream::ConsumerError),
+    #[error("cannot read the segment log: {0}")]
+    Messages(#[from] consumer::StreamError),
+    #[error("cannot read the segment log: {0}")]
+    Message(#[from] consumer::pull::OrderedError),
+    #[error("cannot append to the segment log: {0}")]
+    Publish(#[from] jetstream::context::PublishError),
+    #[error("cannot purge the segment log: {0}")]
+    Purge(#[from] stream::PurgeError),
+    #[error("corrupt segment log entry: {0}")]
+    Corrupt(#[from] codec::CodecError),
+    #[error("a single segment is larger than a segment-log message ({0} bytes)")]
+    SegmentTooLarge(usize),
+}
+
+/// One video's segments as the log currently describes them.
+#[derive(Debug, Clone, Default)]
+struct VideoSegments {
+    generation: String,
+    parts: BTreeMap<u32, Vec<SegmentRecord>>,
+}
+
+/// The segments described by a sequence of log entries.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentSet {
+    videos: HashMap<String, VideoSegments>,
+    len: usize,
+}
+
+impl SegmentSet {
+    /// Applies one entry. A new generation replaces the whole video; the same
+    /// generation and part replaces that part (redelivery is idempotent).
+    pub fn apply(&mut self, entry: SegmentLogEntry) {
+        match entry {
+            SegmentLogEntry::Delete { video_id } => {
+                if let Some(old) = self.videos.remove(&video_id) {
+                    self.len -= old.parts.values().map(Vec::len).sum::<usize>();
+                }
+            }
+            SegmentLogEntry::Upsert {
+                video_id,
+                generation,
+                part,
+                segments,
+                ..
+            } => {
+                let video = self.videos.entry(video_id).or_default();
+                if video.generation != generation {
+                    self.len -= video.parts.values().map(Vec::len).sum::<usize>();
+                    video.parts.clear();
+                    video.generation = generation;
+                }
+                self.len += segments.len();
+                if let Some(old) = video.parts.insert(part, segments) {
+                    self.len -= old.len();
+                }
+            }
+        }
+    }
+
+    /// Number of segments.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every segment, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &SegmentRecord> {
+        self.videos
+            .values()
+            .flat_map(|video| video.parts.values().flatten())
+    }
+
+    /// One video's segments, in segment order.
+    pub fn video(&self, video_id: &str) -> Vec<&SegmentRecord> {
+        let mut segments: Vec<&SegmentRecord> = self
+            .videos
+            .get(video_id)
+            .map(|video| video.parts.values().flatten().collect())
+            .unwrap_or_default();
+        segments.sort_by_key(|s| s.meta.index);
+        segments
+    }
+}
+
+/// Follows the log entries matching `filter` from the start: the entries
+/// present when it was opened come first, and [`LogFollower::caught_up`]
+/// says when they have all been delivered.
+pub struct LogFollower {
+    messages: consumer::pull::Ordered,
+    backlog: u64,
+    delivered: u64,
+}
+
+impl LogFollower {
+    pub async fn open(js: &jetstream::Context, filter: String) -> Result<Self, SegmentLogError> {
+        let stream = js.get_stream(subjects::SEGMENTS_STREAM).await?;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: filter,
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await?;
+        let backlog = consumer.cached_info().num_pending;
+        Ok(LogFollower {
+            messages: consumer.messages().await?,
+            backlog,
+            delivered: 0,
+        })
+    }
+
+    /// True once every entry that existed at [`LogFollower::open`] was read.
+    pub fn caught_up(&self) -> bool {
+        self.delivered >= self.backlog
+    }
+
+    /// The next entry; waits for new ones once caught up.
+    pub async fn next(&mut self) -> Option<Result<SegmentLogEntry, SegmentLogError>> {
+        let message = match self.messages.next().await? {
+            Ok(message) => message,
+            Err(err) => return Some(Err(err.into())),
+        };
+        self.delivered += 1;
+        if let Ok(info) = message.info() {
+            // The server's own count is exact even if entries were appended
+            // or purged since the consumer was created.
+            if info.pending == 0 {
+                self.backlog = self.delivered;
+            }
+        }
+        Some(codec::decode(Format::MsgPack, &message.payload).map_err(SegmentLogError::from))
+    }
+}
+
+/// Replays one video's entries and returns its current segments.
+pub async fn read_video(
+    js: &jetstream::Context,
+    video_id: &str,
+) -> Result<Vec<SegmentRecord>, SegmentLogError> {
+    let mut follower = LogFollower::open(js, subjects::segments_of_video(video_id)).await?;
+    let mut set = SegmentSet::default();
+    while !follower.caught_up() {
+        match follower.next().await {
+            Some(entry) => set.apply(entry?),
+            None => break,
+        }
+    }
+    Ok(set.video(video_id).into_iter().cloned().collect())
+}
+
+/// Replaces a video's segments in the log: its old entries are purged, a
+/// delete marker tells live rankers to drop it, and the new segments follow
+/// in parts small enough for one message each. Publishing is acknowledged
+/// by JetStream, so once this returns the segments are durable.
+pub async fn replace_video(
+    js: &jetstream::Context,
+    shard: u32,
+    video_id: &str,
+    generation: &str,
+    segments: Vec<SegmentRecord>,
+) -> Result<(), SegmentLogError> {
+    remove_video(js, shard, video_id).await?;
+    let parts = split_into_parts(segments)?;
+    let total = parts.len() as u32;
+    for (part, segments) in parts.into_iter().enumerate() {
+        let entry = SegmentLogEntry::Upsert {
+            video_id: video_id.to_string(),
+            generation: generation.to_string(),
+            part: part as u32,
+            parts: total,
+            segments,
+        };
+        publish(js, shard, video_id, &entry).await?;
+    }
+    Ok(())
+}
+
+/// Removes a video from the log and from every live ranker. Returns how many
+/// entries were purged.
+pub async fn remove_video(
+    js: &jetstream::Context,
+    shard: u32,
+    video_id: &str,
+) -> Result<u64, SegmentLogError> {
+    let stream = js.get_stream(subjects::SEGMENTS_STREAM).await?;
+    let purged = stream
+        .purge()
+        .filter(subjects::segments_of_video(video_id))
+        .await?
+        .purged;
+    let delete = SegmentLogEntry::Delete {
+        video_id: video_id.to_string(),
+    };
+    publish(js, shard, video_id, &delete).await?;
+    Ok(purged)
+}
+
+async fn publish(
+    js: &jetstream::Context,
+    shard: u32,
+    video_id: &str,
+    entry: &SegmentLogEntry,
+) -> Result<(), SegmentLogError> {
+    let payload = codec::encode(Format::MsgPack, entry)?;
+    js.publish(subjects::segments(shard, video_id), payload.into())
+        .await?
+        .await?;
+    Ok(())
+}
+
+/// Groups segments into parts that each fit one log message, keeping order.
+fn split_into_parts(
+    segments: Vec<SegmentRecord>,
+) -> Result<Vec<Vec<SegmentRecord>>, SegmentLogError> {
+    // Leave room for the envelope (ids, generation, part numbers).
+    let budget = MAX_SEGMENT_MESSAGE_BYTES as usize - 4096;
+    let mut parts = vec![];
+    let mut current = vec![];
+    let mut current_bytes = 0;
+    for segment in segments {
+        let size = encoded_size(&segment);
+        if size > budget {
+            return Err(SegmentLogError::SegmentTooLarge(size));
+        }
+        if current_bytes + size > budget {
+            parts.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        current_bytes += size;
+        current.push(segment);
+    }
+    if !current.is_empty() || parts.is_empty() {
+        parts.push(current);
+    }
+    Ok(parts)
+}
+
+/// MessagePack size of a segment: at most 5 bytes per f32, plus the text.
+fn encoded_size(segment: &SegmentRecord) -> usize {
+    let floats = segment.text_vector.len() + segment.image_vector.as_ref().map_or(0, Vec::len);
+    let text = segment.meta.text.as_ref().map_or(0, String::len);
+    floats * 5 + text + segment.meta.video_name.len() + 256
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vidseek_protocol::rank::{SegmentKind, SegmentMeta};
+
+    fn record(video: &str, index: u32, dim: usize) -> SegmentRecord {
+        SegmentRecord {
+            meta: SegmentMeta {
+                segment_id: format!("{video}-{index}"),
+                video_id: video.into(),
+                video_name: "a.mp4".into(),
+                index,
+                start: index as f64,
+                end: index as f64 + 1.0,
+                kind: SegmentKind::Shot,
+                text: None,
+            },
+            text_vector: vec![0.5; dim],
+            image_vector: None,
+        }
+    }
+
+    fn upsert(video: &str, generation: &str, part: u32, indices: &[u32]) -> SegmentLogEntry {
+        SegmentLogEntry::Upsert {
+            video_id: video.into(),
+            generation: generation.into(),
+            part,
+            parts: 2,
+            segments: indices.iter().map(|&i| record(video, i, 2)).collect(),
+        }
+    }
+
+    #[test]
+    fn redelivered_parts_replace_themselves() {
+        let mut set = SegmentSet::default();
+        set.apply(upsert("a", "g1", 0, &[0, 1]));
+        set.apply(upsert("a", "g1", 1, &[2]));
+        set.apply(upsert("a", "g1", 0, &[0, 1]));
+        assert_eq!(set.len(), 3);
+        let ids: Vec<u32> = set.video("a").iter().map(|s| s.meta.index).collect();
+        assert_eq!(ids, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn new_generation_replaces_and_delete_removes() {
+        let mut set = SegmentSet::default();
+        set.apply(upsert("a", "g1", 0, &[0, 1, 2]));
+        set.apply(upsert("b", "g1", 0, &[0]));
+        set.apply(upsert("a", "g2", 0, &[0]));
+        assert_eq!(set.len(), 2);
+        set.apply(SegmentLogEntry::Delete {
+            video_id: "a".into(),
+        });
+        assert_eq!(set.len(), 1);
+        assert!(set.video("a").is_empty());
+        assert_eq!(set.iter().count(), 1);
+    }
+
+    #[test]
+    fn parts_fit_in_one_message() {
+        let segments: Vec<_> = (0..500).map(|i| record("a", i, 1664)).collect();
+        let parts = split_into_parts(segments).unwrap();
+        assert!(parts.len() > 1);
+        for part in &parts {
+            let entry = SegmentLogEntry::Upsert {
+                video_id: "a".into(),
+                generation: "g".into(),
+                part: 0,
+                parts: 1,
+                segments: part.clone(),
+            };
+            let bytes = codec::encode(Format::MsgPack, &entry).unwrap();
+            assert!(bytes.len() < MAX_SEGMENT_MESSAGE_BYTES as usize);
+        }
+        assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 500);
+        assert_eq!(split_into_parts(vec![]).unwrap().len(), 1);
+    }
+}
