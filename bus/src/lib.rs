@@ -10,6 +10,7 @@
 pub mod catalog;
 pub mod rpc;
 pub mod segment_log;
+pub mod service;
 pub mod streams;
 
 use std::time::Duration;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// What went wrong, in terms a client can act on. The gateway maps each code to
 /// exactly one HTTP status (see `gateway::error`).
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -53,6 +54,7 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
@@ -60,6 +62,7 @@ pub struct ErrorDetail {
 }
 
 /// The wire shape of every error reply.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,

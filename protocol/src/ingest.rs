@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Public body of `vidseek.v1.ingest` and `POST /api/v1/videos`.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestRequest {
     /// Absolute server-side path inside one of the allowed media roots.
@@ -16,6 +17,7 @@ pub struct IngestRequest {
     pub subtitles: Option<String>,
 }
 
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VideoStatus {
@@ -25,6 +27,7 @@ pub enum VideoStatus {
     Failed,
 }
 
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestAccepted {
     pub video_id: String,
@@ -32,12 +35,14 @@ pub struct IngestAccepted {
 }
 
 /// Body of [`crate::subjects::INGEST_DELETE`].
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeleteVideo {
     pub video_id: String,
 }
 
 /// Reply to [`DeleteVideo`]; an unknown id is a `not_found` error instead.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoDeleted {
     pub video_id: String,
@@ -56,6 +61,7 @@ pub struct IngestJob {
 }
 
 /// What `GET /api/v1/videos/{id}` shows; stored in the videos bucket.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoRecord {
     pub video_id: String,

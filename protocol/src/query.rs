@@ -104,6 +104,7 @@ impl SearchRequest {
 }
 
 /// Public body of `vidseek.v1.search.text`.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TextSearch {
     pub text: String,
@@ -114,6 +115,7 @@ pub struct TextSearch {
 }
 
 /// Public JSON body of `vidseek.v1.search.image` (raw image bytes work too).
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageSearch {
     pub image_base64: String,
@@ -124,6 +126,7 @@ pub struct ImageSearch {
 }
 
 /// One matching segment, as users see it.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {
     pub video_id: String,
@@ -143,6 +146,7 @@ pub struct SearchHit {
 }
 
 /// Something the user should know about an otherwise successful answer.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Warning {
     pub code: String,
@@ -150,6 +154,7 @@ pub struct Warning {
 }
 
 /// One message of a streamed search; the `type` tag matches the WebSocket API.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SearchEvent {
@@ -201,6 +206,7 @@ impl SearchEvent {
 }
 
 /// Answer of the one-shot search subjects and `GET /api/v1/search`.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchResponse {
     pub query_id: String,
@@ -213,6 +219,7 @@ pub struct SearchResponse {
 }
 
 /// Reply to [`crate::subjects::HEALTH`].
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
     pub encoder: bool,

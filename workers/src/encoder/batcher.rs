@@ -1,0 +1,195 @@
+//! Micro-batching in front of an ONNX session. The session lives on its own
+//! OS thread (inference is CPU-bound and `Session::run` needs `&mut`); async
+//! callers hand it requests through a bounded queue and wait on a oneshot.
+//! The thread drains whatever requests are waiting into one batch, so under
+//! load many small requests cost one model call. A full queue is answered at
+//! once with [`BatchError::Overloaded`] instead of letting latency grow.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum BatchError {
+    #[error("the {0} encoder is overloaded; retry shortly")]
+    Overloaded(&'static str),
+    #[error("the {0} encoder has stopped")]
+    Stopped(&'static str),
+    #[error("{0}")]
+    Failed(String),
+}
+
+struct Request<I, O> {
+    items: Vec<I>,
+    reply: oneshot::Sender<Result<Vec<O>, BatchError>>,
+}
+
+/// Handle to a batching thread; cheap to clone.
+pub struct Batcher<I, O> {
+    name: &'static str,
+    queue: SyncSender<Request<I, O>>,
+}
+
+impl<I, O> Clone for Batcher<I, O> {
+    fn clone(&self) -> Self {
+        Batcher {
+            name: self.name,
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
+    /// Starts the thread. `run` maps a batch of items to one output per item.
+    /// `queue_depth` requests may wait; `max_batch` items go into one call.
+    pub fn spawn<F>(name: &'static str, queue_depth: usize, max_batch: usize, mut run: F) -> Self
+    where
+        F: FnMut(Vec<I>) -> Result<Vec<O>, String> + Send + 'static,
+    {
+        let (queue, requests) = mpsc::sync_channel::<Request<I, O>>(queue_depth);
+        std::thread::Builder::new()
+            .name(format!("vidseek-{name}-encoder"))
+            .spawn(move || batch_loop(requests, max_batch, &mut run))
+            .expect("spawn encoder thread");
+        Batcher { name, queue }
+    }
+
+    /// Encodes `items`, batched with whatever else is waiting.
+    pub async fn submit(&self, items: Vec<I>) -> Result<Vec<O>, BatchError> {
+        if items.is_empty() {
+            return Ok(vec![]);
+        }
+        let (reply, answer) = oneshot::channel();
+        match self.queue.try_send(Request { items, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(BatchError::Overloaded(self.name)),
+            Err(TrySendError::Disconnected(_)) => return Err(BatchError::Stopped(self.name)),
+        }
+        answer.await.map_err(|_| BatchError::Stopped(self.name))?
+    }
+}
+
+fn batch_loop<I, O, F>(requests: Receiver<Request<I, O>>, max_batch: usize, run: &mut F)
+where
+    F: FnMut(Vec<I>) -> Result<Vec<O>, String>,
+{
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        let mut size = batch[0].items.len();
+        while size < max_batch {
+            match requests.try_recv() {
+                Ok(next) => {
+                    size += next.items.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let counts: Vec<usize> = batch.iter().map(|r| r.items.len()).collect();
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut items = Vec::with_capacity(size);
+        for request in batch {
+            items.extend(request.items);
+            replies.push(request.reply);
+        }
+        match run(items) {
+            Ok(outputs) if outputs.len() == size => {
+                let mut outputs = outputs.into_iter();
+                for (reply, count) in replies.into_iter().zip(counts) {
+                    let _ = reply.send(Ok(outputs.by_ref().take(count).collect()));
+                }
+            }
+            Ok(outputs) => {
+                let message = format!(
+                    "encoder returned {} outputs for {size} inputs",
+                    outputs.len()
+                );
+                for reply in replies {
+                    let _ = reply.send(Err(BatchError::Failed(message.clone())));
+                }
+            }
+            Err(message) => {
+                for reply in replies {
+                    let _ = reply.send(Err(BatchError::Failed(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    /// A batcher whose first call waits for `release`, after telling `started`.
+    fn gated(
+        queue_depth: usize,
+    ) -> (
+        Batcher<u32, (u32, u32)>,
+        Receiver<()>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        let (started_tx, started) = channel();
+        let (release, release_rx) = channel::<()>();
+        let mut calls = 0;
+        let batcher = Batcher::spawn("test", queue_depth, 64, move |items: Vec<u32>| {
+            calls += 1;
+            if calls == 1 {
+                started_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            }
+            Ok(items.into_iter().map(|i| (i, calls)).collect())
+        });
+        (batcher, started, release)
+    }
+
+    // current_thread runtime: after spawn + yield_now, every spawned task has
+    // been polled once, i.e. has queued its request.
+    #[tokio::test(flavor = "current_thread")]
+    async fn requests_waiting_together_share_one_call() {
+        let (batcher, started, release) = gated(16);
+        let first = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.submit(vec![1]).await }
+        });
+        tokio::task::yield_now().await;
+        started.recv().unwrap();
+        let rest: Vec<_> = (2..5)
+            .map(|i| {
+                let b = batcher.clone();
+                tokio::spawn(async move { b.submit(vec![i, i * 10]).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), vec![(1, 1)]);
+        for (i, handle) in (2..5).zip(rest) {
+            // Outputs come back to the right caller, in order, from call 2.
+            assert_eq!(handle.await.unwrap().unwrap(), vec![(i, 2), (i * 10, 2)]);
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_answers_overloaded_at_once() {
+        let (batcher, started, release) = gated(1);
+        let busy = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.submit(vec![1]).await }
+        });
+        tokio::task::yield_now().await;
+        started.recv().unwrap();
+        let queued = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.submit(vec![2]).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(
+            batcher.submit(vec![3]).await,
+            Err(BatchError::Overloaded("test"))
+        );
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap(), Ok(vec![(1, 1)]));
+        assert_eq!(queued.await.unwrap(), Ok(vec![(2, 2)]));
+    }
+}
