@@ -20,7 +20,8 @@ const library = new LibraryView({
     player.play({
       video_id: video.video_id,
       video_name: video.name,
-      play_url: video.play_url,
+      // The video record names no media URL; the gateway serves every video here (protocol::query::play_url).
+      play_url: video.play_url || `/media/videos/${encodeURIComponent(video.video_id)}`,
       segment_id: null,
       start: 0,
       end: 0,

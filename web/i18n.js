@@ -79,6 +79,7 @@ export const STRINGS = {
     'error.network': 'The server could not be reached.',
     'error.http': 'The server answered {status}.',
     'error.timeout': 'no answer within {s} s',
+    'warning.language_unsupported': 'The installed model pack does not understand this language well, so these results may be poor. Try the query in English, or install a multilingual model pack.',
   },
   zh: {
     'app.title': 'vidseek',
@@ -154,6 +155,7 @@ export const STRINGS = {
     'error.network': '无法连接服务器。',
     'error.http': '服务器返回 {status}。',
     'error.timeout': '{s} 秒内没有回答',
+    'warning.language_unsupported': '当前安装的模型包不能很好地理解这种语言，结果可能不准确。请尝试用英文搜索，或安装多语言模型包。',
   },
 };
 

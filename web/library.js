@@ -215,8 +215,7 @@ function fillRow(row, video) {
     video.status === 'ready' ? t('library.segments', { count: video.segment_count ?? 0 }) : '–';
   const play = row.querySelector('[data-action="play"]');
   play.textContent = t('library.play');
-  // The library answer names no media URL unless the gateway adds `play_url`; without one there is nothing to play.
-  play.hidden = !(video.status === 'ready' && video.play_url);
+  play.hidden = video.status !== 'ready';
   const del = row.querySelector('[data-action="delete"]');
   if (del.dataset.confirming !== 'true') del.textContent = t('library.delete');
   del.setAttribute('aria-label', `${t('library.delete')} ${video.name || video.video_id}`);

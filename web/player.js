@@ -116,8 +116,9 @@ export class Player {
 
   showSegmentLabel() {
     const segment = this.current?.segment;
-    this.segmentLabel.textContent = segment
-      ? t('player.segment', { start: formatTime(segment.start), end: formatTime(segment.end) })
+    this.segmentLabel.textContent =
+      segment && segment.segment_id != null
+        ? t('player.segment', { start: formatTime(segment.start), end: formatTime(segment.end) })
       : '';
   }
 
@@ -147,16 +148,18 @@ export class Player {
 
   renderTimeline() {
     const active = this.current?.segment;
-    this.timeline.dataset.activeSegmentId = active ? String(active.segment_id) : '';
-    this.timeline.dataset.activeStart = active ? String(active.start) : '';
-    this.timeline.dataset.activeEnd = active ? String(active.end) : '';
+    const known = active && active.segment_id != null;
+    this.timeline.dataset.activeSegmentId = known ? String(active.segment_id) : '';
+    this.timeline.dataset.activeStart = known ? String(active.start) : '';
+    this.timeline.dataset.activeEnd = known ? String(active.end) : '';
     this.markers.replaceChildren();
     if (!this.current || !(this.duration > 0)) return;
 
     // The active segment is drawn even if the segment list has not arrived (or failed).
-    const segments = this.segments.some((s) => s.segment_id === active.segment_id)
-      ? this.segments
-      : [...this.segments, active];
+    // A whole video played from the library has no active segment.
+    const hasActive = active && active.segment_id != null;
+    const segments =
+      !hasActive || this.segments.some((s) => s.segment_id === active.segment_id) ? this.segments : [...this.segments, active];
     const hasSubtitles = segments.some((s) => s.kind === 'subtitle');
     this.timeline.classList.toggle('two-lanes', hasSubtitles);
     for (const segment of segments) {
@@ -173,7 +176,7 @@ export class Player {
       const label = t('timeline.marker', { start: formatTime(segment.start), end: formatTime(segment.end) });
       marker.setAttribute('aria-label', label);
       marker.title = label;
-      if (segment.segment_id === active.segment_id) {
+      if (hasActive && segment.segment_id === active.segment_id) {
         marker.classList.add('active');
         marker.setAttribute('aria-current', 'true');
       }

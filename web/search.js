@@ -30,6 +30,7 @@ export class SearchView {
     this.cards = new Map(); // segment_id -> card element, reused so updates animate instead of flashing
     this.playingSegment = null;
     this.status = null; // { key, vars } so a language switch can re-render it
+    this.shownWarnings = [];
 
     this.socket = new SearchSocket({
       onMessage: (message) => this.handleMessage(message),
@@ -228,12 +229,20 @@ export class SearchView {
     this.setStatus('status.error', { message: error.message || error.code || '?' }, 'error');
   }
 
-  /** Things the server wants the person to know about an answer (a shard that timed out, …). */
-  showWarnings(warnings) {
+  /**
+   * Things the server wants the person to know about an answer (the model
+   * pack does not cover the query's language, …): known codes in the page's
+   * language, anything else in the server's words.
+   */
+  showWarnings(warnings = []) {
+    this.shownWarnings = warnings;
     this.warnings.replaceChildren(
       ...warnings.map((warning) => {
         const item = document.createElement('li');
-        item.textContent = warning.message || warning.code;
+        const key = `warning.${warning.code}`;
+        const known = t(key) !== key;
+        item.textContent = known ? t(key) : warning.message || warning.code;
+        if (known && warning.message) item.title = warning.message;
         item.dataset.code = warning.code || '';
         return item;
       }),
@@ -267,6 +276,7 @@ export class SearchView {
       this.showShards(Number(bar.dataset.shardsDone), Number(bar.dataset.shardsTotal));
     }
     for (const card of this.cards.values()) fillCard(card, card._result);
+    this.showWarnings(this.shownWarnings);
     if (this.imageFile) this.imageChipLabel.textContent = t('search.imageQuery', { name: this.imageFile.name || 'image' });
   }
 

