@@ -125,6 +125,7 @@ export class SearchView {
 
   async search(query) {
     const id = `q${++this.sequence}`;
+    this.cancelActive();
     this.active = { id, query };
     this.intro.hidden = true;
     this.list.dataset.state = 'searching';
@@ -143,6 +144,7 @@ export class SearchView {
     if (this.active?.id !== id) return; // a newer query started while the image was read
 
     if ((await this.socket.ready(1500)) && this.active?.id === id && this.socket.send(message)) {
+      this.active.sent = true;
       this.active.deadline = setTimeout(() => {
         if (this.active?.id === id) this.fail({ message: t('error.timeout', { s: QUERY_DEADLINE_MS / 1000 }) });
       }, QUERY_DEADLINE_MS);
@@ -161,9 +163,23 @@ export class SearchView {
     }
   }
 
+  /** A newer query replaces the one in flight: tell the server to stop working on it. */
+  cancelActive() {
+    const previous = this.active;
+    if (!previous) return;
+    clearTimeout(previous.deadline);
+    if (previous.sent && ['searching', 'partial'].includes(this.list.dataset.state)) {
+      this.socket.send({ type: 'cancel', id: previous.id });
+    }
+  }
+
   handleMessage(message) {
+    // The server could not read a message at all (so it could not name its id):
+    // that can only be the query waiting for an answer.
+    const waiting = ['searching', 'partial'].includes(this.list.dataset.state);
+    const unaddressed = message.type === 'error' && !message.id && this.active?.sent && waiting;
     // Answers to an older query (the person typed a new one) are dropped.
-    if (!this.active || message.id !== this.active.id) return;
+    if (!this.active || (message.id !== this.active.id && !unaddressed)) return;
     switch (message.type) {
       case 'partial':
         this.renderResults(message.results || []);

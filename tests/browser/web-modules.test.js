@@ -6,6 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { bytesToBase64, formatTime, scorePercent, timelineSpan } from '../../web/format.js';
 import { STRINGS, initialLanguage, setLanguage, t } from '../../web/i18n.js';
+import { seedPageFor } from './lib/seed-server.js';
 import { REPO_ROOT } from './lib/stack.js';
 
 const WEB = path.join(REPO_ROOT, 'web');
@@ -107,4 +108,18 @@ test('the page loads nothing from other origins (users may be offline)', () => {
     assert.doesNotMatch(text, /(src|href)=["']?(https?:)?\/\//i, `${file} references another origin`);
     assert.doesNotMatch(text, /@import\s+url\(["']?https?:/i, `${file} imports remote CSS`);
   }
+});
+
+test('the seed page fixture changes only in its three base URLs', () => {
+  const original = fs.readFileSync(path.join(REPO_ROOT, 'tests/fixtures/seed_page/index.html'), 'utf8');
+  const served = seedPageFor('http://127.0.0.1:9');
+  const before = original.split('\n');
+  const after = served.split('\n');
+  assert.equal(after.length, before.length);
+  const changed = before.flatMap((line, i) => (line === after[i] ? [] : [after[i]]));
+  assert.deepEqual(changed, [
+    'var TEXT_BASE = "http://127.0.0.1:9";',
+    'var IMAGE_BASE = "http://127.0.0.1:9";',
+    'var LIBRARY_BASE = "http://127.0.0.1:9";',
+  ]);
 });
