@@ -118,6 +118,10 @@ export function uploadVideo(file, subtitles, onProgress) {
       try {
         return await attempt();
       } catch (error) {
+        // A server that refuses a big upload for want of a token may answer 401 and close
+        // the connection before the browser has sent the file, which the browser reports as
+        // a network error. Ask again with an empty body: 401 means a token is needed.
+        if (error.status === 0 && (await needsToken())) error.status = 401;
         if (error.status === 401 && tries < 2 && (await renewToken())) {
           onProgress(0);
           continue;
@@ -126,6 +130,20 @@ export function uploadVideo(file, subtitles, onProgress) {
       }
     }
   })();
+}
+
+/** Whether adding a video is refused for want of a (valid) token; no side effects. */
+async function needsToken() {
+  try {
+    const response = await fetch('/api/v1/videos', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders() },
+      body: '{}',
+    });
+    return response.status === 401;
+  } catch {
+    return false;
+  }
 }
 
 /** One-shot search over plain HTTP, for when the WebSocket is down. */

@@ -212,7 +212,11 @@ function fillRow(row, video) {
   badge.dataset.status = video.status;
   row.querySelector('.duration').textContent = video.duration == null ? '–' : formatTime(video.duration);
   row.querySelector('.segments').textContent =
-    video.status === 'ready' ? t('library.segments', { count: video.segment_count ?? 0 }) : '–';
+    video.status !== 'ready'
+      ? '–'
+      : video.segment_count === 1
+        ? t('library.segmentsOne')
+        : t('library.segments', { count: video.segment_count ?? 0 });
   const play = row.querySelector('[data-action="play"]');
   play.textContent = t('library.play');
   play.hidden = video.status !== 'ready';
