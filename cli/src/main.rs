@@ -1,1 +1,187 @@
-fn main() {}
+//! `vidseek`: the one binary of the system. `up` runs the whole stack in one
+//! process (with a child nats-server); `gateway` and `worker --role ...` run
+//! one part each, for a fleet on a shared NATS; `search`, `ingest` and
+//! `models` are the command-line client.
+
+mod client;
+mod embedded_nats;
+mod stack;
+
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "vidseek", version, about = "Search video segments by text or image", long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Settings every subcommand shares.
+#[derive(Args, Clone, Debug)]
+pub struct Common {
+    /// Data directory: NATS store, thumbnails, uploads, model packs, samples.
+    #[arg(
+        long,
+        global = true,
+        env = "VIDSEEK_DATA_DIR",
+        default_value = ".vidseek"
+    )]
+    pub data_dir: PathBuf,
+    /// NATS server to use. `up` starts its own when unset; the other
+    /// commands default to nats://127.0.0.1:4222.
+    #[arg(long, global = true, env = "VIDSEEK_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "VIDSEEK_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Common {
+    pub fn nats_url(&self) -> String {
+        self.nats_url
+            .clone()
+            .unwrap_or_else(|| "nats://127.0.0.1:4222".into())
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole stack: nats-server, gateway, query stage, encoder,
+    /// ranker shards and ingest, then ingest the sample library.
+    Up(UpArgs),
+    /// Run the HTTP/WebSocket gateway only.
+    Gateway(GatewayArgs),
+    /// Run one worker role.
+    Worker(WorkerArgs),
+    /// Search from the command line (over NATS).
+    Search(client::SearchArgs),
+    /// Ingest server-side video files or directories (over NATS).
+    Ingest(client::IngestArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct GatewayArgs {
+    /// Address the HTTP server listens on (port 0 picks a free port).
+    #[arg(long, env = "VIDSEEK_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
+    /// When set, ingest and delete require `Authorization: Bearer <token>`.
+    #[arg(long, env = "VIDSEEK_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Largest upload accepted, in MiB.
+    #[arg(long, env = "VIDSEEK_MAX_UPLOAD_MB", default_value_t = 2048)]
+    pub max_upload_mb: u64,
+    /// Seconds a search may wait for the workers.
+    #[arg(long, env = "VIDSEEK_SEARCH_TIMEOUT_S", default_value_t = 10)]
+    pub search_timeout_s: u64,
+}
+
+/// Settings of the worker roles.
+#[derive(Args, Clone, Debug)]
+pub struct WorkerSettings {
+    /// Number of ranker shards (every process of a fleet must agree).
+    #[arg(long, env = "VIDSEEK_SHARDS", default_value_t = 2)]
+    pub shards: u32,
+    /// Model pack directory (default: DATA_DIR/models/default).
+    #[arg(long, env = "VIDSEEK_MODEL_PACK")]
+    pub model_pack: Option<PathBuf>,
+    /// ONNX Runtime shared library (default: found in DATA_DIR/python).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_library: Option<PathBuf>,
+    /// Intra-op threads per ONNX session (default: all cores).
+    #[arg(long, env = "VIDSEEK_ENCODER_THREADS")]
+    pub encoder_threads: Option<usize>,
+    /// Colon-separated directories server-side paths may come from
+    /// (default: DATA_DIR/library and DATA_DIR/samples).
+    #[arg(long, env = "VIDSEEK_MEDIA_ROOTS")]
+    pub media_roots: Option<String>,
+    /// Seconds an ingest job may go without a heartbeat before another
+    /// worker takes it over.
+    #[arg(long, env = "VIDSEEK_INGEST_ACK_WAIT_S", default_value_t = 30)]
+    pub ingest_ack_wait_s: u64,
+}
+
+#[derive(Args, Clone, Debug)]
+struct UpArgs {
+    #[command(flatten)]
+    gateway: GatewayArgs,
+    #[command(flatten)]
+    workers: WorkerSettings,
+    /// Address of the embedded nats-server (port 0 picks a free port).
+    #[arg(long, env = "VIDSEEK_NATS_ADDR", default_value = "127.0.0.1:4222")]
+    nats_addr: String,
+    /// Ingest the sample library in DATA_DIR/samples at start-up.
+    #[arg(long, env = "VIDSEEK_SAMPLES", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    samples: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    Encoder,
+    Ranker,
+    Query,
+    Ingest,
+}
+
+#[derive(Args, Clone, Debug)]
+struct WorkerArgs {
+    /// Which role to run.
+    #[arg(long, value_enum)]
+    role: Role,
+    /// The shard a ranker serves (0..SHARDS).
+    #[arg(long, default_value_t = 0)]
+    shard: u32,
+    #[command(flatten)]
+    settings: WorkerSettings,
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.common.log_json);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        let common = cli.common;
+        match cli.command {
+            Command::Up(args) => {
+                stack::up(
+                    &common,
+                    &args.gateway,
+                    &args.workers,
+                    &args.nats_addr,
+                    args.samples,
+                )
+                .await
+            }
+            Command::Gateway(args) => stack::gateway(&common, &args).await,
+            Command::Worker(args) => {
+                stack::worker(&common, args.role, args.shard, &args.settings).await
+            }
+            Command::Search(args) => client::search(&common, args).await,
+            Command::Ingest(args) => client::ingest(&common, args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vidseek: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

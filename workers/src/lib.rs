@@ -10,5 +10,8 @@
 //! - [`modelpack`]: model-pack manifests, verification, pull and import.
 
 pub mod encoder;
+pub mod ingest;
 pub mod media;
 pub mod modelpack;
+pub mod query;
+pub mod ranker;

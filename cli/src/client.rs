@@ -1,0 +1,272 @@
+//! The command-line client: search and ingest over NATS.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use vidseek_bus::catalog::Catalog;
+use vidseek_bus::rpc;
+use vidseek_protocol::ingest::{IngestAccepted, IngestRequest, VideoStatus};
+use vidseek_protocol::query::{ImageSearch, SearchResponse, TextSearch};
+use vidseek_protocol::subjects;
+
+use crate::Common;
+
+/// Extensions treated as videos when a directory is ingested.
+const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mkv", "webm", "avi", "mov", "mpg", "mpeg", "ts", "ogv",
+];
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// What to look for, in words.
+    #[arg(required_unless_present = "image")]
+    text: Option<String>,
+    /// Search with a picture instead.
+    #[arg(long, conflicts_with = "text")]
+    image: Option<PathBuf>,
+    /// Number of results.
+    #[arg(short, default_value_t = 10)]
+    k: usize,
+    /// Print the JSON answer.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// Video files or directories (searched recursively). Paths must be
+    /// inside the workers' media roots.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Wait until every video is ready or failed, showing progress.
+    #[arg(long)]
+    wait: bool,
+}
+
+async fn connect(common: &Common) -> anyhow::Result<async_nats::Client> {
+    let url = common.nats_url();
+    async_nats::connect(&url).await.with_context(|| {
+        format!("cannot connect to NATS at {url} (is `vidseek up` running? set VIDSEEK_NATS_URL)")
+    })
+}
+
+pub async fn search(common: &Common, args: SearchArgs) -> anyhow::Result<()> {
+    let nats = connect(common).await?;
+    let timeout = Duration::from_secs(30);
+    let response: SearchResponse = match (&args.text, &args.image) {
+        (_, Some(image)) => {
+            let bytes =
+                std::fs::read(image).with_context(|| format!("cannot read {}", image.display()))?;
+            let body = ImageSearch {
+                image_base64: base64_encode(&bytes),
+                k: Some(args.k),
+                min_score: None,
+            };
+            rpc::request(
+                &nats,
+                subjects::SEARCH_IMAGE.to_string(),
+                &body,
+                timeout,
+                None,
+            )
+            .await
+        }
+        (Some(text), None) => {
+            let body = TextSearch {
+                text: text.clone(),
+                k: Some(args.k),
+                min_score: None,
+            };
+            rpc::request(
+                &nats,
+                subjects::SEARCH_TEXT.to_string(),
+                &body,
+                timeout,
+                None,
+            )
+            .await
+        }
+        (None, None) => bail!("give a text or --image"),
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {}", e.error.code.as_str(), e.error.message))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&response)?);
+        return Ok(());
+    }
+    for warning in &response.warnings {
+        eprintln!("warning: {}", warning.message);
+    }
+    if response.results.is_empty() {
+        println!("no matching segments ({} ms)", response.took_ms);
+    }
+    for (rank, hit) in response.results.iter().enumerate() {
+        println!(
+            "{:>2}. {:.3}  {}  {:>7.2}s–{:<7.2}s  {}",
+            rank + 1,
+            hit.score,
+            hit.video_name,
+            hit.start,
+            hit.end,
+            hit.text.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Video files under `path` (or `path` itself), sorted.
+fn video_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut found = vec![];
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+async fn submit(nats: &async_nats::Client, path: &Path) -> anyhow::Result<IngestAccepted> {
+    let absolute = std::path::absolute(path)?;
+    let request = IngestRequest {
+        path: absolute.to_string_lossy().into_owned(),
+        name: None,
+        subtitles: None,
+    };
+    rpc::request(
+        nats,
+        subjects::INGEST.to_string(),
+        &request,
+        Duration::from_secs(30),
+        None,
+    )
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {}: {}",
+            path.display(),
+            e.error.code.as_str(),
+            e.error.message
+        )
+    })
+}
+
+/// Submits every video under `dir`; returns how many were accepted.
+pub async fn submit_directory(nats: &async_nats::Client, dir: &Path) -> anyhow::Result<usize> {
+    if !dir.is_dir() {
+        return Ok(0);
+    }
+    let mut accepted = 0;
+    for file in video_files(dir)? {
+        match submit(nats, &file).await {
+            Ok(_) => accepted += 1,
+            Err(err) => eprintln!("vidseek: {err:#}"),
+        }
+    }
+    Ok(accepted)
+}
+
+pub async fn ingest(common: &Common, args: IngestArgs) -> anyhow::Result<()> {
+    let nats = connect(common).await?;
+    let mut accepted = vec![];
+    let mut failures = 0;
+    for path in &args.paths {
+        for file in video_files(path)? {
+            match submit(&nats, &file).await {
+                Ok(ok) => {
+                    println!("{}  {}  queued", ok.video_id, file.display());
+                    accepted.push((ok.video_id, file));
+                }
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    failures += 1;
+                }
+            }
+        }
+    }
+    if args.wait && !accepted.is_empty() {
+        failures += wait_for(&nats, &accepted).await?;
+    }
+    if failures > 0 {
+        bail!("{failures} video(s) could not be ingested");
+    }
+    Ok(())
+}
+
+/// Shows a progress bar per video until each is ready or failed; returns
+/// the number that failed.
+async fn wait_for(
+    nats: &async_nats::Client,
+    videos: &[(String, PathBuf)],
+) -> anyhow::Result<usize> {
+    let catalog = Catalog::open(&async_nats::jetstream::new(nats.clone())).await?;
+    let bars = MultiProgress::new();
+    let style =
+        ProgressStyle::with_template("{bar:30} {percent:>3}% {msg}").expect("valid template");
+    let tracked: Vec<(String, ProgressBar)> = videos
+        .iter()
+        .map(|(id, path)| {
+            let bar = bars.add(ProgressBar::new(1000).with_style(style.clone()));
+            bar.set_message(format!("{}", path.display()));
+            (id.clone(), bar)
+        })
+        .collect();
+    let mut failed = 0;
+    let mut open: Vec<usize> = (0..tracked.len()).collect();
+    while !open.is_empty() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut still_open = vec![];
+        for i in open {
+            let (id, bar) = &tracked[i];
+            match catalog.get(id).await? {
+                Some(record) if record.status == VideoStatus::Ready => {
+                    bar.set_position(1000);
+                    bar.finish_with_message(format!(
+                        "{} ready: {} segments",
+                        record.name, record.segment_count
+                    ));
+                }
+                Some(record) if record.status == VideoStatus::Failed => {
+                    failed += 1;
+                    bar.abandon_with_message(format!(
+                        "{} failed: {}",
+                        record.name,
+                        record.error.unwrap_or_default()
+                    ));
+                }
+                Some(record) => {
+                    bar.set_position((record.progress.clamp(0.0, 1.0) * 1000.0) as u64);
+                    still_open.push(i);
+                }
+                None => {
+                    failed += 1;
+                    bar.abandon_with_message("deleted while ingesting");
+                }
+            }
+        }
+        open = still_open;
+    }
+    Ok(failed)
+}

@@ -1,0 +1,372 @@
+//! Starting roles: all of them in one process (`up`) or one per process.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use vidseek_protocol::query::HealthReport;
+use vidseek_protocol::subjects;
+use vidseek_workers::encoder::{Encoder, EncoderConfig, runtime};
+use vidseek_workers::ingest::IngestConfig;
+use vidseek_workers::query::QueryConfig;
+
+use crate::embedded_nats::NatsServer;
+use crate::{Common, GatewayArgs, Role, WorkerSettings};
+
+/// Cancels the token on Ctrl-C or SIGTERM.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        cancel.cancel();
+    });
+    token
+}
+
+fn encoder_config(common: &Common, settings: &WorkerSettings) -> anyhow::Result<EncoderConfig> {
+    let pack_dir = settings
+        .model_pack
+        .clone()
+        .unwrap_or_else(|| common.data_dir.join("models/default"));
+    let ort_library = settings
+        .ort_library
+        .clone()
+        .or_else(|| runtime::find_library(&common.data_dir))
+        .context(
+            "no ONNX Runtime library: run deploy/setup.sh (or `make up`), or set ORT_DYLIB_PATH",
+        )?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Ok(EncoderConfig {
+        pack_dir,
+        ort_library,
+        threads: settings.encoder_threads.unwrap_or(cores),
+        max_batch: 32,
+        queue_depth: 256,
+    })
+}
+
+fn ingest_config(common: &Common, settings: &WorkerSettings) -> IngestConfig {
+    let media_roots = match &settings.media_roots {
+        Some(roots) => std::env::split_paths(roots)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        None => vec![
+            common.data_dir.join("library"),
+            common.data_dir.join("samples"),
+        ],
+    };
+    IngestConfig {
+        data_dir: absolute(&common.data_dir),
+        media_roots,
+        shards: settings.shards,
+        ack_wait: Duration::from_secs(settings.ingest_ack_wait_s.max(1)),
+        max_deliver: 5,
+        encode_timeout: Duration::from_secs(60),
+    }
+}
+
+fn query_config(settings: &WorkerSettings) -> QueryConfig {
+    QueryConfig {
+        shards: settings.shards,
+        encode_timeout: Duration::from_secs(10),
+        shard_timeout: Duration::from_secs(5),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Starts `role` on `tasks`.
+fn spawn_role(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    nats: &async_nats::Client,
+    common: &Common,
+    settings: &WorkerSettings,
+    role: Role,
+    shard: u32,
+    encoder: Option<Encoder>,
+    shutdown: &CancellationToken,
+) {
+    let (nats, shutdown) = (nats.clone(), shutdown.clone());
+    match role {
+        Role::Encoder => {
+            let encoder = encoder.expect("encoder loaded before spawning");
+            tasks.spawn(async move {
+                Ok(vidseek_workers::encoder::serve(nats, encoder, shutdown).await?)
+            });
+        }
+        Role::Ranker => {
+            tasks.spawn(
+                async move { Ok(vidseek_workers::ranker::run(nats, shard, shutdown).await?) },
+            );
+        }
+        Role::Query => {
+            let config = query_config(settings);
+            tasks.spawn(
+                async move { Ok(vidseek_workers::query::run(nats, config, shutdown).await?) },
+            );
+        }
+        Role::Ingest => {
+            let config = ingest_config(common, settings);
+            let (n, c, s) = (nats.clone(), config.clone(), shutdown.clone());
+            tasks.spawn(async move { Ok(vidseek_workers::ingest::run_service(n, c, s).await?) });
+            tasks.spawn(async move {
+                Ok(vidseek_workers::ingest::run_worker(nats, config, shutdown).await?)
+            });
+        }
+    }
+}
+
+fn load_encoder(common: &Common, settings: &WorkerSettings) -> anyhow::Result<Encoder> {
+    let config = encoder_config(common, settings)?;
+    let encoder = Encoder::load(&config).with_context(|| {
+        format!(
+            "cannot load model pack {} (run deploy/setup.sh to build the default pack)",
+            config.pack_dir.display()
+        )
+    })?;
+    tracing::info!(pack = encoder.manifest().name, "model pack loaded");
+    Ok(encoder)
+}
+
+/// Waits for every task; the first failure stops the rest.
+async fn supervise(
+    mut tasks: JoinSet<anyhow::Result<()>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut first_error = None;
+    while let Some(result) = tasks.join_next().await {
+        let result = result.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(err) = result {
+            if first_error.is_none() {
+                tracing::error!(error = %format!("{err:#}"), "a role stopped; shutting down");
+                first_error = Some(err);
+            }
+            shutdown.cancel();
+        } else if !shutdown.is_cancelled() {
+            shutdown.cancel();
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+    vidseek_bus::connect(url, name)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {url}"))
+}
+
+async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (set VIDSEEK_HTTP_ADDR)"))
+}
+
+fn gateway_config(common: &Common, args: &GatewayArgs) -> vidseek_gateway::GatewayConfig {
+    vidseek_gateway::GatewayConfig {
+        data_dir: absolute(&common.data_dir),
+        api_token: args.api_token.clone().filter(|t| !t.is_empty()),
+        max_upload_bytes: args.max_upload_mb * 1024 * 1024,
+        search_timeout: Duration::from_secs(args.search_timeout_s.max(1)),
+    }
+}
+
+pub async fn gateway(common: &Common, args: &GatewayArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signal();
+    let nats = connect(&common.nats_url(), "vidseek-gateway").await?;
+    let listener = bind(&args.http_addr).await?;
+    eprintln!("vidseek gateway: http://{}", listener.local_addr()?);
+    let stop = shutdown.clone();
+    vidseek_gateway::serve(gateway_config(common, args), nats, listener, async move {
+        stop.cancelled().await
+    })
+    .await?;
+    Ok(())
+}
+
+pub async fn worker(
+    common: &Common,
+    role: Role,
+    shard: u32,
+    settings: &WorkerSettings,
+) -> anyhow::Result<()> {
+    if role == Role::Ranker && shard >= settings.shards {
+        bail!(
+            "--shard {shard} is out of range: there are {} shards (VIDSEEK_SHARDS)",
+            settings.shards
+        );
+    }
+    let shutdown = shutdown_on_signal();
+    let encoder = match role {
+        Role::Encoder => Some(load_encoder(common, settings)?),
+        _ => None,
+    };
+    let nats = connect(
+        &common.nats_url(),
+        &format!("vidseek-{role:?}").to_lowercase(),
+    )
+    .await?;
+    let mut tasks = JoinSet::new();
+    spawn_role(
+        &mut tasks, &nats, common, settings, role, shard, encoder, &shutdown,
+    );
+    eprintln!("vidseek worker {role:?} running");
+    supervise(tasks, shutdown).await
+}
+
+/// Asks the query stage for health until the stack can answer queries.
+async fn wait_until_ready(
+    nats: &async_nats::Client,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<HealthReport> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        if shutdown.is_cancelled() {
+            bail!("stopped before the stack was ready");
+        }
+        let report: Result<HealthReport, _> = vidseek_bus::rpc::request(
+            nats,
+            subjects::HEALTH.to_string(),
+            &(),
+            Duration::from_secs(3),
+            None,
+        )
+        .await;
+        match report {
+            Ok(report) if report.ready() => return Ok(report),
+            _ if tokio::time::Instant::now() > deadline => {
+                bail!("the stack did not become ready in 5 minutes")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+pub async fn up(
+    common: &Common,
+    gateway_args: &GatewayArgs,
+    settings: &WorkerSettings,
+    nats_addr: &str,
+    samples: bool,
+) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signal();
+    let data_dir = absolute(&common.data_dir);
+    std::fs::create_dir_all(data_dir.join("library/uploads"))
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let encoder = load_encoder(common, settings)?;
+    let nats_server = match &common.nats_url {
+        Some(_) => None,
+        None => Some(NatsServer::start(nats_addr, &data_dir.join("nats")).await?),
+    };
+    let url = nats_server
+        .as_ref()
+        .map_or_else(|| common.nats_url(), |s| s.url.clone());
+    let nats = connect(&url, "vidseek-up").await?;
+    let js = async_nats::jetstream::new(nats.clone());
+    vidseek_bus::streams::ensure_all(&js, 1).await?;
+
+    let mut tasks = JoinSet::new();
+    spawn_role(
+        &mut tasks,
+        &nats,
+        common,
+        settings,
+        Role::Encoder,
+        0,
+        Some(encoder),
+        &shutdown,
+    );
+    for shard in 0..settings.shards {
+        spawn_role(
+            &mut tasks,
+            &nats,
+            common,
+            settings,
+            Role::Ranker,
+            shard,
+            None,
+            &shutdown,
+        );
+    }
+    spawn_role(
+        &mut tasks,
+        &nats,
+        common,
+        settings,
+        Role::Query,
+        0,
+        None,
+        &shutdown,
+    );
+    spawn_role(
+        &mut tasks,
+        &nats,
+        common,
+        settings,
+        Role::Ingest,
+        0,
+        None,
+        &shutdown,
+    );
+    let listener = bind(&gateway_args.http_addr).await?;
+    let http = listener.local_addr()?;
+    let (gateway_nats, stop) = (nats.clone(), shutdown.clone());
+    let config = gateway_config(common, gateway_args);
+    tasks.spawn(async move {
+        Ok(
+            vidseek_gateway::serve(config, gateway_nats, listener, async move {
+                stop.cancelled().await
+            })
+            .await?,
+        )
+    });
+
+    let report = tokio::select! {
+        report = wait_until_ready(&nats, &shutdown) => report?,
+        result = supervise_until_first_exit(&mut tasks) => return result,
+    };
+    eprintln!(
+        "vidseek ready: http://{http} ({} shards, {} segments indexed, NATS {url})",
+        report.shards_total, report.segments_indexed
+    );
+    if samples {
+        let samples_dir = data_dir.join("samples");
+        match crate::client::submit_directory(&nats, &samples_dir).await {
+            Ok(0) => eprintln!(
+                "vidseek: no sample videos in {} (run deploy/setup.sh)",
+                samples_dir.display()
+            ),
+            Ok(n) => eprintln!(
+                "vidseek: ingesting {n} sample videos from {}",
+                samples_dir.display()
+            ),
+            Err(err) => eprintln!("vidseek: cannot ingest the sample library: {err:#}"),
+        }
+    }
+    let result = supervise(tasks, shutdown).await;
+    if let Some(server) = nats_server {
+        server.stop().await;
+    }
+    result
+}
+
+/// Returns when a task ends before the stack is ready (a start-up failure).
+async fn supervise_until_first_exit(tasks: &mut JoinSet<anyhow::Result<()>>) -> anyhow::Result<()> {
+    match tasks.join_next().await {
+        Some(result) => {
+            result??;
+            bail!("a role stopped during start-up")
+        }
+        None => bail!("nothing to run"),
+    }
+}

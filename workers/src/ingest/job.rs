@@ -1,0 +1,420 @@
+//! One ingest job, from file to durable segments.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use image::RgbImage;
+use vidseek_bus::catalog::Catalog;
+use vidseek_bus::rpc;
+use vidseek_protocol::codec::{self, Format};
+use vidseek_protocol::encode::{
+    EncodeImageRequest, EncodeImageResponse, EncodeTextRequest, EncodeTextResponse,
+};
+use vidseek_protocol::error::{ErrorBody, ErrorCode};
+use vidseek_protocol::ingest::{IngestJob, VideoRecord, VideoStatus};
+use vidseek_protocol::rank::{SegmentKind, SegmentMeta, SegmentRecord, segment_id};
+use vidseek_protocol::sharding::shard_of;
+use vidseek_protocol::subjects;
+
+use super::{IngestConfig, now_ms};
+use crate::encoder::l2_normalise;
+use crate::media::{self, AnalyzeOptions, AnalyzedSegment, Cue};
+
+/// Segments whose frames are being encoded at once: enough for the encoder
+/// to batch them, few enough to bound memory.
+const SEGMENTS_IN_FLIGHT: usize = 4;
+/// Subtitle cues per text-encoder request.
+const CUES_PER_REQUEST: usize = 32;
+/// Quality of the JPEG frames sent to the encoder.
+const FRAME_JPEG_QUALITY: u8 = 90;
+
+/// Why a job did not finish.
+enum JobFailure {
+    /// The input itself is bad: retrying cannot help.
+    Permanent(String),
+    /// Something else was (an encoder, NATS): retry later.
+    Transient(String),
+}
+
+impl From<media::MediaError> for JobFailure {
+    fn from(error: media::MediaError) -> Self {
+        JobFailure::Permanent(error.to_string())
+    }
+}
+
+impl From<ErrorBody> for JobFailure {
+    fn from(body: ErrorBody) -> Self {
+        match body.error.code {
+            ErrorCode::UnsupportedMedia | ErrorCode::BadRequest | ErrorCode::TooLarge => {
+                JobFailure::Permanent(body.error.message)
+            }
+            _ => JobFailure::Transient(body.error.message),
+        }
+    }
+}
+
+pub struct Worker {
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    catalog: Catalog,
+    config: IngestConfig,
+}
+
+impl Worker {
+    pub fn new(
+        nats: async_nats::Client,
+        js: jetstream::Context,
+        catalog: Catalog,
+        config: IngestConfig,
+    ) -> Self {
+        Worker {
+            nats,
+            js,
+            catalog,
+            config,
+        }
+    }
+
+    /// Processes one work-queue message and acks, naks or terminates it.
+    pub async fn process(&self, message: &jetstream::Message) {
+        let job: IngestJob = match codec::decode(Format::MsgPack, &message.payload) {
+            Ok(job) => job,
+            Err(err) => {
+                tracing::error!(error = %err, "dropping undecodable ingest job");
+                let _ = message.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        let deliveries = message.info().map_or(1, |info| info.delivered);
+        if !self.is_current(&job).await {
+            tracing::info!(
+                video_id = job.video_id,
+                "skipping superseded or deleted job"
+            );
+            let _ = message.double_ack().await;
+            return;
+        }
+        tracing::info!(
+            video_id = job.video_id,
+            path = job.path,
+            deliveries,
+            "ingesting"
+        );
+        let progress = Arc::new(AtomicU32::new(0));
+        let heartbeat = self.heartbeat(message, &job, progress.clone());
+        let outcome = tokio::select! {
+            outcome = self.run(&job, progress) => outcome,
+            _ = heartbeat => unreachable!("the heartbeat never ends"),
+        };
+        match outcome {
+            Ok(count) => {
+                tracing::info!(video_id = job.video_id, segments = count, "video ready");
+                let _ = message.double_ack().await;
+            }
+            Err(JobFailure::Transient(reason)) if deliveries < self.config.max_deliver => {
+                tracing::warn!(video_id = job.video_id, reason, "ingest will be retried");
+                self.update(&job, |r| r.error = Some(format!("retrying: {reason}")))
+                    .await;
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                    .await;
+            }
+            Err(JobFailure::Transient(reason) | JobFailure::Permanent(reason)) => {
+                tracing::warn!(video_id = job.video_id, reason, "ingest failed");
+                self.update(&job, |r| {
+                    r.status = VideoStatus::Failed;
+                    r.error = Some(reason);
+                })
+                .await;
+                let _ = message.double_ack().await;
+            }
+        }
+    }
+
+    /// Whether the catalog still expects this job's generation.
+    async fn is_current(&self, job: &IngestJob) -> bool {
+        matches!(self.catalog.get(&job.video_id).await, Ok(Some(r)) if r.generation == job.generation)
+    }
+
+    /// Updates the job's catalog record, unless the job was superseded.
+    async fn update(&self, job: &IngestJob, change: impl FnOnce(&mut VideoRecord)) {
+        match self.catalog.get(&job.video_id).await {
+            Ok(Some(mut record)) if record.generation == job.generation => {
+                change(&mut record);
+                record.updated_at_ms = now_ms();
+                if let Err(err) = self.catalog.put(&record).await {
+                    tracing::warn!(error = %err, "cannot update video record");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Publishes progress and tells JetStream the job is alive, so a long job
+    /// is not redelivered while a dead worker's job is after `ack_wait`.
+    async fn heartbeat(
+        &self,
+        message: &jetstream::Message,
+        job: &IngestJob,
+        progress: Arc<AtomicU32>,
+    ) {
+        let period = (self.config.ack_wait / 3).max(Duration::from_millis(200));
+        let mut last = u32::MAX;
+        loop {
+            let _ = message.ack_with(AckKind::Progress).await;
+            let now = progress.load(Ordering::Relaxed);
+            if now != last {
+                last = now;
+                self.update(job, |r| {
+                    r.status = VideoStatus::Processing;
+                    r.progress = f32::from_bits(now);
+                })
+                .await;
+            }
+            tokio::time::sleep(period.min(Duration::from_secs(1))).await;
+        }
+    }
+
+    /// Analyses, encodes and stores; returns the number of segments.
+    async fn run(&self, job: &IngestJob, progress: Arc<AtomicU32>) -> Result<u32, JobFailure> {
+        let thumbs = self.config.thumbs_dir(&job.video_id);
+        let (segments_tx, segments_rx) = tokio::sync::mpsc::channel(SEGMENTS_IN_FLIGHT);
+        let path = PathBuf::from(&job.path);
+        let analysis_thumbs = thumbs.clone();
+        let analysis_progress = progress.clone();
+        // The media side is blocking (ffmpeg pipes, image work); it runs on
+        // its own thread and hands segments over a bounded channel, so the
+        // decoder waits for the encoder rather than filling memory.
+        let analysis = tokio::task::spawn_blocking(move || {
+            media::analyze(
+                &path,
+                &AnalyzeOptions::default(),
+                &mut |p| analysis_progress.store((p * 0.95).to_bits(), Ordering::Relaxed),
+                &mut |segment| match prepare_segment(segment, &analysis_thumbs) {
+                    Ok(prepared) => match segments_tx.blocking_send(prepared) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(_) => ControlFlow::Break(()),
+                    },
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot write thumbnail");
+                        ControlFlow::Break(())
+                    }
+                },
+            )
+        });
+        let encoded: Vec<Result<(SegmentMeta, Vec<f32>, Vec<f32>), JobFailure>> =
+            tokio_stream_from(segments_rx)
+                .map(|prepared| self.encode_frames(job, prepared))
+                .buffered(SEGMENTS_IN_FLIGHT)
+                .collect()
+                .await;
+        let analysis = analysis
+            .await
+            .map_err(|e| JobFailure::Transient(format!("media analysis panicked: {e}")))??;
+        let mut records = Vec::with_capacity(encoded.len());
+        for result in encoded {
+            let (meta, text_vector, image_vector) = result?;
+            records.push(SegmentRecord {
+                meta,
+                text_vector,
+                image_vector: Some(image_vector),
+            });
+        }
+        if records.len() != analysis.segments.len() {
+            return Err(JobFailure::Transient(format!(
+                "only {} of {} segments were processed",
+                records.len(),
+                analysis.segments.len()
+            )));
+        }
+        records.extend(self.subtitle_segments(job, &records, &thumbs).await?);
+
+        if !self.is_current(job).await {
+            return Err(JobFailure::Permanent(
+                "superseded by a newer ingest of the same video".into(),
+            ));
+        }
+        let count = records.len() as u32;
+        let shard = shard_of(&job.video_id, self.config.shards);
+        vidseek_bus::segment_log::replace_video(
+            &self.js,
+            shard,
+            &job.video_id,
+            &job.generation,
+            records,
+        )
+        .await
+        .map_err(|e| JobFailure::Transient(e.to_string()))?;
+        let duration = analysis.probe.duration;
+        self.update(job, |r| {
+            r.status = VideoStatus::Ready;
+            r.progress = 1.0;
+            r.error = None;
+            r.duration = Some(duration);
+            r.segment_count = count;
+        })
+        .await;
+        Ok(count)
+    }
+
+    /// Encodes a segment's frames and pools them into one vector per space.
+    async fn encode_frames(
+        &self,
+        job: &IngestJob,
+        prepared: PreparedSegment,
+    ) -> Result<(SegmentMeta, Vec<f32>, Vec<f32>), JobFailure> {
+        let response: EncodeImageResponse = rpc::request(
+            &self.nats,
+            subjects::ENCODE_IMAGE.to_string(),
+            &EncodeImageRequest {
+                images: prepared.jpegs,
+            },
+            self.config.encode_timeout,
+            None,
+        )
+        .await?;
+        let text_space = mean_pool(response.vectors.iter().map(|v| v.text_space.as_slice()));
+        let image_space = mean_pool(response.vectors.iter().map(|v| v.image_space.as_slice()));
+        let meta = SegmentMeta {
+            segment_id: segment_id(&job.video_id, prepared.index),
+            video_id: job.video_id.clone(),
+            video_name: job.name.clone(),
+            index: prepared.index,
+            start: prepared.start,
+            end: prepared.end,
+            kind: SegmentKind::Shot,
+            text: None,
+        };
+        Ok((meta, text_space, image_space))
+    }
+
+    /// Subtitle cues as text segments, numbered after the shots; each shows
+    /// the thumbnail of the shot it falls in.
+    async fn subtitle_segments(
+        &self,
+        job: &IngestJob,
+        shots: &[SegmentRecord],
+        thumbs: &Path,
+    ) -> Result<Vec<SegmentRecord>, JobFailure> {
+        let subtitle_path = match &job.subtitles {
+            Some(path) => Some(PathBuf::from(path)),
+            None => media::find_sidecar_subtitles(Path::new(&job.path))
+                .into_iter()
+                .next(),
+        };
+        let Some(subtitle_path) = subtitle_path else {
+            return Ok(vec![]);
+        };
+        let cues: Vec<Cue> = media::read_subtitles(&subtitle_path)?
+            .into_iter()
+            .filter(|c| !c.text.trim().is_empty())
+            .collect();
+        let mut records = Vec::with_capacity(cues.len());
+        let first_index = shots.len() as u32;
+        for chunk in cues.chunks(CUES_PER_REQUEST) {
+            let response: EncodeTextResponse = rpc::request(
+                &self.nats,
+                subjects::ENCODE_TEXT.to_string(),
+                &EncodeTextRequest {
+                    texts: chunk.iter().map(|c| c.text.clone()).collect(),
+                },
+                self.config.encode_timeout,
+                None,
+            )
+            .await?;
+            for (cue, vector) in chunk.iter().zip(response.vectors) {
+                let index = first_index + records.len() as u32;
+                let middle = (cue.start + cue.end) / 2.0;
+                if let Some(shot) = shots
+                    .iter()
+                    .find(|s| s.meta.start <= middle && middle < s.meta.end)
+                    .or(shots.last())
+                {
+                    let _ = std::fs::copy(
+                        thumbs.join(format!("{}.jpg", shot.meta.index)),
+                        thumbs.join(format!("{index}.jpg")),
+                    );
+                }
+                records.push(SegmentRecord {
+                    meta: SegmentMeta {
+                        segment_id: segment_id(&job.video_id, index),
+                        video_id: job.video_id.clone(),
+                        video_name: job.name.clone(),
+                        index,
+                        start: cue.start,
+                        end: cue.end,
+                        kind: SegmentKind::Subtitle,
+                        text: Some(cue.text.clone()),
+                    },
+                    text_vector: vector,
+                    image_vector: None,
+                });
+            }
+        }
+        Ok(records)
+    }
+}
+
+/// A segment ready for the encoder: its frames as JPEG.
+struct PreparedSegment {
+    index: u32,
+    start: f64,
+    end: f64,
+    jpegs: Vec<serde_bytes::ByteBuf>,
+}
+
+/// Writes the segment's thumbnail and JPEG-encodes its frames (on the
+/// blocking thread, where CPU work belongs).
+fn prepare_segment(
+    segment: AnalyzedSegment,
+    thumbs: &Path,
+) -> Result<PreparedSegment, media::MediaError> {
+    let index = segment.frames.index as u32;
+    if let Some(cover) = segment.frames.frames.get(segment.thumbnail) {
+        media::write_thumbnail(cover, &thumbs.join(format!("{index}.jpg")))?;
+    }
+    let jpegs = segment
+        .frames
+        .frames
+        .iter()
+        .filter_map(|frame| jpeg(frame).ok())
+        .collect();
+    Ok(PreparedSegment {
+        index,
+        start: segment.segment.start,
+        end: segment.segment.end,
+        jpegs,
+    })
+}
+
+fn jpeg(frame: &RgbImage) -> image::ImageResult<serde_bytes::ByteBuf> {
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, FRAME_JPEG_QUALITY)
+        .encode_image(frame)?;
+    Ok(serde_bytes::ByteBuf::from(bytes))
+}
+
+/// Mean of unit vectors, renormalised: the segment's direction.
+fn mean_pool<'a>(vectors: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
+    let mut sum: Vec<f32> = Vec::new();
+    for vector in vectors {
+        if sum.is_empty() {
+            sum = vec![0.0; vector.len()];
+        }
+        for (s, v) in sum.iter_mut().zip(vector) {
+            *s += v;
+        }
+    }
+    l2_normalise(sum)
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}

@@ -1,0 +1,277 @@
+//! The ingest role. Its service (`vidseek.v1.ingest`, `.delete`) validates
+//! requests, records the video as queued and puts a job on the JetStream work
+//! queue; its workers take one job at a time, turn the file into segments
+//! (media analysis, frame and subtitle embeddings, thumbnails) and append
+//! them to the segment log. A job is acked only once its segments are
+//! durable, so a worker that dies mid-job leaves it to be redelivered to
+//! another; jobs carry a generation, so a redelivered or superseded job
+//! replaces the video's segments instead of adding to them.
+
+mod job;
+pub mod library;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, consumer};
+use async_nats::service::ServiceExt;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use vidseek_bus::catalog::Catalog;
+use vidseek_protocol::codec::{self, Format};
+use vidseek_protocol::error::{ErrorBody, ErrorCode};
+use vidseek_protocol::ingest::{
+    DeleteVideo, IngestAccepted, IngestJob, IngestRequest, VideoDeleted, VideoRecord, VideoStatus,
+};
+use vidseek_protocol::sharding::shard_of;
+use vidseek_protocol::subjects;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Streams(#[from] vidseek_bus::streams::StreamSetupError),
+    #[error(transparent)]
+    Catalog(#[from] vidseek_bus::catalog::CatalogError),
+    #[error("cannot start the ingest service: {0}")]
+    Service(async_nats::Error),
+    #[error("cannot read the ingest work queue: {0}")]
+    Queue(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Thumbnails go to `{data_dir}/thumbs/{video_id}/{index}.jpg`.
+    pub data_dir: PathBuf,
+    /// Directories server-side paths may come from.
+    pub media_roots: Vec<PathBuf>,
+    /// Ranker shards the segments are spread over.
+    pub shards: u32,
+    /// How long a job may go without a sign of life before it is redelivered.
+    pub ack_wait: Duration,
+    /// Deliveries of a job before it is marked failed.
+    pub max_deliver: i64,
+    /// Deadline for each encoder request.
+    pub encode_timeout: Duration,
+}
+
+impl IngestConfig {
+    pub fn thumbs_dir(&self, video_id: &str) -> PathBuf {
+        self.data_dir.join("thumbs").join(video_id)
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn internal(error: impl std::fmt::Display) -> ErrorBody {
+    ErrorBody::new(ErrorCode::Internal, error.to_string())
+}
+
+/// Serves `vidseek.v1.ingest` and `vidseek.v1.ingest.delete` until shutdown.
+pub async fn run_service(
+    nats: async_nats::Client,
+    config: IngestConfig,
+    shutdown: CancellationToken,
+) -> Result<(), IngestError> {
+    let js = jetstream::new(nats.clone());
+    vidseek_bus::streams::ensure_all(&js, 1).await?;
+    let catalog = Catalog::open(&js).await?;
+    let service = nats
+        .service_builder()
+        .description("vidseek ingest: accepts videos, deletes them")
+        .start(subjects::SERVICE_INGEST, env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(IngestError::Service)?;
+    let ingest = service
+        .endpoint_builder()
+        .name("ingest")
+        .add(subjects::INGEST)
+        .await
+        .map_err(IngestError::Service)?;
+    let delete = service
+        .endpoint_builder()
+        .name("delete")
+        .add(subjects::INGEST_DELETE)
+        .await
+        .map_err(IngestError::Service)?;
+    let (c, j, cat) = (config.clone(), js.clone(), catalog.clone());
+    let serve_ingest = vidseek_bus::service::serve(ingest, move |request: IngestRequest| {
+        let (config, js, catalog) = (c.clone(), j.clone(), cat.clone());
+        async move { accept(&config, &js, &catalog, request).await }
+    });
+    let serve_delete = vidseek_bus::service::serve(delete, move |request: DeleteVideo| {
+        let (config, js, catalog) = (config.clone(), js.clone(), catalog.clone());
+        async move { delete_video(&config, &js, &catalog, request).await }
+    });
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = futures::future::join(serve_ingest, serve_delete) => {}
+    }
+    let _ = service.stop().await;
+    Ok(())
+}
+
+/// Validates a request, records the video as queued and enqueues its job.
+async fn accept(
+    config: &IngestConfig,
+    js: &jetstream::Context,
+    catalog: &Catalog,
+    request: IngestRequest,
+) -> Result<IngestAccepted, ErrorBody> {
+    let path = library::resolve_media_path(&request.path, &config.media_roots)?;
+    let subtitles = match &request.subtitles {
+        Some(subtitles) => Some(library::resolve_media_path(subtitles, &config.media_roots)?),
+        None => None,
+    };
+    let id_path = path.clone();
+    let video_id = tokio::task::spawn_blocking(move || library::video_id(&id_path))
+        .await
+        .map_err(internal)?
+        .map_err(|e| {
+            ErrorBody::new(
+                ErrorCode::NotFound,
+                format!("cannot read {}: {e}", request.path),
+            )
+        })?;
+    let name = request.name.clone().unwrap_or_else(|| {
+        path.file_name()
+            .map_or_else(|| video_id.clone(), |n| n.to_string_lossy().into_owned())
+    });
+    let job = IngestJob {
+        video_id: video_id.clone(),
+        generation: uuid::Uuid::new_v4().simple().to_string(),
+        path: path.to_string_lossy().into_owned(),
+        name: name.clone(),
+        subtitles: subtitles.map(|s| s.to_string_lossy().into_owned()),
+    };
+    // The record first: a worker that takes the job at once must find it.
+    let record = VideoRecord {
+        video_id: video_id.clone(),
+        name,
+        path: job.path.clone(),
+        status: VideoStatus::Queued,
+        progress: 0.0,
+        error: None,
+        duration: None,
+        segment_count: 0,
+        generation: job.generation.clone(),
+        updated_at_ms: now_ms(),
+    };
+    catalog.put(&record).await.map_err(internal)?;
+    let payload = codec::encode(Format::MsgPack, &job).map_err(|e| e.to_error_body())?;
+    js.publish(subjects::INGEST_JOBS_SUBJECT, payload.into())
+        .await
+        .map_err(internal)?
+        .await
+        .map_err(internal)?;
+    tracing::info!(video_id, path = %job.path, "video queued");
+    Ok(IngestAccepted {
+        video_id,
+        status: VideoStatus::Queued,
+    })
+}
+
+/// Removes a video's segments, thumbnails, uploaded file and record.
+async fn delete_video(
+    config: &IngestConfig,
+    js: &jetstream::Context,
+    catalog: &Catalog,
+    request: DeleteVideo,
+) -> Result<VideoDeleted, ErrorBody> {
+    let video_id = request.video_id;
+    let Some(record) = catalog.get(&video_id).await.map_err(internal)? else {
+        return Err(ErrorBody::new(
+            ErrorCode::NotFound,
+            format!("no video {video_id}"),
+        ));
+    };
+    // The record goes first, so a job still running for this video sees it
+    // is stale and publishes nothing.
+    catalog.delete(&video_id).await.map_err(internal)?;
+    let shard = shard_of(&video_id, config.shards);
+    let segments_removed = vidseek_bus::segment_log::remove_video(js, shard, &video_id)
+        .await
+        .map_err(internal)?;
+    let _ = tokio::fs::remove_dir_all(config.thumbs_dir(&video_id)).await;
+    // Uploaded files belong to vidseek; files given by path belong to the user.
+    let uploads = config.data_dir.join("library/uploads");
+    let path = PathBuf::from(&record.path);
+    if let (Ok(uploads), Some(dir)) = (uploads.canonicalize(), path.parent()) {
+        if dir.starts_with(&uploads) && dir != uploads {
+            let _ = tokio::fs::remove_dir_all(dir).await;
+        }
+    }
+    tracing::info!(video_id, "video deleted");
+    Ok(VideoDeleted {
+        video_id,
+        segments_removed,
+    })
+}
+
+/// Takes jobs from the work queue, one at a time, until shutdown.
+pub async fn run_worker(
+    nats: async_nats::Client,
+    config: IngestConfig,
+    shutdown: CancellationToken,
+) -> Result<(), IngestError> {
+    let js = jetstream::new(nats.clone());
+    vidseek_bus::streams::ensure_all(&js, 1).await?;
+    let catalog = Catalog::open(&js).await?;
+    let stream = js
+        .get_stream(subjects::INGEST_JOBS_STREAM)
+        .await
+        .map_err(|e| IngestError::Queue(e.to_string()))?;
+    let consumer: consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            subjects::INGEST_JOBS_CONSUMER,
+            consumer::pull::Config {
+                durable_name: Some(subjects::INGEST_JOBS_CONSUMER.to_string()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: config.ack_wait,
+                max_deliver: config.max_deliver,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| IngestError::Queue(e.to_string()))?;
+    let worker = job::Worker::new(nats, js, catalog, config);
+    loop {
+        // One job per pull: a worker never holds jobs it is not working on,
+        // so another worker can take them.
+        let batch = consumer
+            .batch()
+            .max_messages(1)
+            .expires(Duration::from_secs(5))
+            .messages();
+        let mut batch = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            batch = batch => match batch {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot pull ingest jobs; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            message = batch.next() => message,
+        };
+        match message {
+            Some(Ok(message)) => tokio::select! {
+                _ = worker.process(&message) => {}
+                _ = shutdown.cancelled() => {
+                    // Hand the job straight back instead of after ack_wait.
+                    let _ = message.ack_with(jetstream::AckKind::Nak(None)).await;
+                    return Ok(());
+                }
+            },
+            Some(Err(err)) => tracing::warn!(error = %err, "ingest job fetch failed"),
+            None => {}
+        }
+    }
+}
