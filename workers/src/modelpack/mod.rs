@@ -3,7 +3,9 @@
 //! score calibration and checksums. Workers only ever read the manifest, so
 //! any pack of a supported shape runs without code changes.
 
+pub mod import;
 mod manifest;
+pub mod pull;
 
 pub use manifest::{
     Bridge, Calibrations, ImageEncoder, Manifest, TextEncoder, TextInputs, TokenizerKind,
