@@ -1,1 +1,183 @@
-//! placeholder
+//! vidseek's front door: the HTTP API, the search WebSocket, the media files
+//! and the web UI.
+//!
+//! The gateway holds no index and runs no model. Every search becomes a
+//! MessagePack request on NATS to the query stage, whose per-shard partial
+//! answers are streamed straight on to the browser; every ingest or delete
+//! becomes a request to the ingest workers; the video list and segment lists
+//! are read from JetStream (the catalog bucket and the segment log). It also
+//! serves the original seed design's routes so pages written for it keep
+//! working, and `/metrics` and `/healthz` for operators.
+
+mod auth;
+mod error;
+mod metrics;
+mod openapi;
+mod routes;
+mod search;
+mod segments;
+mod static_files;
+mod ws;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use tokio::sync::watch;
+use tower_http::cors::CorsLayer;
+use tower_http::trace::TraceLayer;
+use vidseek_bus::catalog::Catalog;
+
+pub use error::{ApiError, GatewayError, status_of};
+
+/// Default cap on one uploaded video.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// Default wait for the query stage's next event.
+pub const DEFAULT_SEARCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the gateway needs besides its NATS connection and listener.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Uploads go to `{data_dir}/library/uploads`, thumbnails are read from
+    /// `{data_dir}/thumbs`.
+    pub data_dir: PathBuf,
+    /// When set, ingest and delete require `Authorization: Bearer <token>`.
+    pub api_token: Option<String>,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// How long a search may go without an event from the query stage.
+    pub search_timeout: Duration,
+}
+
+impl GatewayConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> GatewayConfig {
+        GatewayConfig {
+            data_dir: data_dir.into(),
+            api_token: None,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            search_timeout: DEFAULT_SEARCH_TIMEOUT,
+        }
+    }
+}
+
+/// Everything handlers share; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub config: Arc<GatewayConfig>,
+    pub nats: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    pub catalog: Catalog,
+    pub segments: segments::SegmentCache,
+    pub metrics: metrics::Metrics,
+    /// Flips to true when the server shuts down; long-lived WebSockets watch it
+    /// because graceful shutdown does not wait for upgraded connections.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then stops
+/// accepting connections and lets in-flight requests finish.
+pub async fn serve(
+    mut config: GatewayConfig,
+    nats: async_nats::Client,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    // Upload paths go to the ingest workers, which may run elsewhere and check
+    // them against absolute media roots: make them absolute here.
+    config.data_dir = absolute_data_dir(&config.data_dir)?;
+    let js = async_nats::jetstream::new(nats.clone());
+    // Whichever process starts first creates the streams, so the gateway can
+    // come up before any worker and still list an (empty) library.
+    vidseek_bus::streams::ensure_all(&js, 1).await?;
+    let catalog = Catalog::open(&js).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = AppState {
+        config: Arc::new(config),
+        nats,
+        js,
+        catalog,
+        segments: segments::SegmentCache::default(),
+        metrics: metrics::Metrics::default(),
+        shutdown: stop_rx,
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "gateway listening");
+    }
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("gateway shutting down");
+        let _ = stop_tx.send(true);
+    };
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(signal)
+        .await
+        .map_err(GatewayError::Serve)
+}
+
+fn absolute_data_dir(dir: &std::path::Path) -> Result<PathBuf, GatewayError> {
+    let failed = |source| GatewayError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    dir.canonicalize().map_err(failed)
+}
+
+fn router(state: AppState) -> Router {
+    use routes::{health, media, search as search_routes, seed, videos};
+
+    // The seed page is served from another origin, so its routes answer any.
+    let seed_routes = Router::new()
+        .route("/text_query", get(seed::text_query))
+        .route(
+            "/image_query",
+            axum::routing::post(seed::image_query).layer(DefaultBodyLimit::max(SEARCH_BODY_LIMIT)),
+        )
+        .route("/video_library", get(seed::video_library))
+        .route("/video_player", get(seed::video_player))
+        .layer(CorsLayer::permissive());
+
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::render))
+        .route("/api/v1/openapi.json", get(openapi::spec))
+        .route(
+            "/api/v1/search",
+            get(search_routes::search_get).merge(
+                axum::routing::post(search_routes::search_post)
+                    .layer(DefaultBodyLimit::max(SEARCH_BODY_LIMIT)),
+            ),
+        )
+        .route("/api/v1/ws", get(ws::upgrade))
+        .route(
+            "/api/v1/videos",
+            get(videos::list).merge(
+                // Uploads are limited while streaming, against the configured cap.
+                axum::routing::post(videos::create).layer(DefaultBodyLimit::disable()),
+            ),
+        )
+        .route(
+            "/api/v1/videos/{id}",
+            get(videos::get_one).delete(videos::delete),
+        )
+        .route("/api/v1/videos/{id}/segments", get(videos::segments))
+        .route("/media/videos/{id}", get(media::video))
+        .route("/media/thumbs/{id}/{file}", get(media::thumbnail))
+        .merge(seed_routes)
+        .fallback(static_files::serve)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Largest search request body: a base64 image in JSON is 4/3 of the image,
+/// plus room for the other fields or multipart framing.
+pub(crate) const SEARCH_BODY_LIMIT: usize =
+    vidseek_protocol::query::MAX_IMAGE_BYTES / 3 * 4 + 64 * 1024;

@@ -1,0 +1,175 @@
+//! Every failure a handler can meet, and the one table that turns it into an
+//! HTTP status and the public `{"error": {"code", "message"}}` body.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use vidseek_bus::catalog::CatalogError;
+use vidseek_bus::segment_log::SegmentLogError;
+use vidseek_bus::streams::StreamSetupError;
+use vidseek_protocol::{ErrorBody, ErrorCode};
+
+/// Seconds a client is asked to wait after an `overloaded` answer.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// Why a request failed. Client-facing errors carry their code and message;
+/// internal ones are logged in full and answered with a generic message, so
+/// paths and backend details never leak to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// An error with a public code: bad input here, or one a worker answered.
+    #[error("{0}")]
+    Public(ErrorBody),
+    #[error("video catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    #[error("segment log: {0}")]
+    SegmentLog(#[from] SegmentLogError),
+    #[error("file system: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError::Public(ErrorBody::new(code, message))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Public(body) => body.error.code,
+            ApiError::Catalog(_) | ApiError::SegmentLog(_) | ApiError::Io(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The body a client sees.
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            ApiError::Public(body) if body.error.code != ErrorCode::Internal => body.clone(),
+            _ => ErrorBody::new(
+                ErrorCode::Internal,
+                "internal error; the details are in the gateway's log",
+            ),
+        }
+    }
+}
+
+impl From<ErrorBody> for ApiError {
+    fn from(body: ErrorBody) -> ApiError {
+        ApiError::Public(body)
+    }
+}
+
+/// The one place a code becomes a status. Exhaustive on purpose: a new code
+/// does not compile until it has a status.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::ForbiddenPath => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The response for an error body (also used where a worker's error is
+/// forwarded as is).
+pub fn error_response(body: &ErrorBody) -> Response {
+    let code = body.error.code;
+    let mut response = (status_of(code), axum::Json(body)).into_response();
+    match code {
+        ErrorCode::Overloaded => {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        ErrorCode::Unauthorized => {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        _ => {}
+    }
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        match body.error.code {
+            ErrorCode::Internal => tracing::error!(error = %self, "request failed"),
+            // Stages being down or slow is operational news, not a client bug.
+            ErrorCode::Unavailable | ErrorCode::Timeout | ErrorCode::Overloaded => {
+                tracing::warn!(error = %self, "request failed")
+            }
+            _ => tracing::debug!(error = %self, "request rejected"),
+        }
+        error_response(&body)
+    }
+}
+
+/// Why [`crate::serve`] could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot set up the JetStream streams: {0}")]
+    Streams(#[from] StreamSetupError),
+    #[error("cannot open the video catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    #[error("cannot create {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_details_are_not_sent() {
+        let err = ApiError::Io(std::io::Error::other("/secret/path exploded"));
+        assert_eq!(err.code(), ErrorCode::Internal);
+        assert!(!err.body().error.message.contains("secret"));
+        let err = ApiError::new(ErrorCode::Internal, "worker stack trace");
+        assert!(!err.body().error.message.contains("stack"));
+    }
+
+    #[test]
+    fn overloaded_asks_to_retry() {
+        let response = error_response(&ErrorBody::new(ErrorCode::Overloaded, "busy"));
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn public_codes_keep_their_status() {
+        for (code, status) in [
+            (ErrorCode::BadRequest, 400),
+            (ErrorCode::Unauthorized, 401),
+            (ErrorCode::ForbiddenPath, 403),
+            (ErrorCode::NotFound, 404),
+            (ErrorCode::TooLarge, 413),
+            (ErrorCode::UnsupportedMedia, 415),
+            (ErrorCode::Overloaded, 503),
+            (ErrorCode::Timeout, 504),
+            (ErrorCode::Unavailable, 503),
+            (ErrorCode::Internal, 500),
+        ] {
+            assert_eq!(status_of(code).as_u16(), status, "{code}");
+        }
+    }
+}

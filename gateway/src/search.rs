@@ -1,0 +1,172 @@
+//! Running one search against the query stage and streaming its events.
+//!
+//! The request goes to [`subjects::SEARCH_STREAM`] with a private inbox as its
+//! reply subject; the query stage answers on that inbox with one
+//! [`SearchEvent::Partial`] per shard, then a final `Done` or `Error`. Each
+//! route (WebSocket, REST, seed) consumes the same [`SearchStream`].
+
+use std::time::{Duration, Instant};
+
+use async_nats::Subscriber;
+use futures::StreamExt;
+use vidseek_bus::rpc;
+use vidseek_protocol::codec::{self, Format};
+use vidseek_protocol::query::{QueryInput, SearchEvent, SearchRequest, SearchResponse};
+use vidseek_protocol::subjects;
+use vidseek_protocol::{ErrorBody, ErrorCode};
+
+use crate::metrics::Metrics;
+
+/// A search in flight. Dropping it unsubscribes the inbox, so late replies of
+/// an abandoned search are discarded by the server rather than by us.
+pub struct SearchStream {
+    query_id: String,
+    inbox: Subscriber,
+    idle_timeout: Duration,
+    started: Instant,
+    finished: bool,
+    metrics: Metrics,
+}
+
+/// Validates a query into a request with a fresh query id.
+pub fn build_request(
+    input: QueryInput,
+    k: Option<usize>,
+    min_score: Option<f32>,
+) -> Result<SearchRequest, ErrorBody> {
+    let query_id = uuid::Uuid::new_v4().simple().to_string();
+    SearchRequest::new(query_id, input, k, min_score)
+}
+
+/// Publishes `request` and returns the stream of its events.
+pub async fn start(
+    nats: &async_nats::Client,
+    request: &SearchRequest,
+    idle_timeout: Duration,
+    metrics: Metrics,
+) -> Result<SearchStream, ErrorBody> {
+    let payload = codec::encode(Format::MsgPack, request).map_err(|e| e.to_error_body())?;
+    let inbox_subject = nats.new_inbox();
+    // Subscribe first: the first partial can arrive before publish returns.
+    let inbox = nats
+        .subscribe(inbox_subject.clone())
+        .await
+        .map_err(|e| ErrorBody::new(ErrorCode::Unavailable, format!("NATS: {e}")))?;
+    nats.publish_with_reply_and_headers(
+        subjects::SEARCH_STREAM,
+        inbox_subject,
+        rpc::msgpack_headers(Some(&request.query_id)),
+        payload.into(),
+    )
+    .await
+    .map_err(|e| ErrorBody::new(ErrorCode::Unavailable, format!("NATS: {e}")))?;
+    Ok(SearchStream {
+        query_id: request.query_id.clone(),
+        inbox,
+        idle_timeout,
+        started: Instant::now(),
+        finished: false,
+        metrics,
+    })
+}
+
+impl SearchStream {
+    pub fn query_id(&self) -> &str {
+        &self.query_id
+    }
+
+    /// The next event, or `None` after the final one. Transport trouble is
+    /// reported as a final error event, so callers handle one shape only.
+    pub async fn next(&mut self) -> Option<SearchEvent> {
+        if self.finished {
+            return None;
+        }
+        let event = match tokio::time::timeout(self.idle_timeout, self.inbox.next()).await {
+            Err(_) => SearchEvent::error(
+                &self.query_id,
+                ErrorBody::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "the query stage sent nothing for {} ms",
+                        self.idle_timeout.as_millis()
+                    ),
+                ),
+            ),
+            Ok(None) => SearchEvent::error(
+                &self.query_id,
+                ErrorBody::new(ErrorCode::Unavailable, "the NATS connection closed"),
+            ),
+            Ok(Some(message)) if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) => {
+                SearchEvent::error(
+                    &self.query_id,
+                    ErrorBody::new(
+                        ErrorCode::Unavailable,
+                        "no query stage is running; start the workers",
+                    ),
+                )
+            }
+            Ok(Some(message)) => match rpc::decode_reply::<SearchEvent>(&message) {
+                Ok(event) => event,
+                Err(body) => SearchEvent::error(&self.query_id, body),
+            },
+        };
+        if event.is_final() {
+            self.finished = true;
+            let outcome = match &event {
+                SearchEvent::Done { .. } => "done",
+                _ => "error",
+            };
+            self.metrics
+                .observe_search(outcome, self.started.elapsed().as_secs_f64());
+        }
+        Some(event)
+    }
+
+    /// Waits for the final event and turns it into the one-shot answer.
+    pub async fn finish(mut self) -> Result<SearchResponse, ErrorBody> {
+        while let Some(event) = self.next().await {
+            match event {
+                SearchEvent::Partial { .. } => continue,
+                SearchEvent::Done {
+                    took_ms,
+                    shards_done,
+                    shards_total,
+                    results,
+                    warnings,
+                    ..
+                } => {
+                    return Ok(SearchResponse {
+                        query_id: self.query_id.clone(),
+                        took_ms,
+                        shards_done,
+                        shards_total,
+                        results,
+                        warnings,
+                    });
+                }
+                SearchEvent::Error { code, message, .. } => {
+                    return Err(ErrorBody::new(code, message));
+                }
+            }
+        }
+        Err(ErrorBody::new(
+            ErrorCode::Internal,
+            "search stream ended without a final event",
+        ))
+    }
+}
+
+/// Validates, sends and waits: what the REST and seed routes need.
+pub async fn run_to_completion(
+    nats: &async_nats::Client,
+    input: QueryInput,
+    k: Option<usize>,
+    min_score: Option<f32>,
+    idle_timeout: Duration,
+    metrics: Metrics,
+) -> Result<SearchResponse, ErrorBody> {
+    let request = build_request(input, k, min_score)?;
+    let stream = start(nats, &request, idle_timeout, metrics).await?;
+    tracing::debug!(query_id = stream.query_id(), "search sent");
+    stream.finish().await
+}
