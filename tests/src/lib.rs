@@ -3,3 +3,4 @@
 //! ports and stopped on drop.
 
 pub mod nats;
+pub mod stack;

@@ -1,0 +1,165 @@
+//! The embedded stack (`vidseek up`) as a child process: its own data
+//! directory, random HTTP and NATS ports, the real model pack.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The workspace root (this crate lives in `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+/// The `vidseek` binary: `VIDSEEK_BIN`, else `target/debug/vidseek`.
+pub fn vidseek_bin() -> PathBuf {
+    let bin = std::env::var_os("VIDSEEK_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/debug/vidseek"));
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p vidseek` (make test does) or set VIDSEEK_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A file from the sample library the set-up fetches (`.vidseek/samples`),
+/// or from `VIDSEEK_SAMPLES_DIR`.
+pub fn sample(name: &str) -> PathBuf {
+    let dir = std::env::var_os("VIDSEEK_SAMPLES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".vidseek/samples"));
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run deploy/setup.sh (make test does) to fetch the sample library",
+        path.display()
+    );
+    path
+}
+
+pub struct EmbeddedStack {
+    child: Child,
+    pub http: String,
+    pub nats_url: String,
+    pub data_dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl EmbeddedStack {
+    /// Starts `vidseek up` with `media_root` as the only media root and
+    /// waits for its ready line.
+    pub fn start(media_root: &Path) -> EmbeddedStack {
+        let data_dir = tempfile::tempdir().expect("temp data dir");
+        let log = data_dir.path().join("vidseek.log");
+        let mut command = Command::new(vidseek_bin());
+        command
+            .arg("up")
+            .env("VIDSEEK_DATA_DIR", data_dir.path())
+            .env("VIDSEEK_HTTP_ADDR", "127.0.0.1:0")
+            .env("VIDSEEK_NATS_ADDR", "127.0.0.1:0")
+            .env("VIDSEEK_SAMPLES", "0")
+            .env("VIDSEEK_MEDIA_ROOTS", media_root)
+            .env_remove("VIDSEEK_NATS_URL")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // The pack and ONNX Runtime live in the checkout's data directory
+        // unless the environment says otherwise.
+        let default_data = workspace_root().join(".vidseek");
+        if std::env::var_os("VIDSEEK_MODEL_PACK").is_none() {
+            command.env("VIDSEEK_MODEL_PACK", default_data.join("models/default"));
+        }
+        if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+            let lib = vidseek_ort_library(&default_data);
+            command.env("ORT_DYLIB_PATH", lib);
+        }
+        let mut child = command.spawn().expect("start vidseek up");
+        let stderr = child.stderr.take().expect("piped");
+        let (ready_tx, ready) = mpsc::channel();
+        let log_path = log.clone();
+        // Copy the log to a file (shown when a test fails) and report the
+        // ready line.
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::create(&log_path).expect("log file");
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                use std::io::Write;
+                let _ = writeln!(file, "{line}");
+                if line.starts_with("vidseek ready: ") {
+                    let _ = ready_tx.send(line);
+                }
+            }
+        });
+        let mut stack = EmbeddedStack {
+            child,
+            http: String::new(),
+            nats_url: String::new(),
+            data_dir,
+            log,
+        };
+        let line = match ready.recv_timeout(Duration::from_secs(180)) {
+            Ok(line) => line,
+            Err(_) => panic!("vidseek up did not become ready:\n{}", stack.log()),
+        };
+        // "vidseek ready: http://HOST:PORT (... NATS nats://HOST:PORT)"
+        stack.http = line
+            .split_whitespace()
+            .nth(2)
+            .expect("http url in the ready line")
+            .to_string();
+        stack.nats_url = line
+            .split("NATS ")
+            .nth(1)
+            .and_then(|rest| rest.strip_suffix(')'))
+            .expect("nats url in the ready line")
+            .to_string();
+        stack
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.http)
+    }
+
+    /// The stack's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The ONNX Runtime library in a data directory's Python environment.
+fn vidseek_ort_library(data_dir: &Path) -> PathBuf {
+    let lib = data_dir
+        .join("python/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1");
+    assert!(
+        lib.is_file() || std::env::var_os("ORT_DYLIB_PATH").is_some(),
+        "{} is missing: run deploy/setup.sh or set ORT_DYLIB_PATH",
+        lib.display()
+    );
+    lib
+}
+
+impl Drop for EmbeddedStack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- vidseek up log ---\n{}", self.log());
+        }
+        // SIGTERM first: `up` stops its child nats-server on the way out.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,396 @@
+//! The embedded stack end to end: `vidseek up` with the real model pack,
+//! real videos ingested through the HTTP API, then searched by text and by
+//! image over REST, WebSocket and raw NATS.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio_tungstenite::tungstenite::Message;
+use vidseek_tests::stack::{EmbeddedStack, sample};
+
+/// The photo slideshow shows each photo for 4 s (see photos.srt).
+const CAT: (f64, f64) = (4.0, 8.0);
+const COFFEE: (f64, f64) = (8.0, 12.0);
+
+fn overlaps(hit: &Value, (start, end): (f64, f64)) -> bool {
+    hit["start"].as_f64().unwrap() < end && hit["end"].as_f64().unwrap() > start
+}
+
+async fn ingest(http: &reqwest::Client, stack: &EmbeddedStack, path: &Path) -> String {
+    let accepted: Value = http
+        .post(stack.url("/api/v1/videos"))
+        .json(&json!({ "path": path }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(accepted["status"], "queued", "{accepted}");
+    accepted["video_id"].as_str().unwrap().to_string()
+}
+
+async fn wait_ready(http: &reqwest::Client, stack: &EmbeddedStack, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let record: Value = http
+            .get(stack.url(&format!("/api/v1/videos/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match record["status"].as_str() {
+            Some("ready") => return record,
+            Some("failed") => panic!("ingest failed: {record}"),
+            _ if Instant::now() > deadline => panic!("ingest too slow: {record}"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// A frame of the coffee photo, cropped and scaled: a realistic image query.
+fn coffee_picture(dir: &Path) -> Vec<u8> {
+    let out = dir.join("coffee.jpg");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-ss", "10", "-i"])
+        .arg(sample("photos.mp4"))
+        .args(["-frames:v", "1", "-vf", "crop=iw*0.8:ih*0.8,scale=300:-2"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success());
+    std::fs::read(out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_stack_end_to_end() {
+    let media = tempfile::tempdir().unwrap();
+    for name in ["photos.mp4", "photos.srt", "bikes.mp4"] {
+        std::fs::copy(sample(name), media.path().join(name)).unwrap();
+    }
+    let stack = EmbeddedStack::start(media.path());
+    let http = reqwest::Client::new();
+
+    assert_eq!(
+        http.get(stack.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let photos = ingest(&http, &stack, &media.path().join("photos.mp4")).await;
+    let bikes = ingest(&http, &stack, &media.path().join("bikes.mp4")).await;
+    let record = wait_ready(&http, &stack, &photos).await;
+    assert!(
+        (record["duration"].as_f64().unwrap() - 24.0).abs() < 0.5,
+        "{record}"
+    );
+    assert!(record["segment_count"].as_u64().unwrap() >= 6, "{record}");
+    wait_ready(&http, &stack, &bikes).await;
+    // Ingesting the same file again is the same video, not a second one.
+    assert_eq!(
+        ingest(&http, &stack, &media.path().join("bikes.mp4")).await,
+        bikes
+    );
+    wait_ready(&http, &stack, &bikes).await;
+    let videos: Value = http
+        .get(stack.url("/api/v1/videos"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(videos["videos"].as_array().unwrap().len(), 2, "{videos}");
+
+    rest_text_search(&http, &stack, &photos).await;
+    rest_image_search(&http, &stack, &photos, media.path()).await;
+    websocket_streams_partials(&stack, &photos).await;
+    raw_nats_protocol(&stack).await;
+    bad_requests(&http, &stack).await;
+    segments_and_media(&http, &stack, &photos).await;
+}
+
+async fn rest_text_search(http: &reqwest::Client, stack: &EmbeddedStack, photos: &str) {
+    let answer: Value = http
+        .get(stack.url("/api/v1/search"))
+        .query(&[("text", "a cat"), ("k", "5")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let results = answer["results"].as_array().unwrap();
+    assert!(results.len() <= 5 && !results.is_empty(), "{answer}");
+    let top = &results[0];
+    assert_eq!(top["video_id"], photos, "{answer}");
+    assert!(overlaps(top, CAT), "the cat is at 4–8 s: {answer}");
+    let scores: Vec<f64> = results
+        .iter()
+        .map(|r| r["score"].as_f64().unwrap())
+        .collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by score: {scores:?}"
+    );
+    assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+    assert_eq!(top["play_url"], format!("/media/videos/{photos}"));
+
+    // A minimum score filters; a Chinese query says the pack cannot read it.
+    let strict: Value = http
+        .get(stack.url("/api/v1/search"))
+        .query(&[("text", "a cat"), ("min_score", "0.9")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        strict["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["score"].as_f64().unwrap() >= 0.9)
+    );
+    let chinese: Value = http
+        .get(stack.url("/api/v1/search"))
+        .query(&[("text", "一只猫")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        chinese["warnings"][0]["code"], "language_unsupported",
+        "{chinese}"
+    );
+}
+
+async fn rest_image_search(
+    http: &reqwest::Client,
+    stack: &EmbeddedStack,
+    photos: &str,
+    dir: &Path,
+) {
+    let picture = coffee_picture(dir);
+    let form = reqwest::multipart::Form::new().part(
+        "image",
+        reqwest::multipart::Part::bytes(picture).file_name("coffee.jpg"),
+    );
+    let answer: Value = http
+        .post(stack.url("/api/v1/search"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let top = &answer["results"][0];
+    assert_eq!(top["video_id"], photos, "{answer}");
+    assert!(overlaps(top, COFFEE), "the coffee is at 8–12 s: {answer}");
+    assert_eq!(top["kind"], "shot");
+}
+
+async fn websocket_streams_partials(stack: &EmbeddedStack, photos: &str) {
+    let ws_url = stack.url("/api/v1/ws").replacen("http", "ws", 1);
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    socket
+        .send(Message::text(
+            json!({"type": "search", "id": "q1", "text": "a cup of coffee"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let mut partials = vec![];
+    let done = loop {
+        let frame = tokio::time::timeout(Duration::from_secs(20), socket.next())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .unwrap();
+        let Message::Text(text) = frame else { continue };
+        let event: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(event["id"], "q1", "{event}");
+        match event["type"].as_str().unwrap() {
+            "partial" => partials.push(event),
+            "done" => break event,
+            other => panic!("unexpected {other}: {event}"),
+        }
+    };
+    // Two shards: one partial after the first shard, then done.
+    assert_eq!(partials.len(), 1, "{partials:?}");
+    assert_eq!(partials[0]["shards_total"], 2);
+    assert_eq!(partials[0]["shards_done"], 1);
+    assert_eq!(done["shards_done"], 2);
+    let top = &done["results"][0];
+    assert_eq!(top["video_id"], photos, "{done}");
+    assert!(overlaps(top, COFFEE), "{done}");
+
+    // Garbage gets an error event and the socket stays usable.
+    socket.send(Message::text("{not json")).await.unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let event: Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+    assert_eq!(event["type"], "error", "{event}");
+    assert_eq!(event["code"], "bad_request", "{event}");
+}
+
+/// Speaks the NATS text protocol over a plain TCP socket: no client library
+/// is needed to search.
+async fn raw_nats_protocol(stack: &EmbeddedStack) {
+    let address = stack.nats_url.trim_start_matches("nats://");
+    let socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (read, mut write) = socket.into_split();
+    let mut read = BufReader::new(read);
+    let mut line = String::new();
+    read.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("INFO "), "{line}");
+    let body = r#"{"text":"a cup of coffee","k":3}"#;
+    let commands = format!(
+        "CONNECT {{\"verbose\":false,\"pedantic\":false,\"headers\":true}}\r\nSUB _INBOX.raw 1\r\nPUB vidseek.v1.search.text _INBOX.raw {}\r\n{body}\r\nPING\r\n",
+        body.len()
+    );
+    write.write_all(commands.as_bytes()).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            line.clear();
+            read.read_line(&mut line).await.unwrap();
+            // MSG <subject> <sid> <bytes> or HMSG <subject> <sid> <hdr> <total>
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let (header_len, total) = match parts.first() {
+                Some(&"MSG") => (0, parts[3].parse::<usize>().unwrap()),
+                Some(&"HMSG") => (parts[3].parse().unwrap(), parts[4].parse().unwrap()),
+                _ => continue,
+            };
+            let mut payload = vec![0; total + 2];
+            read.read_exact(&mut payload).await.unwrap();
+            return String::from_utf8(payload[header_len..total].to_vec()).unwrap();
+        }
+    })
+    .await
+    .expect("a reply over raw NATS");
+    let answer: Value = serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{e}: {reply}"));
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{answer}");
+    assert!(overlaps(&results[0], COFFEE), "{answer}");
+}
+
+async fn bad_requests(http: &reqwest::Client, stack: &EmbeddedStack) {
+    let status = |query: Vec<(&'static str, String)>| {
+        let request = http.get(stack.url("/api/v1/search")).query(&query);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (
+                status,
+                body["error"]["code"].as_str().unwrap_or("").to_string(),
+            )
+        }
+    };
+    assert_eq!(
+        status(vec![("text", "   ".into())]).await,
+        (400, "bad_request".into())
+    );
+    assert_eq!(
+        status(vec![("text", "cat".into()), ("k", "500".into())]).await,
+        (400, "bad_request".into())
+    );
+    assert_eq!(status(vec![("text", "x".repeat(5000))]).await.0 / 100, 4);
+    let not_an_image = reqwest::multipart::Form::new().part(
+        "image",
+        reqwest::multipart::Part::bytes(b"GIF89a but not really".to_vec()).file_name("x.gif"),
+    );
+    let response = http
+        .post(stack.url("/api/v1/search"))
+        .multipart(not_an_image)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let response = http
+        .get(stack.url("/api/v1/videos/vdoesnotexist"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let outside = http
+        .post(stack.url("/api/v1/videos"))
+        .json(&json!({"path": "/etc/passwd"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outside.status(), 403);
+    let traversal = http
+        .get(stack.url("/media/thumbs/..%2F..%2Fetc/passwd"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        traversal.status().is_client_error(),
+        "{}",
+        traversal.status()
+    );
+}
+
+async fn segments_and_media(http: &reqwest::Client, stack: &EmbeddedStack, photos: &str) {
+    let listing: Value = http
+        .get(stack.url(&format!("/api/v1/videos/{photos}/segments")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let segments = listing["segments"].as_array().unwrap();
+    let shots = segments.iter().filter(|s| s["kind"] == "shot").count();
+    let subtitles = segments.iter().filter(|s| s["kind"] == "subtitle").count();
+    assert_eq!(shots, 6, "six photos, six shots: {listing}");
+    assert_eq!(subtitles, 6, "six subtitle cues: {listing}");
+    // Every thumbnail exists and is a JPEG.
+    for segment in segments {
+        let url = stack.url(segment["thumbnail_url"].as_str().unwrap());
+        let bytes = http.get(url).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(&bytes[..2], &[0xFF, 0xD8], "{segment}");
+    }
+    // The video is served with range support.
+    let response = http
+        .get(stack.url(&format!("/media/videos/{photos}")))
+        .header("Range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 206);
+    assert_eq!(response.bytes().await.unwrap().len(), 100);
+    let metrics = http
+        .get(stack.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("vidseek_gateway_"), "{metrics}");
+    let openapi: Value = http
+        .get(stack.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(openapi["paths"]["/api/v1/search"].is_object(), "{openapi}");
+}
