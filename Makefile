@@ -29,8 +29,8 @@ test: export VIDSEEK_TEST_PHOTOS := $(DATA)/samples/photos.mp4
 test: export VIDSEEK_TEST_PYTHON := $(DATA)/python/bin/python
 test: ## install what is missing, then run the Rust, browser and model-pack tests
 	deploy/setup.sh --for test
-	$(LOAD_ENV) && $(CARGO) test --workspace
 	$(CARGO) build -p vidseek
+	$(LOAD_ENV) && VIDSEEK_BIN=$(TARGET)/debug/vidseek $(CARGO) test --workspace
 	$(LOAD_ENV) && VIDSEEK_BIN=$(TARGET)/debug/vidseek VIDSEEK_TEST_VIDEO=$(VIDSEEK_TEST_BIKES) \
 	  tests/browser/run.sh
 	$(VIDSEEK_TEST_PYTHON) deploy/models/verify_default_pack.py --pack $(DATA)/models/default

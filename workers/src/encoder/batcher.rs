@@ -122,14 +122,11 @@ mod tests {
     use super::*;
     use std::sync::mpsc::channel;
 
+    /// Tags each output with the number of the model call that made it.
+    type Tagging = Batcher<u32, (u32, u32)>;
+
     /// A batcher whose first call waits for `release`, after telling `started`.
-    fn gated(
-        queue_depth: usize,
-    ) -> (
-        Batcher<u32, (u32, u32)>,
-        Receiver<()>,
-        std::sync::mpsc::Sender<()>,
-    ) {
+    fn gated(queue_depth: usize) -> (Tagging, Receiver<()>, std::sync::mpsc::Sender<()>) {
         let (started_tx, started) = channel();
         let (release, release_rx) = channel::<()>();
         let mut calls = 0;

@@ -12,7 +12,7 @@ use super::{l2_normalise, runtime};
 
 enum Tokenizer {
     HuggingFace(Box<tokenizers::Tokenizer>),
-    Clip(ClipTokenizer),
+    Clip(Box<ClipTokenizer>),
 }
 
 impl Tokenizer {
@@ -25,7 +25,7 @@ impl Tokenizer {
                     .map_err(|e| format!("cannot load tokenizer {}: {e}", file.display()))?;
                 Ok(Tokenizer::HuggingFace(Box::new(tokenizer)))
             }
-            TokenizerKind::ClipBpe => ClipTokenizer::from_manifest(pack).map(Tokenizer::Clip),
+            TokenizerKind::ClipBpe => ClipTokenizer::from_manifest(pack).map(|t| Tokenizer::Clip(Box::new(t))),
         }
     }
 

@@ -207,7 +207,7 @@ impl Worker {
                 },
             )
         });
-        let encoded: Vec<Result<(SegmentMeta, Vec<f32>, Vec<f32>), JobFailure>> =
+        let encoded: Vec<Result<SegmentRecord, JobFailure>> =
             tokio_stream_from(segments_rx)
                 .map(|prepared| self.encode_frames(job, prepared))
                 .buffered(SEGMENTS_IN_FLIGHT)
@@ -216,15 +216,7 @@ impl Worker {
         let analysis = analysis
             .await
             .map_err(|e| JobFailure::Transient(format!("media analysis panicked: {e}")))??;
-        let mut records = Vec::with_capacity(encoded.len());
-        for result in encoded {
-            let (meta, text_vector, image_vector) = result?;
-            records.push(SegmentRecord {
-                meta,
-                text_vector,
-                image_vector: Some(image_vector),
-            });
-        }
+        let mut records = encoded.into_iter().collect::<Result<Vec<_>, _>>()?;
         if records.len() != analysis.segments.len() {
             return Err(JobFailure::Transient(format!(
                 "only {} of {} segments were processed",
@@ -267,7 +259,7 @@ impl Worker {
         &self,
         job: &IngestJob,
         prepared: PreparedSegment,
-    ) -> Result<(SegmentMeta, Vec<f32>, Vec<f32>), JobFailure> {
+    ) -> Result<SegmentRecord, JobFailure> {
         let response: EncodeImageResponse = rpc::request(
             &self.nats,
             subjects::ENCODE_IMAGE.to_string(),
@@ -290,7 +282,11 @@ impl Worker {
             kind: SegmentKind::Shot,
             text: None,
         };
-        Ok((meta, text_space, image_space))
+        Ok(SegmentRecord {
+            meta,
+            text_vector: text_space,
+            image_vector: Some(image_space),
+        })
     }
 
     /// Subtitle cues as text segments, numbered after the shots; each shows

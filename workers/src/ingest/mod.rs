@@ -199,10 +199,11 @@ async fn delete_video(
     // Uploaded files belong to vidseek; files given by path belong to the user.
     let uploads = config.data_dir.join("library/uploads");
     let path = PathBuf::from(&record.path);
-    if let (Ok(uploads), Some(dir)) = (uploads.canonicalize(), path.parent()) {
-        if dir.starts_with(&uploads) && dir != uploads {
-            let _ = tokio::fs::remove_dir_all(dir).await;
-        }
+    if let (Ok(uploads), Some(dir)) = (uploads.canonicalize(), path.parent())
+        && dir.starts_with(&uploads)
+        && dir != uploads
+    {
+        let _ = tokio::fs::remove_dir_all(dir).await;
     }
     tracing::info!(video_id, "video deleted");
     Ok(VideoDeleted {

@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn subtitles_have_no_image_vector_and_dimensions_must_match() {
-        let segments = vec![
+        let segments = [
             segment(0, SegmentKind::Subtitle, [1.0, 0.0], None),
             segment(1, SegmentKind::Shot, [0.0, 1.0], Some([1.0, 0.0])),
         ];
