@@ -5,6 +5,7 @@
 
 mod client;
 mod embedded_nats;
+mod models;
 mod stack;
 
 use std::path::PathBuf;
@@ -62,6 +63,9 @@ enum Command {
     Search(client::SearchArgs),
     /// Ingest server-side video files or directories (over NATS).
     Ingest(client::IngestArgs),
+    /// List, download, import and verify model packs.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -175,6 +179,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::Search(args) => client::search(&common, args).await,
             Command::Ingest(args) => client::ingest(&common, args).await,
+            Command::Models(command) => models::run(command, &common.data_dir).await,
         }
     });
     match result {
