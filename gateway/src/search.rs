@@ -39,6 +39,7 @@ pub fn build_request(
 }
 
 /// Publishes `request` and returns the stream of its events.
+#[tracing::instrument(skip_all, fields(query_id = %request.query_id))]
 pub async fn start(
     nats: &async_nats::Client,
     request: &SearchRequest,

@@ -54,7 +54,10 @@ enum ClientMessage {
                    receive `partial` events as shards answer, then `done` or `error` (SearchEvent as JSON).",
     responses((status = 101, description = "Switching to the WebSocket protocol", body = SearchEvent)))]
 pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    // Browsers send a message as one frame, so the frame limit must allow
+    // the largest accepted image too.
     ws.max_message_size(SEARCH_BODY_LIMIT)
+        .max_frame_size(SEARCH_BODY_LIMIT)
         .on_upgrade(move |socket: WebSocket| async move {
             let _open = state.metrics.websocket_opened();
             let (sink, stream) = socket.split();

@@ -3,6 +3,7 @@
 //! with permissive CORS, since such a page lives on another origin.
 
 use axum::Json;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Multipart, Query, State};
 use axum::http::header;
@@ -54,8 +55,9 @@ pub async fn text_query(
     responses((status = 200, description = "Top ten segments, best first", body = Vec<SeedHit>)))]
 pub async fn image_query(
     State(state): State<AppState>,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Vec<SeedHit>>, ApiError> {
+    let multipart = multipart.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let form = SearchForm::read(multipart).await?;
     let bytes = form
         .image
@@ -229,7 +231,7 @@ fn player_page(name: &str, play_url: &str, start: f64) -> String {
 </head>
 <body>
 <h1>{title}</h1>
-<video id="player" controls autoplay muted playsinline preload="auto" src="{src}"></video>
+<video id="player" controls playsinline preload="auto" src="{src}"></video>
 <p>from {start:.2} s</p>
 <script>
   (function () {{
@@ -240,6 +242,12 @@ fn player_page(name: &str, play_url: &str, start: f64) -> String {
     }}
     if (video.readyState >= 1) seek();
     else video.addEventListener("loadedmetadata", seek, {{ once: true }});
+    // Play with sound where the browser allows it, else muted: a page that
+    // was asked to play from a moment should not sit still.
+    video.play().catch(function () {{
+      video.muted = true;
+      video.play().catch(function () {{}});
+    }});
   }})();
 </script>
 </body>
