@@ -82,7 +82,11 @@ pub async fn run(command: ModelsCommand, data_dir: &Path) -> anyhow::Result<()> 
             })
             .await
             .context("import panicked")??;
-            println!("imported {} into {}", pack.manifest.name, pack.dir.display());
+            println!(
+                "imported {} into {}",
+                pack.manifest.name,
+                pack.dir.display()
+            );
             Ok(())
         }
         ModelsCommand::Verify { name_or_dir } => {
@@ -126,7 +130,11 @@ async fn list(catalog: &Catalog, models: &Path) -> anyhow::Result<()> {
                 "  {name:<30} {:<8} {:>9}  {}  {}",
                 pack.manifest.languages.join(","),
                 human_size(*size),
-                if *verified { "verified" } else { "CHECKSUM MISMATCH" },
+                if *verified {
+                    "verified"
+                } else {
+                    "CHECKSUM MISMATCH"
+                },
                 pack.manifest.description
             ),
             Err(error) => println!("  {name:<30} broken: {error}"),

@@ -25,7 +25,9 @@ fn sha(bytes: &[u8]) -> String {
 
 /// Deterministic pseudo-random bytes (no rand dependency needed).
 fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -302,18 +304,30 @@ async fn an_interrupted_download_resumes_with_range() {
         attempts: 1,
         ..PullOptions::default()
     };
-    let error = pull(&client(), &source(&server), other.path(), &once, &NoProgress)
-        .await
-        .unwrap_err();
+    let error = pull(
+        &client(),
+        &source(&server),
+        other.path(),
+        &once,
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(error, PullError::Network { .. }), "{error}");
     assert!(error.to_string().contains("models import"), "{error}");
     assert!(!installed(other.path()).exists());
     let partial = other.path().join(".partial/fixture-clip/text.onnx");
     let kept = std::fs::metadata(&partial).unwrap().len();
     assert!(kept > 0 && kept < BIG as u64, "{kept}");
-    pull(&client(), &source(&server), other.path(), &once, &NoProgress)
-        .await
-        .unwrap();
+    pull(
+        &client(),
+        &source(&server),
+        other.path(),
+        &once,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
     assert_eq!(server.seen("text.onnx").last(), Some(&Some(kept)));
     assert_eq!(
         std::fs::read(installed(other.path()).join("text.onnx")).unwrap(),
@@ -340,7 +354,10 @@ async fn a_checksum_mismatch_installs_nothing() {
         PullError::Checksum { file, .. } => assert_eq!(file, "image.onnx"),
         other => panic!("expected a checksum error, got {other}"),
     }
-    assert!(error.to_string().contains("nothing was installed"), "{error}");
+    assert!(
+        error.to_string().contains("nothing was installed"),
+        "{error}"
+    );
     assert!(!installed(models.path()).exists());
     // The bad file is not kept for a resume.
     assert!(
@@ -409,7 +426,10 @@ async fn missing_packs_and_dead_servers_give_clear_errors() {
         .await
         .unwrap_err();
     assert!(matches!(error, PullError::Network { .. }), "{error}");
-    assert!(error.to_string().contains("vidseek models import"), "{error}");
+    assert!(
+        error.to_string().contains("vidseek models import"),
+        "{error}"
+    );
     assert!(!installed(models.path()).exists());
     assert!(check_name("../evil").is_err());
 }

@@ -250,10 +250,8 @@ fn bytes_to_unicode() -> Vec<(u8, char)> {
         .filter(|&b| printable(b))
         .map(|b| (b, char::from(b)))
         .collect();
-    let mut n = 0u32;
-    for b in (0..=255u8).filter(|&b| !printable(b)) {
-        table.push((b, char::from_u32(256 + n).expect("valid code point")));
-        n += 1;
+    for (n, b) in (0..=255u8).filter(|&b| !printable(b)).enumerate() {
+        table.push((b, char::from_u32(256 + n as u32).expect("valid code point")));
     }
     table
 }
@@ -440,18 +438,21 @@ fn unescape_one(s: &str, semicolon_only: bool) -> Option<(String, usize)> {
         return Some((numeric_reference(value), prefix + len + semicolon));
     }
     let len = s
-        .find(|c: char| matches!(c, '\t' | '\n' | '\x0C' | ' ' | '<' | '&' | '#' | ';'))
+        .find(['\t', '\n', '\x0C', ' ', '<', '&', '#', ';'])
         .unwrap_or(s.len());
     let name = &s[..len];
-    if s[len..].starts_with(';') {
-        if let Some(value) = legacy_entity(name).or_else(|| {
+    let named = || {
+        legacy_entity(name).or_else(|| {
             OTHER_ENTITIES
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.to_string())
-        }) {
-            return Some((value, len + 1));
-        }
+        })
+    };
+    if s[len..].starts_with(';')
+        && let Some(value) = named()
+    {
+        return Some((value, len + 1));
     }
     if semicolon_only {
         return None;
