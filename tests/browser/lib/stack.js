@@ -71,7 +71,8 @@ export async function startStack({ mediaRoots = [], token = '' } = {}) {
     log.push(`[${stream}] ${line}`);
     if (log.length > LOG_LINES_KEPT) log.shift();
   };
-  readline.createInterface({ input: child.stderr }).on('line', remember('stderr'));
+  const stderr = readline.createInterface({ input: child.stderr });
+  stderr.on('line', remember('stderr'));
   const stdout = readline.createInterface({ input: child.stdout });
   stdout.on('line', remember('stdout'));
 
@@ -111,13 +112,16 @@ export async function startStack({ mediaRoots = [], token = '' } = {}) {
         () => reject(new Error(`vidseek up printed no "vidseek ready:" line within ${READY_TIMEOUT_MS / 1000} s\n${tail()}`)),
         READY_TIMEOUT_MS,
       );
-      stdout.on('line', (line) => {
-        const match = /vidseek ready: (https?:\/\/\S+)/.exec(line);
+      // The line may come on either stream (it is a log line as much as an answer).
+      const onLine = (line) => {
+        const match = /vidseek ready: (https?:\/\/[^\s,)]+)/.exec(line);
         if (match) {
           clearTimeout(timer);
           resolve(match[1].replace(/\/$/, ''));
         }
-      });
+      };
+      stdout.on('line', onLine);
+      stderr.on('line', onLine);
       exited.then(({ code, signal }) => {
         clearTimeout(timer);
         reject(new Error(`vidseek up exited (code ${code}, signal ${signal}) before it was ready\n${tail()}`));
