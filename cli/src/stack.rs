@@ -86,43 +86,51 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// Starts `role` on `tasks`.
-fn spawn_role(
-    tasks: &mut JoinSet<anyhow::Result<()>>,
-    nats: &async_nats::Client,
-    common: &Common,
-    settings: &WorkerSettings,
-    role: Role,
-    shard: u32,
-    encoder: Option<Encoder>,
-    shutdown: &CancellationToken,
-) {
-    let (nats, shutdown) = (nats.clone(), shutdown.clone());
-    match role {
-        Role::Encoder => {
-            let encoder = encoder.expect("encoder loaded before spawning");
-            tasks.spawn(async move {
-                Ok(vidseek_workers::encoder::serve(nats, encoder, shutdown).await?)
-            });
-        }
-        Role::Ranker => {
-            tasks.spawn(
-                async move { Ok(vidseek_workers::ranker::run(nats, shard, shutdown).await?) },
-            );
-        }
-        Role::Query => {
-            let config = query_config(settings);
-            tasks.spawn(
-                async move { Ok(vidseek_workers::query::run(nats, config, shutdown).await?) },
-            );
-        }
-        Role::Ingest => {
-            let config = ingest_config(common, settings);
-            let (n, c, s) = (nats.clone(), config.clone(), shutdown.clone());
-            tasks.spawn(async move { Ok(vidseek_workers::ingest::run_service(n, c, s).await?) });
-            tasks.spawn(async move {
-                Ok(vidseek_workers::ingest::run_worker(nats, config, shutdown).await?)
-            });
+/// What every role of a process shares.
+struct Roles<'a> {
+    nats: &'a async_nats::Client,
+    common: &'a Common,
+    settings: &'a WorkerSettings,
+    shutdown: &'a CancellationToken,
+}
+
+impl Roles<'_> {
+    /// Starts `role` on `tasks`; the encoder role needs its loaded models.
+    fn spawn(
+        &self,
+        tasks: &mut JoinSet<anyhow::Result<()>>,
+        role: Role,
+        shard: u32,
+        encoder: Option<Encoder>,
+    ) {
+        let (nats, shutdown) = (self.nats.clone(), self.shutdown.clone());
+        match role {
+            Role::Encoder => {
+                let encoder = encoder.expect("encoder loaded before spawning");
+                tasks.spawn(async move {
+                    Ok(vidseek_workers::encoder::serve(nats, encoder, shutdown).await?)
+                });
+            }
+            Role::Ranker => {
+                tasks.spawn(async move {
+                    Ok(vidseek_workers::ranker::run(nats, shard, shutdown).await?)
+                });
+            }
+            Role::Query => {
+                let config = query_config(self.settings);
+                tasks.spawn(async move {
+                    Ok(vidseek_workers::query::run(nats, config, shutdown).await?)
+                });
+            }
+            Role::Ingest => {
+                let config = ingest_config(self.common, self.settings);
+                let (n, c, s) = (nats.clone(), config.clone(), shutdown.clone());
+                tasks
+                    .spawn(async move { Ok(vidseek_workers::ingest::run_service(n, c, s).await?) });
+                tasks.spawn(async move {
+                    Ok(vidseek_workers::ingest::run_worker(nats, config, shutdown).await?)
+                });
+            }
         }
     }
 }
@@ -217,9 +225,13 @@ pub async fn worker(
     )
     .await?;
     let mut tasks = JoinSet::new();
-    spawn_role(
-        &mut tasks, &nats, common, settings, role, shard, encoder, &shutdown,
-    );
+    let roles = Roles {
+        nats: &nats,
+        common,
+        settings,
+        shutdown: &shutdown,
+    };
+    roles.spawn(&mut tasks, role, shard, encoder);
     eprintln!("vidseek worker {role:?} running");
     supervise(tasks, shutdown).await
 }
@@ -276,48 +288,18 @@ pub async fn up(
     vidseek_bus::streams::ensure_all(&js, 1).await?;
 
     let mut tasks = JoinSet::new();
-    spawn_role(
-        &mut tasks,
-        &nats,
+    let roles = Roles {
+        nats: &nats,
         common,
         settings,
-        Role::Encoder,
-        0,
-        Some(encoder),
-        &shutdown,
-    );
+        shutdown: &shutdown,
+    };
+    roles.spawn(&mut tasks, Role::Encoder, 0, Some(encoder));
     for shard in 0..settings.shards {
-        spawn_role(
-            &mut tasks,
-            &nats,
-            common,
-            settings,
-            Role::Ranker,
-            shard,
-            None,
-            &shutdown,
-        );
+        roles.spawn(&mut tasks, Role::Ranker, shard, None);
     }
-    spawn_role(
-        &mut tasks,
-        &nats,
-        common,
-        settings,
-        Role::Query,
-        0,
-        None,
-        &shutdown,
-    );
-    spawn_role(
-        &mut tasks,
-        &nats,
-        common,
-        settings,
-        Role::Ingest,
-        0,
-        None,
-        &shutdown,
-    );
+    roles.spawn(&mut tasks, Role::Query, 0, None);
+    roles.spawn(&mut tasks, Role::Ingest, 0, None);
     let listener = bind(&gateway_args.http_addr).await?;
     let http = listener.local_addr()?;
     let (gateway_nats, stop) = (nats.clone(), shutdown.clone());
