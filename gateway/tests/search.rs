@@ -344,3 +344,56 @@ async fn without_a_query_stage_search_is_unavailable() {
     assert_eq!(status, 503);
     assert_eq!(body["error"]["code"], "unavailable");
 }
+
+#[tokio::test]
+async fn websocket_cancel_and_same_id_replace_the_search_in_flight() {
+    let stack = Stack::with(Options {
+        search_timeout: Duration::from_millis(300),
+        ..Options::default()
+    })
+    .await;
+    let mut socket = connect(&stack).await;
+    // Both would time out (an error event) if they were still running.
+    send(
+        &mut socket,
+        json!({"type": "search", "id": "gone", "text": QUERY_SILENT}),
+    )
+    .await;
+    send(&mut socket, json!({"type": "cancel", "id": "gone"})).await;
+    send(
+        &mut socket,
+        json!({"type": "search", "id": "same", "text": QUERY_SILENT}),
+    )
+    .await;
+    send(
+        &mut socket,
+        json!({"type": "search", "id": "same", "text": "a cat"}),
+    )
+    .await;
+    // Started last, so it times out after anything started before it would have.
+    send(
+        &mut socket,
+        json!({"type": "search", "id": "marker", "text": QUERY_SILENT}),
+    )
+    .await;
+    let mut seen = vec![];
+    loop {
+        let event = next_event(&mut socket).await;
+        let (id, kind) = (
+            event["id"].as_str().unwrap().to_string(),
+            event["type"].clone(),
+        );
+        if id == "marker" {
+            assert_eq!(event["code"], "timeout");
+            break;
+        }
+        seen.push((id, kind));
+    }
+    assert!(seen.iter().all(|(id, _)| id == "same"), "{seen:?}");
+    assert_eq!(seen.last().unwrap().1, "done", "{seen:?}");
+    assert_eq!(
+        seen.len(),
+        3,
+        "two partials and done of the second search only: {seen:?}"
+    );
+}
