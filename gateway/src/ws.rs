@@ -56,10 +56,13 @@ enum ClientMessage {
 pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     // Browsers send a message as one frame, so the frame limit must allow
     // the largest accepted image too.
+    // Counted before the 101 goes out, so the gauge never lags a client that
+    // is already connected; a failed upgrade drops the guard again.
+    let open = state.metrics.websocket_opened();
     ws.max_message_size(SEARCH_BODY_LIMIT)
         .max_frame_size(SEARCH_BODY_LIMIT)
         .on_upgrade(move |socket: WebSocket| async move {
-            let _open = state.metrics.websocket_opened();
+            let _open = open;
             let (sink, stream) = socket.split();
             run(state, sink, stream).await;
         })
