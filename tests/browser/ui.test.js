@@ -234,6 +234,7 @@ test('text search shows results while shards answer, then plays the clicked segm
     const rank = results.findIndex((r) => r.videoId === answerId && r.start < end && r.end > start);
     assert.ok(rank >= 0 && rank < 3, `"${media.textQuery}" finds ${start}–${end} s of the photos in the top 3: ${JSON.stringify(results)}`);
   }
+  await page.locator(testid('search-input')).blur(); // no focus ring in the picture
   await screenshot(page, '01-search-results');
 
   // Click the first result: the player plays its video from the segment's start.
