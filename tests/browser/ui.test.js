@@ -506,7 +506,7 @@ test('the seed design page works against the gateway with only its base URLs cha
   }
 });
 
-test('library shows videos as ready; upload shows progress, asks for the token, ingests live, then delete', async () => {
+test('library shows videos as ready; a dropped upload shows progress, asks for the token, ingests live, then delete', async () => {
   const page = await browser.newPage();
   await page.goto(stack.baseUrl);
   await page.click(testid('library-tab'));
@@ -549,7 +549,11 @@ test('library shows videos as ready; upload shows progress, asks for the token, 
 
   const upload = shortCopy(media.videos.at(-1), workDir);
   const known = [...ingested.values()].map((v) => String(v.video_id));
-  await page.setInputFiles(testid('upload-input'), upload);
+  // Dropped on the upload area (the file chooser path is the same code after the `change` event).
+  const dropped = await fileHandle(page, upload, 'video/mp4');
+  await page.dispatchEvent(testid('upload-drop'), 'dragenter', { dataTransfer: dropped });
+  assert.equal(await page.evaluate(() => document.getElementById('upload-drop').classList.contains('dragging')), true);
+  await page.dispatchEvent(testid('upload-drop'), 'drop', { dataTransfer: dropped });
   // The server wants a token for uploads: the page asks for it and retries.
   await page.locator(testid('token-dialog')).waitFor();
   await page.fill(testid('token-input'), stack.token);
