@@ -100,7 +100,8 @@ pub struct WorkerSettings {
     #[arg(long, env = "VIDSEEK_ENCODER_THREADS")]
     pub encoder_threads: Option<usize>,
     /// Colon-separated directories server-side paths may come from
-    /// (default: DATA_DIR/library and DATA_DIR/samples).
+    /// (default: DATA_DIR/samples; DATA_DIR/library, where uploads go, is
+    /// always allowed).
     #[arg(long, env = "VIDSEEK_MEDIA_ROOTS")]
     pub media_roots: Option<String>,
     /// Seconds an ingest job may go without a heartbeat before another

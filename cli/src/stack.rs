@@ -55,15 +55,14 @@ fn encoder_config(common: &Common, settings: &WorkerSettings) -> anyhow::Result<
 }
 
 fn ingest_config(common: &Common, settings: &WorkerSettings) -> IngestConfig {
-    let media_roots = match &settings.media_roots {
-        Some(roots) => std::env::split_paths(roots)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect(),
-        None => vec![
-            common.data_dir.join("library"),
-            common.data_dir.join("samples"),
-        ],
-    };
+    // Uploads land in the data directory's library, so it is always a root.
+    let mut media_roots = vec![common.data_dir.join("library")];
+    match &settings.media_roots {
+        Some(roots) => {
+            media_roots.extend(std::env::split_paths(roots).filter(|p| !p.as_os_str().is_empty()))
+        }
+        None => media_roots.push(common.data_dir.join("samples")),
+    }
     IngestConfig {
         data_dir: absolute(&common.data_dir),
         media_roots,
