@@ -1,0 +1,271 @@
+//! Running ffmpeg as a child that writes raw frames to a pipe.
+//!
+//! Shot detection and frame sampling both read fixed-size `rawvideo` frames
+//! from ffmpeg's stdout, so the spawning, the stderr draining and the
+//! timestamp bookkeeping live here once. Timestamps come from a `showinfo`
+//! filter placed last in the chain: it logs each frame's `pts_time` before the
+//! frame reaches the muxer, so the i-th log line belongs to the i-th frame on
+//! stdout, and variable-frame-rate videos get exact times instead of
+//! `index / fps` guesses.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+
+use super::error::{MediaError, Result};
+
+/// Lines of ffmpeg's stderr kept for error messages.
+const STDERR_TAIL_LINES: usize = 6;
+
+/// The filter appended to every chain so frame times can be read back.
+pub(crate) const SHOWINFO: &str = "showinfo";
+
+/// A running `ffmpeg ... -f rawvideo pipe:1` child.
+pub(crate) struct RawFrames {
+    child: Child,
+    stdout: ChildStdout,
+    frame_len: usize,
+    pts: Option<Receiver<f64>>,
+    stderr: Option<JoinHandle<VecDeque<String>>>,
+    last_pts: f64,
+}
+
+/// How the child should read its input and shape its output.
+pub(crate) struct RawFramesSpec<'a> {
+    /// Arguments placed before the output options: inputs, `-ss`, ...
+    pub input_args: Vec<OsString>,
+    /// `-vf` (single input) or `-filter_complex` (several) graph; must end
+    /// with [`SHOWINFO`] when frame times are wanted.
+    pub filter: &'a str,
+    /// Whether `filter` is a `-filter_complex` graph.
+    pub complex: bool,
+    /// `rgb24` or `gray`.
+    pub pix_fmt: &'a str,
+    /// Output frame size in bytes.
+    pub frame_len: usize,
+    /// Whether `filter` ends with [`SHOWINFO`]; without it frame times are
+    /// not known and must not be waited for.
+    pub timed: bool,
+}
+
+impl RawFrames {
+    /// Starts ffmpeg. Threads are left to ffmpeg's default (one per core).
+    pub(crate) fn spawn(spec: RawFramesSpec<'_>) -> Result<Self> {
+        let mut cmd = Command::new("ffmpeg");
+        // `info` is the level showinfo logs at; `-nostats` keeps the progress
+        // line (which uses `\r`) out of the error tail.
+        cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]);
+        cmd.args(&spec.input_args);
+        cmd.arg(if spec.complex {
+            "-filter_complex"
+        } else {
+            "-vf"
+        });
+        cmd.arg(spec.filter);
+        // Passthrough: without it the rawvideo muxer duplicates frames to
+        // keep a constant rate, so sparse `select` output would yield more
+        // frames than showinfo lines and the reader would wait forever.
+        cmd.args(["-fps_mode", "passthrough"]);
+        cmd.args([
+            "-an",
+            "-sn",
+            "-dn",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            spec.pix_fmt,
+        ]);
+        cmd.arg("pipe:1");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|source| MediaError::ToolMissing {
+            tool: "ffmpeg",
+            source,
+        })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = channel();
+        let stderr = std::thread::Builder::new()
+            .name("ffmpeg-stderr".into())
+            .spawn(move || drain_stderr(stderr, tx))?;
+        Ok(Self {
+            child,
+            stdout,
+            frame_len: spec.frame_len,
+            pts: spec.timed.then_some(rx),
+            stderr: Some(stderr),
+            last_pts: 0.0,
+        })
+    }
+
+    /// Reads the next frame into `buf` (which must be `frame_len` long) and
+    /// returns its presentation time (0 for untimed children), or `None` at
+    /// the end of the stream.
+    pub(crate) fn next_frame(&mut self, buf: &mut [u8]) -> Result<Option<f64>> {
+        debug_assert_eq!(buf.len(), self.frame_len);
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.stdout.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if filled == 0 {
+            return Ok(None);
+        }
+        if filled < buf.len() {
+            // ffmpeg died mid-frame; `finish` reports why.
+            return Ok(None);
+        }
+        // The showinfo line is logged before the frame is written, so it is
+        // already on its way.
+        let pts = match &self.pts {
+            Some(rx) => rx.recv().unwrap_or(self.last_pts),
+            None => self.last_pts,
+        };
+        self.last_pts = pts;
+        Ok(Some(pts))
+    }
+
+    /// Time of the last frame read.
+    pub(crate) fn last_pts(&self) -> f64 {
+        self.last_pts
+    }
+
+    /// Waits for ffmpeg to exit and turns a failure into a clear error.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        let status = self.child.wait()?;
+        let tail = self.take_tail();
+        if status.success() {
+            Ok(())
+        } else {
+            Err(MediaError::DecodeFailed {
+                at: self.last_pts,
+                detail: describe_tail(&tail, &format!("ffmpeg exited with {status}")),
+            })
+        }
+    }
+
+    /// The last lines ffmpeg logged (waits for the child to exit).
+    pub(crate) fn finish_with_tail(mut self) -> Result<(bool, Vec<String>)> {
+        let status = self.child.wait()?;
+        Ok((status.success(), self.take_tail().into()))
+    }
+
+    fn take_tail(&mut self) -> VecDeque<String> {
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for RawFrames {
+    fn drop(&mut self) {
+        // A caller that stops early (an error, a dropped iterator) must not
+        // leave ffmpeg running or blocked on a full pipe.
+        if self.stderr.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Turns ffmpeg's last log lines into one readable sentence.
+pub(crate) fn describe_tail(tail: &VecDeque<String>, fallback: &str) -> String {
+    let interesting: Vec<&str> = tail
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if interesting.is_empty() {
+        fallback.to_string()
+    } else {
+        interesting.join("; ")
+    }
+}
+
+fn drain_stderr(stderr: impl Read, pts: Sender<f64>) -> VecDeque<String> {
+    let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES + 1);
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if text.contains("Parsed_showinfo") {
+            if let Some(t) = parse_pts_time(text) {
+                // The reader may have stopped early; nothing to do then.
+                let _ = pts.send(t);
+            }
+            continue;
+        }
+        if is_noise(text) {
+            continue;
+        }
+        if tail.len() == STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(text.to_string());
+    }
+    tail
+}
+
+/// Banner-like lines that say nothing about a failure.
+fn is_noise(line: &str) -> bool {
+    let l = line.trim_start();
+    l.is_empty()
+        || l.starts_with("Input #")
+        || l.starts_with("Output #")
+        || l.starts_with("Stream")
+        || l.starts_with("Metadata:")
+        || l.starts_with("Duration:")
+        || l.starts_with("Press [q]")
+        || l.starts_with("frame=")
+        || l.starts_with("video:")
+        || l.starts_with("encoder")
+        || line.starts_with(' ')
+}
+
+fn parse_pts_time(line: &str) -> Option<f64> {
+    let rest = &line[line.find("pts_time:")? + "pts_time:".len()..];
+    let value = rest.split_whitespace().next()?;
+    value.parse().ok().filter(|t: &f64| t.is_finite())
+}
+
+/// `-i path` with the options every input shares.
+pub(crate) fn input_args(path: &Path, seek: Option<f64>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    if let Some(t) = seek {
+        // Before `-i`: a fast keyframe seek followed by an exact decode-skip
+        // to `t` (ffmpeg's accurate_seek default).
+        args.push("-ss".into());
+        args.push(format!("{t:.3}").into());
+    }
+    args.push("-i".into());
+    args.push(path.as_os_str().to_owned());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_showinfo_pts_time() {
+        let line = "[Parsed_showinfo_2 @ 0x55d] n:  12 pts: 6144 pts_time:0.48    duration:512 pos:1 fmt:gray";
+        assert_eq!(parse_pts_time(line), Some(0.48));
+        assert_eq!(parse_pts_time("[Parsed_showinfo_2 @ 0x1] config in"), None);
+    }
+}

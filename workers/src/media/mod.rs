@@ -1,0 +1,29 @@
+//! Media access for ingest: the ffmpeg/ffprobe side of turning a file into
+//! searchable segments. Everything here is synchronous and blocking (the
+//! ingest worker runs it under `spawn_blocking`) and streams: memory stays
+//! bounded by a few frames whatever the video's length.
+//!
+//! The steps, in the order ingest uses them:
+//! [`probe`] → [`detect_cuts`] → [`plan_segments`] → [`sample_frames`]
+//! (frames for the encoder) → [`pick_thumbnail`] / [`write_thumbnail`];
+//! [`find_sidecar_subtitles`] and [`read_subtitles`] feed the text side.
+//! [`analyze`] runs them all and is what the benchmark times.
+
+mod analyze;
+mod error;
+mod ffmpeg;
+mod frames;
+mod probe;
+mod segments;
+mod shots;
+mod subtitles;
+mod thumbnail;
+
+pub use analyze::{Analysis, AnalyzeOptions, AnalyzedSegment, StageTimings, analyze};
+pub use error::{MediaError, Result};
+pub use frames::{FrameSampler, SampleOptions, SamplingStrategy, SegmentFrames, sample_frames};
+pub use probe::{Probe, probe};
+pub use segments::{DEFAULT_MAX_SEGMENT_SECS, MIN_SEGMENT_SECS, Segment, plan_segments};
+pub use shots::{Cut, ShotDetector, ShotParams, detect_cuts};
+pub use subtitles::{Cue, SubtitleFormat, find_sidecar_subtitles, parse_subtitles, read_subtitles};
+pub use thumbnail::{THUMBNAIL_WIDTH, pick_thumbnail, write_thumbnail};
