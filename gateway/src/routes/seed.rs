@@ -117,8 +117,17 @@ pub struct LibraryEntry {
         (status = 404, description = "Unknown segment", body = vidseek_protocol::ErrorBody)))]
 pub async fn video_library(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     params: Result<Query<SegmentQuery>, QueryRejection>,
 ) -> Result<Json<LibraryEntry>, ApiError> {
+    // The seed page runs on another origin and may use the URLs as they are,
+    // so they are absolute (on the host the request came to).
+    let origin = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .map(|host| format!("http://{host}"))
+        .unwrap_or_default();
     let segment_id = query_params(params)?
         .id
         .ok_or_else(|| ApiError::bad_request("the id parameter is missing"))?;
@@ -130,14 +139,14 @@ pub async fn video_library(
         .find(|meta| meta.index == index)
         .ok_or_else(|| ApiError::not_found(format!("no segment {segment_id:?}")))?;
     Ok(Json(LibraryEntry {
-        cover: thumbnail_url(video_id, index),
+        cover: format!("{origin}{}", thumbnail_url(video_id, index)),
         timestamp: format_seconds(meta.start),
         segment_id: segment_id.clone(),
         video_id: video_id.to_string(),
         video_name: record.name,
         start: meta.start,
         end: meta.end,
-        play_url: play_url(video_id),
+        play_url: format!("{origin}{}", play_url(video_id)),
     }))
 }
 
