@@ -125,7 +125,10 @@ pub async fn video_library(
     let origin = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
         .map(|host| format!("http://{host}"))
         .unwrap_or_default();
     let segment_id = query_params(params)?
