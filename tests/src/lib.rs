@@ -2,5 +2,8 @@
 //! integration tests: real servers and processes, started per test on random
 //! ports and stopped on drop.
 
+pub mod media;
 pub mod nats;
+pub mod process;
+pub mod requests;
 pub mod stack;
