@@ -167,6 +167,31 @@ else
   done_step "ok, sources and licences in $samples/README"
 fi
 
+# ---------------------------------------------------------------- 4b. CLIP vocabulary (tests)
+# The real CLIP BPE merges, for the tokenizer's reference test: they ship in
+# the open-clip-torch wheel (only this one file is read; nothing is installed).
+clip_vocab=$cache/clip/bpe_simple_vocab_16e6.txt.gz
+clip_vocab_sha=924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a
+if [ "$purpose" = test ]; then
+  step "CLIP vocabulary ($clip_vocab)"
+  if [ -f "$clip_vocab" ] && [ "$(sha256sum "$clip_vocab" | cut -d' ' -f1)" = "$clip_vocab_sha" ]; then
+    done_step "present"
+  else
+    mkdir -p "$cache/clip" "$cache/wheels"
+    run_logged "$logs/clip-vocab.log" "$py" -m pip download --quiet --disable-pip-version-check --no-deps \
+      --only-binary :all: open-clip-torch==3.3.0 -d "$cache/wheels"
+    "$py" - "$cache/wheels" "$clip_vocab" <<'PY'
+import glob, sys, zipfile
+wheel = sorted(glob.glob(sys.argv[1] + "/open_clip_torch-3.3.0-*.whl"))[-1]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2] + ".tmp", "wb") as out:
+    out.write(z.read("open_clip/bpe_simple_vocab_16e6.txt.gz"))
+PY
+    [ "$(sha256sum "$clip_vocab.tmp" | cut -d' ' -f1)" = "$clip_vocab_sha" ] || die "CLIP vocabulary: sha256 mismatch"
+    mv "$clip_vocab.tmp" "$clip_vocab"
+    done_step "extracted from open-clip-torch 3.3.0"
+  fi
+fi
+
 # ---------------------------------------------------------------- 5. env file
 step "environment ($data/env)"
 {
@@ -174,6 +199,9 @@ step "environment ($data/env)"
   echo "# Values already in the environment win (e.g. another pack or onnxruntime-gpu)."
   printf 'export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-%q}\n' "$ort_lib"
   printf 'export VIDSEEK_MODEL_PACK=${VIDSEEK_MODEL_PACK:-%q}\n' "$pack"
+  if [ -f "$clip_vocab" ]; then
+    printf 'export VIDSEEK_CLIP_VOCAB=${VIDSEEK_CLIP_VOCAB:-%q}\n' "$clip_vocab"
+  fi
   nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
   printf 'export NATS_SERVER_BIN=${NATS_SERVER_BIN:-%q}\n' "$nats_bin"
   if [ "$nats_bin" = /usr/sbin/nats-server ]; then
