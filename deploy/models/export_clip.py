@@ -49,7 +49,7 @@ def main():
     ap.add_argument("--pretrained", default="openai")
     ap.add_argument("--name", default=None, help="pack name (default: model-pretrained, lower case)")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--languages", default="en", help="comma separated, e.g. en or en,zh,de,...")
+    ap.add_argument("--languages", default="en", help="comma separated ISO 639-1 codes, e.g. en or en,zh; * for any")
     ap.add_argument("--licence", default="MIT (OpenAI CLIP weights and code)")
     ap.add_argument("--archive", help="also write a .tar.gz of the pack and print its sha256 for catalog.json")
     ap.add_argument("--opset", type=int, default=17)
@@ -133,14 +133,15 @@ def main():
         shutil.copyfile(src, os.path.join(a.out, "bpe_simple_vocab_16e6.txt.gz"))
         enc = tokenizer.encoder
         text.update({"tokenizer_kind": "clip_bpe", "bpe_vocab": "bpe_simple_vocab_16e6.txt.gz",
-                     "vocab_size": len(enc), "sot_id": int(enc["<|startoftext|>"]),
-                     "eot_id": int(enc["<|endoftext|>"]), "lowercase": True, "pad_id": 0})
+                     "vocab_size": len(enc), "sot_id": int(tokenizer.sot_token_id),
+                     "eot_id": int(tokenizer.eot_token_id), "lowercase": True, "pad_id": 0})
         files.append("bpe_simple_vocab_16e6.txt.gz")
     else:  # open_clip.tokenizer.HFTokenizer
         hf = tokenizer.tokenizer
         hf.backend_tokenizer.save(os.path.join(a.out, "tokenizer.json"))
-        text.update({"tokenizer_kind": "hf", "tokenizer": "tokenizer.json", "max_tokens": ctx,
-                     "pad_id": int(hf.pad_token_id or 0), "pad_to_context_length": True})
+        # context_length (set above) makes the worker pad every input to it.
+        text.update({"tokenizer_kind": "hugging_face", "tokenizer": "tokenizer.json", "max_tokens": ctx,
+                     "pad_id": int(hf.pad_token_id or 0)})
         files.append("tokenizer.json")
 
     manifest = {
