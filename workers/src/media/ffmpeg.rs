@@ -13,13 +13,17 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::error::{MediaError, Result};
 
 /// Lines of ffmpeg's stderr kept for error messages.
 const STDERR_TAIL_LINES: usize = 6;
+
+/// How long a frame's time may lag behind the frame itself.
+const PTS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The filter appended to every chain so frame times can be read back.
 pub(crate) const SHOWINFO: &str = "showinfo";
@@ -127,7 +131,18 @@ impl RawFrames {
         // The showinfo line is logged before the frame is written, so it is
         // already on its way.
         let pts = match &self.pts {
-            Some(rx) => rx.recv().unwrap_or(self.last_pts),
+            // The timeout only guards against a broken one-to-one pairing of
+            // frames and log lines, which would otherwise hang the caller.
+            Some(rx) => match rx.recv_timeout(PTS_TIMEOUT) {
+                Ok(t) => t,
+                Err(RecvTimeoutError::Disconnected) => self.last_pts,
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(MediaError::DecodeFailed {
+                        at: self.last_pts,
+                        detail: "ffmpeg stopped reporting frame times".into(),
+                    });
+                }
+            },
             None => self.last_pts,
         };
         self.last_pts = pts;

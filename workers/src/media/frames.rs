@@ -274,8 +274,6 @@ fn with_time(err: MediaError, at: f64) -> MediaError {
 struct GridState {
     common: Common,
     child: Option<RawFrames>,
-    /// Frames of the segment being filled.
-    pending: Vec<Option<RgbImage>>,
     /// The two newest grid frames with their times, newest last: a target
     /// between them takes the nearer.
     prev: Option<(f64, Vec<u8>)>,
@@ -304,7 +302,6 @@ impl GridState {
         Ok(Self {
             common,
             child: Some(child),
-            pending: Vec::new(),
             prev: None,
             last: None,
             spare: Vec::new(),
@@ -315,11 +312,9 @@ impl GridState {
         let index = self.common.next_segment;
         let mut times = self.common.targets.get(index)?.clone();
         let segment_start = self.common.starts[index];
-        if self.pending.len() != times.len() {
-            self.pending = vec![None; times.len()];
-        }
-        for slot in 0..times.len() {
-            let target = times[slot];
+        let mut frames = Vec::with_capacity(times.len());
+        for time in &mut times {
+            let target = *time;
             // Read until a grid frame at or after the target, or the end.
             while self.last.as_ref().is_none_or(|(pts, _)| *pts < target) {
                 match self.read() {
@@ -336,21 +331,21 @@ impl GridState {
                 }
                 _ => false,
             };
-            let chosen = if use_prev { self.prev.as_ref() } else { self.last.as_ref() };
+            let chosen = if use_prev {
+                self.prev.as_ref()
+            } else {
+                self.last.as_ref()
+            };
             let Some((pts, raw)) = chosen else {
                 return Some(Err(MediaError::DecodeFailed {
                     at: target,
                     detail: "no frame could be decoded".into(),
                 }));
             };
-            times[slot] = *pts;
-            self.pending[slot] = Some(self.common.image(raw.clone()));
+            *time = *pts;
+            frames.push(self.common.image(raw.clone()));
         }
         self.common.next_segment += 1;
-        let frames = std::mem::take(&mut self.pending)
-            .into_iter()
-            .map(|f| f.expect("every slot filled"))
-            .collect();
         Some(Ok(SegmentFrames {
             index,
             times,
@@ -369,7 +364,9 @@ impl GridState {
         raw.resize(self.common.frame_len(), 0);
         match child.next_frame(&mut raw)? {
             Some(pts) => {
-                if let Some((_, old)) = std::mem::replace(&mut self.prev, self.last.replace((pts, raw))) {
+                if let Some((_, old)) =
+                    std::mem::replace(&mut self.prev, self.last.replace((pts, raw)))
+                {
                     self.spare = old;
                 }
                 Ok(true)
