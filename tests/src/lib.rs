@@ -4,6 +4,7 @@
 
 pub mod media;
 pub mod nats;
+pub mod paths;
 pub mod process;
 pub mod requests;
 pub mod stack;

@@ -7,41 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The workspace root (this crate lives in `tests/`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .to_path_buf()
-}
-
-/// The `vidseek` binary: `VIDSEEK_BIN`, else `target/debug/vidseek`.
-pub fn vidseek_bin() -> PathBuf {
-    let bin = std::env::var_os("VIDSEEK_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/debug/vidseek"));
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p vidseek` (make test does) or set VIDSEEK_BIN",
-        bin.display()
-    );
-    bin
-}
-
-/// A file from the sample library the set-up fetches (`.vidseek/samples`),
-/// or from `VIDSEEK_SAMPLES_DIR`.
-pub fn sample(name: &str) -> PathBuf {
-    let dir = std::env::var_os("VIDSEEK_SAMPLES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".vidseek/samples"));
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run deploy/setup.sh (make test does) to fetch the sample library",
-        path.display()
-    );
-    path
-}
+use crate::paths::model_env;
+pub use crate::paths::{sample, vidseek_bin, workspace_root};
 
 pub struct EmbeddedStack {
     child: Child,
@@ -69,16 +36,7 @@ impl EmbeddedStack {
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // The pack and ONNX Runtime live in the checkout's data directory
-        // unless the environment says otherwise.
-        let default_data = workspace_root().join(".vidseek");
-        if std::env::var_os("VIDSEEK_MODEL_PACK").is_none() {
-            command.env("VIDSEEK_MODEL_PACK", default_data.join("models/default"));
-        }
-        if std::env::var_os("ORT_DYLIB_PATH").is_none() {
-            let lib = vidseek_ort_library(&default_data);
-            command.env("ORT_DYLIB_PATH", lib);
-        }
+        command.envs(model_env());
         let mut child = command.spawn().expect("start vidseek up");
         let stderr = child.stderr.take().expect("piped");
         let (ready_tx, ready) = mpsc::channel();
@@ -129,18 +87,6 @@ impl EmbeddedStack {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-}
-
-/// The ONNX Runtime library in a data directory's Python environment.
-fn vidseek_ort_library(data_dir: &Path) -> PathBuf {
-    let lib = data_dir
-        .join("python/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1");
-    assert!(
-        lib.is_file() || std::env::var_os("ORT_DYLIB_PATH").is_some(),
-        "{} is missing: run deploy/setup.sh or set ORT_DYLIB_PATH",
-        lib.display()
-    );
-    lib
 }
 
 impl Drop for EmbeddedStack {
