@@ -17,9 +17,12 @@
 //!   threading cannot (short decodes).
 //!
 //! [`SamplingStrategy::Auto`] picks by that cost model from the keyframe
-//! interval read off the first packets (no decoding): with the usual 1-4 s
-//! keyframe intervals seeking skips most of the video and wins; with sparse
-//! keyframes or very short segments the single pass does.
+//! interval read off the first minute's packets (no decoding). Measured on 2
+//! CPUs (bench/ingest/README.md): with 1 s keyframe intervals (phones,
+//! streaming encodes) seeking wins (720p, 60 s: 4.2 s against 6.1 s); with
+//! 5 s intervals the single pass does (127 s: 10.8 s against 13.5 s), and on
+//! short clips like bikes.mp4 the process starts dominate (0.6 s against
+//! 1.3 s).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -428,24 +431,24 @@ pub(crate) fn scaled_size(width: u32, height: u32, short: u32) -> (u32, u32) {
 
 /// The cost model behind [`SamplingStrategy::Auto`], in decoded frames:
 /// the single pass decodes every frame; seeking decodes half a keyframe
-/// interval per target and pays a process start (worth
-/// `SPAWN_COST_FRAMES`) per segment.
+/// interval per target plus a fixed cost per target for opening the input
+/// (ffmpeg decodes a few frames to probe each input) and the process.
 fn choose_strategy(
     path: &Path,
     probe: &Probe,
     segments: &[Segment],
     per_segment: usize,
 ) -> SamplingStrategy {
-    /// A process start plus container open, in frames of decoding; measured
-    /// on bikes.mp4 and a 720p H.264 file (see bench/ingest/README.md).
-    const SPAWN_COST_FRAMES: f64 = 10.0;
+    /// Fitted on 720p H.264 (bench/ingest/README.md): with 3 targets per
+    /// segment a segment's process costs ~0.43 s over its decoding, about
+    /// 105 frames' worth of single-pass decoding.
+    const OPEN_COST_FRAMES: f64 = 35.0;
     let Some(keyframe_interval) = keyframe_interval(path) else {
         return SamplingStrategy::SinglePass;
     };
     let single = probe.duration * probe.fps;
     let targets = (segments.len() * per_segment.max(1)) as f64;
-    let seek = targets * (keyframe_interval * probe.fps / 2.0 + 1.0)
-        + segments.len() as f64 * SPAWN_COST_FRAMES;
+    let seek = targets * (keyframe_interval * probe.fps / 2.0 + OPEN_COST_FRAMES);
     if seek < single {
         SamplingStrategy::Seek
     } else {

@@ -117,8 +117,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     ));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
+        // No fsync: rename alone keeps readers from seeing a torn file, and
+        // a thumbnail lost in a power cut is re-made by re-ingesting; a sync
+        // per segment would cost more than decoding it.
         file.write_all(bytes)?;
-        file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
