@@ -25,7 +25,9 @@ impl Tokenizer {
                     .map_err(|e| format!("cannot load tokenizer {}: {e}", file.display()))?;
                 Ok(Tokenizer::HuggingFace(Box::new(tokenizer)))
             }
-            TokenizerKind::ClipBpe => ClipTokenizer::from_manifest(pack).map(|t| Tokenizer::Clip(Box::new(t))),
+            TokenizerKind::ClipBpe => {
+                ClipTokenizer::from_manifest(pack).map(|t| Tokenizer::Clip(Box::new(t)))
+            }
         }
     }
 

@@ -207,12 +207,11 @@ impl Worker {
                 },
             )
         });
-        let encoded: Vec<Result<SegmentRecord, JobFailure>> =
-            tokio_stream_from(segments_rx)
-                .map(|prepared| self.encode_frames(job, prepared))
-                .buffered(SEGMENTS_IN_FLIGHT)
-                .collect()
-                .await;
+        let encoded: Vec<Result<SegmentRecord, JobFailure>> = tokio_stream_from(segments_rx)
+            .map(|prepared| self.encode_frames(job, prepared))
+            .buffered(SEGMENTS_IN_FLIGHT)
+            .collect()
+            .await;
         let analysis = analysis
             .await
             .map_err(|e| JobFailure::Transient(format!("media analysis panicked: {e}")))??;
