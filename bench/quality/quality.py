@@ -286,8 +286,11 @@ class Stack:
 # scoring
 # --------------------------------------------------------------------------
 
-def overlaps(a0, a1, b0, b1):
-    return min(a1, b1) - max(a0, b0) > OVERLAP_MIN
+def overlaps(a0, a1, b0, b1, strict=False):
+    """Result [a0,a1) against stamp [b0,b1). Strict: the stamp fills at least half of the result
+    (a segment that merged several stamps then counts for none of them)."""
+    ov = min(a1, b1) - max(a0, b0)
+    return ov >= 0.5 * (a1 - a0) if strict else ov > OVERLAP_MIN
 
 
 def recall_from_ranks(first_hits, n):
@@ -406,13 +409,15 @@ def main():
             time.sleep(0.2)
         vid_of = {v: p for v, p in ids.items()}
 
-        def first_hit(results, t):
+        def first_hit(results, t, strict=False):
             for rank, r in enumerate(results, 1):
-                if vid_of.get(r["video_id"]) == t["video"] and overlaps(r["start"], r["end"], t["start"], t["end"]):
+                if vid_of.get(r["video_id"]) == t["video"] and \
+                        overlaps(r["start"], r["end"], t["start"], t["end"], strict):
                     return rank
             return None
 
         ranks = {"text_en": [], "text_zh": [], "image": []}
+        strict_ranks = {"text_en": [], "text_zh": [], "image": []}
         lat = {"text_en": [], "text_zh": [], "image": []}
         warned = {"text_en": 0, "text_zh": 0, "image": 0}
         per_query = []
@@ -431,6 +436,7 @@ def main():
                     warned[kind] += 1
                 r = first_hit(resp["results"], t)
                 ranks[kind].append(r)
+                strict_ranks[kind].append(first_hit(resp["results"], t, strict=True))
                 row[kind] = r
             per_query.append(row)
         timings["queries_s"] = round(time.time() - t3, 1)
@@ -438,6 +444,7 @@ def main():
         stack.stop()
 
     vidseek = {k: recall_from_ranks(v, len(truth)) for k, v in ranks.items()}
+    vidseek_strict = {k: recall_from_ranks(v, len(truth)) for k, v in strict_ranks.items()}
     for k in vidseek:
         vidseek[k]["language_unsupported_warnings"] = warned[k]
         vidseek[k]["latency_ms_p50"] = round(1000 * float(np.median(lat[k])), 1)
@@ -465,22 +472,26 @@ def main():
         key_rgbs += middle_frames(p, segments[p])
     seg_feats = feats(key_rgbs)
 
-    def relevant_mask(t):
-        return np.array([p == t["video"] and overlaps(s["start"], s["end"], t["start"], t["end"])
+    def relevant_mask(t, strict=False):
+        return np.array([p == t["video"] and overlaps(s["start"], s["end"], t["start"], t["end"], strict)
                          for p, s in seg_list])
 
     base = {"text_en": [], "text_zh": [], "image": []}
+    base_strict = {"text_en": [], "text_zh": [], "image": []}
     for kind, field in (("text_en", "en"), ("text_zh", "zh")):
         qv = enc.encode([t[field] for t in truth])
         sims = qv @ desc_vecs.T  # [queries, videos]
         for i, t in enumerate(truth):
             scores = np.round(sims[i][seg_video], 6)
             base[kind].append(expected_recall(scores, relevant_mask(t)))
+            base_strict[kind].append(expected_recall(scores, relevant_mask(t, True)))
     qf = feats([np.asarray(Image.open(io.BytesIO(query_image(t["png"]))).convert("RGB")) for t in truth])
     isims = qf @ seg_feats.T
     for i, t in enumerate(truth):
         base["image"].append(expected_recall(np.round(isims[i], 6), relevant_mask(t)))
+        base_strict["image"].append(expected_recall(np.round(isims[i], 6), relevant_mask(t, True)))
     seed = {k: mean_expected(v) for k, v in base.items()}
+    seed_strict = {k: mean_expected(v) for k, v in base_strict.items()}
     timings["baseline_s"] = round(time.time() - t4, 1)
     timings["total_s"] = round(time.time() - t0, 1)
 
@@ -502,6 +513,9 @@ def main():
                        for v in videos.values()],
         },
         "vidseek": vidseek,
+        "vidseek_strict": vidseek_strict,
+        "seed_baseline_strict": seed_strict,
+        "strict_hit": "as 'hit', and the stamp fills at least half of the returned segment",
         "seed_baseline": dict(seed, design=(
             "text: all-MiniLM-L6-v2 (pack text.onnx) of the query vs each video's description "
             "('<file>.mp4. <theme sentence>'), every segment inherits its video's score, ties broken "
@@ -519,6 +533,11 @@ def main():
     print(f"{'query':10s} {'system':14s} {'R@1':>6s} {'R@5':>6s} {'R@10':>6s}")
     for kind in ("text_en", "text_zh", "image"):
         for name, res in (("vidseek", vidseek), ("seed-style", seed)):
+            r = res[kind]
+            print(f"{kind:10s} {name:14s} {r['r1']:6.3f} {r['r5']:6.3f} {r['r10']:6.3f}")
+    print("strict hits (the stamp fills at least half of the returned segment):")
+    for kind in ("text_en", "text_zh", "image"):
+        for name, res in (("vidseek", vidseek_strict), ("seed-style", seed_strict)):
             r = res[kind]
             print(f"{kind:10s} {name:14s} {r['r1']:6.3f} {r['r5']:6.3f} {r['r10']:6.3f}")
     print(f"timings: {timings}")
