@@ -183,6 +183,9 @@ fn main() -> std::process::ExitCode {
             Command::Models(command) => models::run(command, &common.data_dir).await,
         }
     });
+    // Blocking work still running (an ffmpeg pipe being read) must not keep
+    // a stopped process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
