@@ -19,7 +19,7 @@
 //! - ONNX Runtime: `ORT_DYLIB_PATH`, else the `onnxruntime` wheel in
 //!   `.vidseek/python`;
 //! - the default pack: `VIDSEEK_MODEL_PACK`, else `.vidseek/models/default`;
-//! - photos: `VIDSEEK_TEST_PHOTOS` (a folder with scikit-image's coffee.png,
+//! - photos: `VIDSEEK_TEST_PHOTO_DIR` (a folder with scikit-image's coffee.png,
 //!   chelsea.png, rocket.jpg), else `skimage/data` in `.vidseek/python`.
 
 use std::io::Cursor;
@@ -468,7 +468,7 @@ async fn clip_fixture_pack_end_to_end() {
 }
 
 fn photo(name: &str) -> DynamicImage {
-    let dir = std::env::var_os("VIDSEEK_TEST_PHOTOS")
+    let dir = std::env::var_os("VIDSEEK_TEST_PHOTO_DIR")
         .map(PathBuf::from)
         .or_else(|| {
             let lib = workspace_root().join(".vidseek/python/lib");
@@ -484,7 +484,7 @@ fn photo(name: &str) -> DynamicImage {
         }
         other => panic!(
             "photo {name} not found ({other:?}): run deploy/setup.sh (it installs scikit-image \
-             into .vidseek/python), or set VIDSEEK_TEST_PHOTOS to a folder holding scikit-image's \
+             into .vidseek/python), or set VIDSEEK_TEST_PHOTO_DIR to a folder holding scikit-image's \
              coffee.png, chelsea.png and rocket.jpg (skimage/data in the scikit-image wheel)"
         ),
     }
