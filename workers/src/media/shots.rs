@@ -52,6 +52,13 @@ pub struct ShotParams {
     pub persist_fraction: f32,
     /// Shortest shot, in seconds; closer cuts are ignored.
     pub min_shot_secs: f64,
+    /// Lower floor for a change between still pictures: when the frames
+    /// around a candidate barely move (window median below `still_baseline`),
+    /// a difference of `still_min_score` is a cut. Cut-out objects on one
+    /// plain background change few pixels, far below `min_score`.
+    pub still_min_score: f32,
+    /// Window median under which the surroundings count as still.
+    pub still_baseline: f32,
 }
 
 impl Default for ShotParams {
@@ -64,6 +71,8 @@ impl Default for ShotParams {
             persist_frames: 2,
             persist_fraction: 0.5,
             min_shot_secs: 0.2,
+            still_min_score: 0.03,
+            still_baseline: 0.003,
         }
     }
 }
@@ -423,7 +432,7 @@ fn is_cut(
     persistence: f32,
     p: &ShotParams,
 ) -> bool {
-    if score < p.min_score {
+    if score < p.min_score.min(p.still_min_score) {
         return false;
     }
     // Ties go to the earliest frame so a plateau yields one cut.
@@ -435,6 +444,10 @@ fn is_cut(
     }
     let mut others: Vec<f32> = neighbours.iter().map(|&(_, s)| s).collect();
     let baseline = median(&mut others);
+    let still = baseline <= p.still_baseline;
+    if score < p.min_score && !still {
+        return false;
+    }
     if score < p.hard_score && score < p.ratio * baseline {
         return false;
     }
@@ -496,6 +509,16 @@ mod tests {
         // High motion: every frame differs a lot, the peak only a little more.
         let busy: Vec<f32> = (0..60).map(|i| 0.15 + 0.05 * ((i % 3) as f32)).collect();
         assert!(decide(&busy, &[], 25.0).is_empty());
+    }
+
+    #[test]
+    fn a_small_change_between_still_pictures_is_a_cut() {
+        // Cut-out objects swapped on one plain background: little changes,
+        // but nothing else moves.
+        let mut still = vec![0.001; 60];
+        still[20] = 0.06;
+        still[45] = 0.02; // below even the still floor
+        assert_eq!(decide(&still, &[], 25.0), vec![20]);
     }
 
     #[test]
