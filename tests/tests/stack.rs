@@ -15,20 +15,21 @@ use vidseek_tests::stack::{EmbeddedStack, sample};
 const CAT: (f64, f64) = (4.0, 8.0);
 const COFFEE: (f64, f64) = (8.0, 12.0);
 
+/// Sends a request and decodes its JSON answer.
+async fn json(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 fn overlaps(hit: &Value, (start, end): (f64, f64)) -> bool {
     hit["start"].as_f64().unwrap() < end && hit["end"].as_f64().unwrap() > start
 }
 
 async fn ingest(http: &reqwest::Client, stack: &EmbeddedStack, path: &Path) -> String {
-    let accepted: Value = http
-        .post(stack.url("/api/v1/videos"))
-        .json(&json!({ "path": path }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accepted: Value = json(
+        http.post(stack.url("/api/v1/videos"))
+            .json(&json!({ "path": path })),
+    )
+    .await;
     assert_eq!(accepted["status"], "queued", "{accepted}");
     accepted["video_id"].as_str().unwrap().to_string()
 }
@@ -100,14 +101,7 @@ async fn embedded_stack_end_to_end() {
         bikes
     );
     wait_ready(&http, &stack, &bikes).await;
-    let videos: Value = http
-        .get(stack.url("/api/v1/videos"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let videos: Value = json(http.get(stack.url("/api/v1/videos"))).await;
     assert_eq!(videos["videos"].as_array().unwrap().len(), 2, "{videos}");
 
     rest_text_search(&http, &stack, &photos).await;
@@ -119,15 +113,11 @@ async fn embedded_stack_end_to_end() {
 }
 
 async fn rest_text_search(http: &reqwest::Client, stack: &EmbeddedStack, photos: &str) {
-    let answer: Value = http
-        .get(stack.url("/api/v1/search"))
-        .query(&[("text", "a cat"), ("k", "5")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = json(
+        http.get(stack.url("/api/v1/search"))
+            .query(&[("text", "a cat"), ("k", "5")]),
+    )
+    .await;
     let results = answer["results"].as_array().unwrap();
     assert!(results.len() <= 5 && !results.is_empty(), "{answer}");
     let top = &results[0];
@@ -145,15 +135,11 @@ async fn rest_text_search(http: &reqwest::Client, stack: &EmbeddedStack, photos:
     assert_eq!(top["play_url"], format!("/media/videos/{photos}"));
 
     // A minimum score filters; a Chinese query says the pack cannot read it.
-    let strict: Value = http
-        .get(stack.url("/api/v1/search"))
-        .query(&[("text", "a cat"), ("min_score", "0.9")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let strict: Value = json(
+        http.get(stack.url("/api/v1/search"))
+            .query(&[("text", "a cat"), ("min_score", "0.9")]),
+    )
+    .await;
     assert!(
         strict["results"]
             .as_array()
@@ -161,15 +147,11 @@ async fn rest_text_search(http: &reqwest::Client, stack: &EmbeddedStack, photos:
             .iter()
             .all(|r| r["score"].as_f64().unwrap() >= 0.9)
     );
-    let chinese: Value = http
-        .get(stack.url("/api/v1/search"))
-        .query(&[("text", "一只猫")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let chinese: Value = json(
+        http.get(stack.url("/api/v1/search"))
+            .query(&[("text", "一只猫")]),
+    )
+    .await;
     assert_eq!(
         chinese["warnings"][0]["code"], "language_unsupported",
         "{chinese}"
@@ -187,15 +169,7 @@ async fn rest_image_search(
         "image",
         reqwest::multipart::Part::bytes(picture).file_name("coffee.jpg"),
     );
-    let answer: Value = http
-        .post(stack.url("/api/v1/search"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = json(http.post(stack.url("/api/v1/search")).multipart(form)).await;
     let top = &answer["results"][0];
     assert_eq!(top["video_id"], photos, "{answer}");
     assert!(overlaps(top, COFFEE), "the coffee is at 8–12 s: {answer}");
@@ -384,13 +358,6 @@ async fn segments_and_media(http: &reqwest::Client, stack: &EmbeddedStack, photo
         .await
         .unwrap();
     assert!(metrics.contains("vidseek_gateway_"), "{metrics}");
-    let openapi: Value = http
-        .get(stack.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi: Value = json(http.get(stack.url("/api/v1/openapi.json"))).await;
     assert!(openapi["paths"]["/api/v1/search"].is_object(), "{openapi}");
 }
