@@ -104,6 +104,47 @@ pub fn decode_reply<T: DeserializeOwned>(message: &Message) -> Result<T, ErrorBo
         .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("undecodable reply: {e}")))
 }
 
+/// [`request`] to a stateless service in a queue group, retried once: a
+/// replica that dies holding the request never answers, and the retry goes
+/// (through the queue group) to one that is alive. The first try gets a
+/// third of `budget`, the retry the rest.
+pub async fn request_with_retry<Req: Serialize, Resp: DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: &str,
+    body: &Req,
+    budget: Duration,
+    query_id: Option<&str>,
+) -> Result<Resp, ErrorBody> {
+    let first = request(client, subject.to_string(), body, budget / 3, query_id).await;
+    match first {
+        Err(error)
+            if matches!(
+                error.error.code,
+                ErrorCode::Timeout | ErrorCode::Unavailable
+            ) =>
+        {
+            tracing::warn!(subject, error = %error.error.message, "no answer; retrying once");
+            request(client, subject.to_string(), body, budget * 2 / 3, query_id).await
+        }
+        other => other,
+    }
+}
+
+/// Asks the query stage whether the stack can answer queries.
+pub async fn health(
+    client: &async_nats::Client,
+    timeout: Duration,
+) -> Result<vidseek_protocol::query::HealthReport, ErrorBody> {
+    request(
+        client,
+        vidseek_protocol::subjects::HEALTH.to_string(),
+        &(),
+        timeout,
+        None,
+    )
+    .await
+}
+
 /// Headers of an internal MessagePack request.
 pub fn msgpack_headers(query_id: Option<&str>) -> HeaderMap {
     let mut headers = HeaderMap::new();

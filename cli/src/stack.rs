@@ -7,7 +7,6 @@ use anyhow::{Context, bail};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vidseek_protocol::query::HealthReport;
-use vidseek_protocol::subjects;
 use vidseek_workers::encoder::{Encoder, EncoderConfig, runtime};
 use vidseek_workers::ingest::IngestConfig;
 use vidseek_workers::query::QueryConfig;
@@ -245,14 +244,7 @@ async fn wait_until_ready(
         if shutdown.is_cancelled() {
             bail!("stopped before the stack was ready");
         }
-        let report: Result<HealthReport, _> = vidseek_bus::rpc::request(
-            nats,
-            subjects::HEALTH.to_string(),
-            &(),
-            Duration::from_secs(3),
-            None,
-        )
-        .await;
+        let report = vidseek_bus::rpc::health(nats, Duration::from_secs(3)).await;
         match report {
             Ok(report) if report.ready() => return Ok(report),
             _ if tokio::time::Instant::now() > deadline => {

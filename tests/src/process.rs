@@ -12,9 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vidseek_protocol::query::HealthReport;
-use vidseek_protocol::subjects;
-
 use crate::nats::NatsServer;
 use crate::paths::model_env;
 pub use crate::paths::{sample, vidseek_bin, workspace_root};
@@ -234,14 +231,7 @@ impl Fleet {
         let deadline = Instant::now() + timeout;
         loop {
             self.assert_all_running();
-            let report: Result<HealthReport, _> = vidseek_bus::rpc::request(
-                client,
-                subjects::HEALTH.to_string(),
-                &(),
-                Duration::from_secs(3),
-                None,
-            )
-            .await;
+            let report = vidseek_bus::rpc::health(client, Duration::from_secs(3)).await;
             match report {
                 Ok(report) if report.ready() => return,
                 _ if Instant::now() > deadline => {

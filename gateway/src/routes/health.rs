@@ -7,9 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use vidseek_protocol::ErrorBody;
 use vidseek_protocol::query::HealthReport;
-use vidseek_protocol::subjects;
 
 use crate::AppState;
 use crate::error::error_response;
@@ -24,14 +22,7 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
         (status = 503, description = "Not ready yet: a report with shards missing, or an error when no query stage answers", body = HealthReport),
     ))]
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    let report: Result<HealthReport, ErrorBody> = vidseek_bus::rpc::request(
-        &state.nats,
-        subjects::HEALTH.to_string(),
-        &(),
-        HEALTH_TIMEOUT,
-        None,
-    )
-    .await;
+    let report = vidseek_bus::rpc::health(&state.nats, HEALTH_TIMEOUT).await;
     match report {
         Ok(report) if report.ready() => (StatusCode::OK, Json(report)).into_response(),
         Ok(report) => (StatusCode::SERVICE_UNAVAILABLE, Json(report)).into_response(),

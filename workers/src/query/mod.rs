@@ -314,15 +314,16 @@ impl QueryStage {
         let mut warnings = vec![];
         let (space, vector, calibration) = match &request.input {
             QueryInput::Text { text } => {
-                let encoded: EncodeTextResponse = self
-                    .ask_encoder(
-                        subjects::ENCODE_TEXT,
-                        &EncodeTextRequest {
-                            texts: vec![text.clone()],
-                        },
-                        id,
-                    )
-                    .await?;
+                let encoded: EncodeTextResponse = rpc::request_with_retry(
+                    &self.nats,
+                    subjects::ENCODE_TEXT,
+                    &EncodeTextRequest {
+                        texts: vec![text.clone()],
+                    },
+                    self.config.encode_timeout,
+                    id,
+                )
+                .await?;
                 if let Some(Some(language)) = encoded.unsupported_language.first() {
                     warnings.push(Warning {
                         code: "language_unsupported".into(),
@@ -344,15 +345,16 @@ impl QueryStage {
                 )
             }
             QueryInput::Image { bytes } => {
-                let encoded: EncodeImageResponse = self
-                    .ask_encoder(
-                        subjects::ENCODE_IMAGE,
-                        &EncodeImageRequest {
-                            images: vec![serde_bytes::ByteBuf::from(bytes.clone())],
-                        },
-                        id,
-                    )
-                    .await?;
+                let encoded: EncodeImageResponse = rpc::request_with_retry(
+                    &self.nats,
+                    subjects::ENCODE_IMAGE,
+                    &EncodeImageRequest {
+                        images: vec![serde_bytes::ByteBuf::from(bytes.clone())],
+                    },
+                    self.config.encode_timeout,
+                    id,
+                )
+                .await?;
                 let vectors = encoded.vectors.into_iter().next().ok_or_else(|| {
                     ErrorBody::new(ErrorCode::Internal, "the encoder returned no vector")
                 })?;
@@ -376,41 +378,6 @@ impl QueryStage {
             },
             warnings,
         ))
-    }
-
-    /// Asks an encoder, retrying once: an encoder that dies holding the
-    /// request never answers, and the retry goes (through the queue group)
-    /// to one that is alive. The first try gets a third of the budget; an
-    /// encode normally takes milliseconds.
-    async fn ask_encoder<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
-        &self,
-        subject: &str,
-        request: &Req,
-        query_id: Option<&str>,
-    ) -> Result<Resp, ErrorBody> {
-        let budget = self.config.encode_timeout;
-        let first = rpc::request(
-            &self.nats,
-            subject.to_string(),
-            request,
-            budget / 3,
-            query_id,
-        )
-        .await;
-        match first {
-            Err(body) if matches!(body.error.code, ErrorCode::Timeout | ErrorCode::Unavailable) => {
-                tracing::warn!(subject, error = %body.error.message, "encoder did not answer; retrying");
-                rpc::request(
-                    &self.nats,
-                    subject.to_string(),
-                    request,
-                    budget * 2 / 3,
-                    query_id,
-                )
-                .await
-            }
-            other => other,
-        }
     }
 
     /// Whether an encoder answers and how many shards have loaded their log.
