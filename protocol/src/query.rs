@@ -239,6 +239,21 @@ pub fn thumbnail_url(video_id: &str, segment_index: u32) -> String {
     format!("/media/thumbs/{video_id}/{segment_index}.jpg")
 }
 
+/// Where a video's thumbnails live in the data directory (shared by the
+/// ingest workers that write them and the gateway that serves them).
+pub fn thumbnail_dir(data_dir: &std::path::Path, video_id: &str) -> std::path::PathBuf {
+    data_dir.join("thumbs").join(video_id)
+}
+
+/// The file behind [`thumbnail_url`].
+pub fn thumbnail_file(
+    data_dir: &std::path::Path,
+    video_id: &str,
+    segment_index: u32,
+) -> std::path::PathBuf {
+    thumbnail_dir(data_dir, video_id).join(format!("{segment_index}.jpg"))
+}
+
 /// URL under which the gateway serves a video (HTTP range requests supported).
 pub fn play_url(video_id: &str) -> String {
     format!("/media/videos/{video_id}")

@@ -51,12 +51,7 @@ pub async fn thumbnail(
     let index = thumbnail_index(&file)
         .filter(|_| is_valid_key(&id))
         .ok_or_else(|| ApiError::not_found("no such thumbnail"))?;
-    let path = state
-        .config
-        .data_dir
-        .join("thumbs")
-        .join(&id)
-        .join(format!("{index}.jpg"));
+    let path = vidseek_protocol::query::thumbnail_file(&state.config.data_dir, &id, index);
     serve_file(path, request, "no such thumbnail").await
 }
 

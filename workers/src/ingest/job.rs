@@ -17,6 +17,7 @@ use vidseek_protocol::encode::{
 };
 use vidseek_protocol::error::{ErrorBody, ErrorCode};
 use vidseek_protocol::ingest::{IngestJob, VideoRecord, VideoStatus};
+use vidseek_protocol::query::thumbnail_file;
 use vidseek_protocol::rank::{SegmentKind, SegmentMeta, SegmentRecord, segment_id};
 use vidseek_protocol::sharding::shard_of;
 use vidseek_protocol::subjects;
@@ -182,10 +183,12 @@ impl Worker {
 
     /// Analyses, encodes and stores; returns the number of segments.
     async fn run(&self, job: &IngestJob, progress: Arc<AtomicU32>) -> Result<u32, JobFailure> {
-        let thumbs = self.config.thumbs_dir(&job.video_id);
+        // Thumbnails are named by segment index: `thumbnail(index)`.
+        let (data_dir, video_id) = (self.config.data_dir.clone(), job.video_id.clone());
+        let thumbnail = move |index: u32| thumbnail_file(&data_dir, &video_id, index);
         let (segments_tx, segments_rx) = tokio::sync::mpsc::channel(SEGMENTS_IN_FLIGHT);
         let path = PathBuf::from(&job.path);
-        let analysis_thumbs = thumbs.clone();
+        let analysis_thumbnail = thumbnail.clone();
         let analysis_progress = progress.clone();
         // The media side is blocking (ffmpeg pipes, image work); it runs on
         // its own thread and hands segments over a bounded channel, so the
@@ -195,7 +198,7 @@ impl Worker {
                 &path,
                 &AnalyzeOptions::default(),
                 &mut |p| analysis_progress.store((p * 0.95).to_bits(), Ordering::Relaxed),
-                &mut |segment| match prepare_segment(segment, &analysis_thumbs) {
+                &mut |segment| match prepare_segment(segment, &analysis_thumbnail) {
                     Ok(prepared) => match segments_tx.blocking_send(prepared) {
                         Ok(()) => ControlFlow::Continue(()),
                         Err(_) => ControlFlow::Break(()),
@@ -223,7 +226,7 @@ impl Worker {
                 analysis.segments.len()
             )));
         }
-        records.extend(self.subtitle_segments(job, &records, &thumbs).await?);
+        records.extend(self.subtitle_segments(job, &records, &thumbnail).await?);
 
         if !self.is_current(job).await {
             return Err(JobFailure::Permanent(
@@ -259,9 +262,9 @@ impl Worker {
         job: &IngestJob,
         prepared: PreparedSegment,
     ) -> Result<SegmentRecord, JobFailure> {
-        let response: EncodeImageResponse = rpc::request(
+        let response: EncodeImageResponse = rpc::request_with_retry(
             &self.nats,
-            subjects::ENCODE_IMAGE.to_string(),
+            subjects::ENCODE_IMAGE,
             &EncodeImageRequest {
                 images: prepared.jpegs,
             },
@@ -294,7 +297,7 @@ impl Worker {
         &self,
         job: &IngestJob,
         shots: &[SegmentRecord],
-        thumbs: &Path,
+        thumbnail: &(dyn Fn(u32) -> PathBuf + Sync),
     ) -> Result<Vec<SegmentRecord>, JobFailure> {
         let subtitle_path = match &job.subtitles {
             Some(path) => Some(PathBuf::from(path)),
@@ -312,9 +315,9 @@ impl Worker {
         let mut records = Vec::with_capacity(cues.len());
         let first_index = shots.len() as u32;
         for chunk in cues.chunks(CUES_PER_REQUEST) {
-            let response: EncodeTextResponse = rpc::request(
+            let response: EncodeTextResponse = rpc::request_with_retry(
                 &self.nats,
-                subjects::ENCODE_TEXT.to_string(),
+                subjects::ENCODE_TEXT,
                 &EncodeTextRequest {
                     texts: chunk.iter().map(|c| c.text.clone()).collect(),
                 },
@@ -330,10 +333,7 @@ impl Worker {
                     .find(|s| s.meta.start <= middle && middle < s.meta.end)
                     .or(shots.last())
                 {
-                    let _ = std::fs::copy(
-                        thumbs.join(format!("{}.jpg", shot.meta.index)),
-                        thumbs.join(format!("{index}.jpg")),
-                    );
+                    let _ = std::fs::copy(thumbnail(shot.meta.index), thumbnail(index));
                 }
                 records.push(SegmentRecord {
                     meta: SegmentMeta {
@@ -367,11 +367,11 @@ struct PreparedSegment {
 /// blocking thread, where CPU work belongs).
 fn prepare_segment(
     segment: AnalyzedSegment,
-    thumbs: &Path,
+    thumbnail: &(dyn Fn(u32) -> PathBuf + Sync),
 ) -> Result<PreparedSegment, media::MediaError> {
     let index = segment.frames.index as u32;
     if let Some(cover) = segment.frames.frames.get(segment.thumbnail) {
-        media::write_thumbnail(cover, &thumbs.join(format!("{index}.jpg")))?;
+        media::write_thumbnail(cover, &thumbnail(index))?;
     }
     let jpegs = segment
         .frames

@@ -56,7 +56,7 @@ pub struct IngestConfig {
 
 impl IngestConfig {
     pub fn thumbs_dir(&self, video_id: &str) -> PathBuf {
-        self.data_dir.join("thumbs").join(video_id)
+        vidseek_protocol::query::thumbnail_dir(&self.data_dir, video_id)
     }
 }
 
@@ -70,15 +70,23 @@ fn internal(error: impl std::fmt::Display) -> ErrorBody {
     ErrorBody::new(ErrorCode::Internal, error.to_string())
 }
 
+/// The streams every ingest task needs, and the catalog.
+async fn open_library(
+    nats: &async_nats::Client,
+) -> Result<(jetstream::Context, Catalog), IngestError> {
+    let js = jetstream::new(nats.clone());
+    vidseek_bus::streams::ensure_all(&js, 1).await?;
+    let catalog = Catalog::open(&js).await?;
+    Ok((js, catalog))
+}
+
 /// Serves `vidseek.v1.ingest` and `vidseek.v1.ingest.delete` until shutdown.
 pub async fn run_service(
     nats: async_nats::Client,
     config: IngestConfig,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
-    let js = jetstream::new(nats.clone());
-    vidseek_bus::streams::ensure_all(&js, 1).await?;
-    let catalog = Catalog::open(&js).await?;
+    let (js, catalog) = open_library(&nats).await?;
     let service = nats
         .service_builder()
         .description("vidseek ingest: accepts videos, deletes them")
@@ -218,9 +226,7 @@ pub async fn run_worker(
     config: IngestConfig,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
-    let js = jetstream::new(nats.clone());
-    vidseek_bus::streams::ensure_all(&js, 1).await?;
-    let catalog = Catalog::open(&js).await?;
+    let (js, catalog) = open_library(&nats).await?;
     let stream = js
         .get_stream(subjects::INGEST_JOBS_STREAM)
         .await
