@@ -174,13 +174,7 @@ async fn uploads_are_saved_with_their_subtitles_then_ingested() {
             "file",
             Part::bytes(b"not really a video".to_vec()).file_name("../My Clip (1).mp4"),
         );
-    let response = stack
-        .http
-        .post(stack.url("/api/v1/videos"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = stack.post_form("/api/v1/videos", form).await;
     assert_eq!(response.status(), 202);
     let request = stack.ingests.recv().await.unwrap();
     let uploads = stack
@@ -219,13 +213,7 @@ async fn oversized_or_refused_uploads_leave_no_file() {
     // Then far over it: refused from Content-Length alone.
     for size in [10_001, 5_000_000] {
         let form = Form::new().part("file", Part::bytes(vec![7u8; size]).file_name("big.mp4"));
-        let response = stack
-            .http
-            .post(stack.url("/api/v1/videos"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let response = stack.post_form("/api/v1/videos", form).await;
         assert_eq!(response.status(), 413, "{size} bytes");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "too_large");
@@ -237,24 +225,12 @@ async fn oversized_or_refused_uploads_leave_no_file() {
         "file",
         Part::bytes(vec![1u8; 100]).file_name(format!("x{UNSUPPORTED_SUFFIX}")),
     );
-    let response = stack
-        .http
-        .post(stack.url("/api/v1/videos"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = stack.post_form("/api/v1/videos", form).await;
     assert_eq!(response.status(), 415);
     assert_eq!(upload_dirs(&stack), 0);
 
     let form = Form::new().part("other", Part::bytes(vec![1u8; 10]));
-    let response = stack
-        .http
-        .post(stack.url("/api/v1/videos"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = stack.post_form("/api/v1/videos", form).await;
     assert_eq!(response.status(), 400);
 }
 
@@ -331,13 +307,7 @@ async fn the_api_token_guards_ingest_and_delete_only() {
     assert_eq!(stack.get_json("/api/v1/videos").await.0, 200);
     // A guarded upload is refused before a byte is written.
     let form = Form::new().part("file", Part::bytes(vec![1u8; 100]).file_name("a.mp4"));
-    let response = stack
-        .http
-        .post(stack.url("/api/v1/videos"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = stack.post_form("/api/v1/videos", form).await;
     assert_eq!(response.status(), 401);
     assert_eq!(upload_dirs(&stack), 0);
 }

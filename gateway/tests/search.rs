@@ -214,13 +214,7 @@ async fn rest_search_waits_for_the_final_answer() {
         "image",
         reqwest::multipart::Part::bytes(b"\x89PNG fake".to_vec()).file_name("q.png"),
     );
-    let response = stack
-        .http
-        .post(stack.url("/api/v1/search?k=10"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = stack.post_form("/api/v1/search?k=10", form).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["results"][0]["video_id"], "vimage01");
@@ -308,13 +302,7 @@ async fn rest_search_errors_follow_the_status_table() {
         "image",
         reqwest::multipart::Part::bytes(vec![0u8; MAX_IMAGE_BYTES + 1]).file_name("big.png"),
     );
-    let response = stack
-        .http
-        .post(stack.url("/api/v1/search"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = stack.post_form("/api/v1/search", form).await;
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "too_large");

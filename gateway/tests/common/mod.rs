@@ -118,6 +118,16 @@ impl Stack {
         )
     }
 
+    /// Posts a multipart form to `path`.
+    pub async fn post_form(&self, path: &str, form: reqwest::multipart::Form) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Stops the gateway and returns what `serve` returned.
     pub async fn shutdown(mut self) -> Result<(), GatewayError> {
         let _ = self.stop.take().unwrap().send(());
