@@ -80,14 +80,7 @@ async fn fleet_ingests_searches_and_survives_an_encoder_kill() {
     );
 
     // The cat is where the subtitles say it is.
-    let cat: Value = http
-        .get(format!("{http_base}/api/v1/search?text=a%20cat"))
-        .send()
-        .await
-        .expect("search")
-        .json()
-        .await
-        .expect("search JSON");
+    let cat: Value = search_json(&http, format!("{http_base}/api/v1/search?text=a%20cat")).await;
     let top = &cat["results"][0];
     assert_eq!(
         top["video_id"],
@@ -101,14 +94,11 @@ async fn fleet_ingests_searches_and_survives_an_encoder_kill() {
     );
 
     // Every segment of both videos, hence both shards, in one answer.
-    let all: Value = http
-        .get(format!("{http_base}/api/v1/search?text=a%20bicycle&k=100"))
-        .send()
-        .await
-        .expect("search")
-        .json()
-        .await
-        .expect("search JSON");
+    let all: Value = search_json(
+        &http,
+        format!("{http_base}/api/v1/search?text=a%20bicycle&k=100"),
+    )
+    .await;
     let videos: Vec<&str> = all["results"]
         .as_array()
         .expect("results")
@@ -138,6 +128,17 @@ async fn fleet_ingests_searches_and_survives_an_encoder_kill() {
 }
 
 /// Polls `GET /api/v1/videos/{id}` until ready; fails on `failed`.
+/// A REST search's JSON answer.
+async fn search_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("search JSON")
+}
+
 async fn wait_ready_over_http(
     http: &reqwest::Client,
     base: &str,
