@@ -14,10 +14,10 @@ TARGET := $(abspath $(or $(CARGO_TARGET_DIR),target))
 # ORT_DYLIB_PATH and VIDSEEK_MODEL_PACK, written by deploy/setup.sh.
 LOAD_ENV := . $(DATA)/env
 
-.PHONY: help up test lint bench setup
+.PHONY: help up test lint bench setup test-export
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 16
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 20
 
 up: ## install what is missing, build, start the stack and ingest the sample library
 	deploy/setup.sh --for up
@@ -34,6 +34,9 @@ test: ## install what is missing, then run the Rust, browser and model-pack test
 	$(LOAD_ENV) && VIDSEEK_BIN=$(TARGET)/debug/vidseek VIDSEEK_TEST_VIDEO=$(VIDSEEK_TEST_BIKES) \
 	  tests/browser/run.sh
 	$(VIDSEEK_TEST_PYTHON) deploy/models/verify_default_pack.py --pack $(DATA)/models/default
+
+test-export: ## prove export_clip.py: random-weight CLIP packs, Rust vs torch (downloads ~2.7 GB once)
+	VIDSEEK_DATA_DIR=$(DATA) deploy/models/test_export.sh
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check

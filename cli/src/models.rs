@@ -1,6 +1,7 @@
 //! `vidseek models ...`: list, pull, import and verify model packs in
-//! `{data_dir}/models/`. The work is in `vidseek_workers::modelpack::{pull,
-//! import}`; this module parses arguments and prints.
+//! `{data_dir}/models/`, and embed texts and images with one. The work is in
+//! `vidseek_workers::modelpack::{pull, import}` and
+//! `vidseek_workers::encoder`; this module parses arguments and prints.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,6 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use vidseek_protocol::encode::{EncodeImageRequest, EncodeTextRequest};
+use vidseek_protocol::error::ErrorBody;
+use vidseek_workers::encoder::{Encoder, EncoderConfig, runtime};
 use vidseek_workers::modelpack::pull::{self, Catalog, PARTIAL_DIR, PullOptions, PullProgress};
 use vidseek_workers::modelpack::{ModelPack, import};
 
@@ -47,6 +51,30 @@ pub enum ModelsCommand {
     Verify {
         /// An installed pack's name, or a pack directory.
         name_or_dir: String,
+    },
+    /// Embed texts and images with a pack's encoders, exactly as the
+    /// encoder service does, and print the text-image cosines (or, with
+    /// --json, the vectors).
+    Embed {
+        /// An installed pack's name, or a pack directory.
+        #[arg(long, default_value = "default")]
+        pack: String,
+        /// A text to embed (repeatable).
+        #[arg(long = "text", value_name = "TEXT")]
+        texts: Vec<String>,
+        /// An image file to embed: JPEG, PNG, WebP, GIF or BMP (repeatable).
+        #[arg(long = "image", value_name = "FILE")]
+        images: Vec<PathBuf>,
+        /// Print {"pack", "dim", "texts": [{"text", "vector"}], "images":
+        /// [{"file", "text_space", "image_space"}]} as JSON.
+        #[arg(long)]
+        json: bool,
+        /// ONNX Runtime shared library (default: found in DATA_DIR/python).
+        #[arg(long, env = "ORT_DYLIB_PATH")]
+        ort_library: Option<PathBuf>,
+        /// Intra-op threads per ONNX session (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
     },
 }
 
@@ -90,12 +118,7 @@ pub async fn run(command: ModelsCommand, data_dir: &Path) -> anyhow::Result<()> 
             Ok(())
         }
         ModelsCommand::Verify { name_or_dir } => {
-            let given = PathBuf::from(&name_or_dir);
-            let dir = if given.join("manifest.json").is_file() {
-                given
-            } else {
-                models.join(&name_or_dir)
-            };
+            let dir = pack_dir(&models, &name_or_dir);
             let pack = tokio::task::spawn_blocking(move || {
                 let pack = ModelPack::open(&dir)?;
                 pack.verify()?;
@@ -111,7 +134,159 @@ pub async fn run(command: ModelsCommand, data_dir: &Path) -> anyhow::Result<()> 
             );
             Ok(())
         }
+        ModelsCommand::Embed {
+            pack,
+            texts,
+            images,
+            json,
+            ort_library,
+            threads,
+        } => {
+            let ort_library = ort_library
+                .or_else(|| runtime::find_library(data_dir))
+                .context(
+                    "no ONNX Runtime library: run deploy/setup.sh, or set ORT_DYLIB_PATH \
+                     (or --ort-library)",
+                )?;
+            let config = EncoderConfig {
+                pack_dir: pack_dir(&models, &pack),
+                ort_library,
+                threads: threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                max_batch: 32,
+                queue_depth: 256,
+            };
+            embed(&config, texts, images, json).await
+        }
     }
+}
+
+/// An installed pack's directory, or the given directory if it holds a pack.
+fn pack_dir(models: &Path, name_or_dir: &str) -> PathBuf {
+    let given = PathBuf::from(name_or_dir);
+    if given.join("manifest.json").is_file() {
+        given
+    } else {
+        models.join(name_or_dir)
+    }
+}
+
+async fn embed(
+    config: &EncoderConfig,
+    texts: Vec<String>,
+    files: Vec<PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if texts.is_empty() && files.is_empty() {
+        anyhow::bail!("nothing to embed: give --text and/or --image");
+    }
+    let mut images = Vec::with_capacity(files.len());
+    for file in &files {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        images.push(bytes.into());
+    }
+    let loading = config.clone();
+    let encoder = tokio::task::spawn_blocking(move || Encoder::load(&loading))
+        .await
+        .context("loading the pack panicked")??;
+    let fail = |e: ErrorBody| anyhow::anyhow!("{e}");
+    let text_vectors = if texts.is_empty() {
+        Vec::new()
+    } else {
+        let request = EncodeTextRequest {
+            texts: texts.clone(),
+        };
+        encoder.encode_text(request).await.map_err(fail)?.vectors
+    };
+    let image_vectors = if images.is_empty() {
+        Vec::new()
+    } else {
+        let request = EncodeImageRequest { images };
+        encoder.encode_images(request).await.map_err(fail)?.vectors
+    };
+    let manifest = encoder.manifest();
+    if json {
+        let output = serde_json::json!({
+            "pack": manifest.name,
+            "dim": manifest.text.dim,
+            "texts": texts.iter().zip(&text_vectors).map(|(text, vector)| {
+                serde_json::json!({"text": text, "vector": vector})
+            }).collect::<Vec<_>>(),
+            "images": files.iter().zip(&image_vectors).map(|(file, vectors)| {
+                serde_json::json!({
+                    "file": file,
+                    "text_space": vectors.text_space,
+                    "image_space": vectors.image_space,
+                })
+            }).collect::<Vec<_>>(),
+        });
+        println!("{output}");
+        return Ok(());
+    }
+    println!(
+        "pack {} ({} dimensions, {} texts, {} images)",
+        manifest.name,
+        manifest.text.dim,
+        text_vectors.len(),
+        image_vectors.len()
+    );
+    if image_vectors.is_empty() {
+        for (i, text) in texts.iter().enumerate() {
+            println!("t{i}  {text}");
+        }
+        return Ok(());
+    }
+    // Rows: texts; columns: images. The cosines a text search ranks by.
+    for (i, file) in files.iter().enumerate() {
+        println!("i{i}  {}", file.display());
+    }
+    let header: String = (0..files.len())
+        .map(|i| format!("{:>8}", format!("i{i}")))
+        .collect();
+    println!("{:<40}{header}", "cosine (text x image)");
+    for (text, vector) in texts.iter().zip(&text_vectors) {
+        let row: String = image_vectors
+            .iter()
+            .map(|image| format!("{:>8.4}", dot(vector, &image.text_space)))
+            .collect();
+        println!("{}{row}", fit(text, 40));
+    }
+    Ok(())
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `text` cut and padded to `columns` terminal columns (CJK characters and
+/// emoji take two), so the cosine table lines up for Chinese queries too.
+fn fit(text: &str, columns: usize) -> String {
+    let width = |c: char| match c as u32 {
+        0x1100..=0x115F
+        | 0x2E80..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1FAFF
+        | 0x20000..=0x3FFFD => 2,
+        _ => 1,
+    };
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        if used + width(c) > columns - 2 {
+            out.push('…');
+            used += 1;
+            break;
+        }
+        out.push(c);
+        used += width(c);
+    }
+    out.extend(std::iter::repeat_n(' ', columns - used));
+    out
 }
 
 async fn list(catalog: &Catalog, models: &Path) -> anyhow::Result<()> {
@@ -240,5 +415,18 @@ impl PullProgress for BarProgress {
 
     fn file_finished(&self, file: &str) {
         self.bar.println(format!("  downloaded {file}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+
+    #[test]
+    fn fit_counts_wide_characters_twice() {
+        assert_eq!(fit("a cat", 8), "a cat   ");
+        assert_eq!(fit("一只猫", 8), "一只猫  ");
+        assert_eq!(fit("一只猫在沙发上", 8), "一只猫… ");
+        assert_eq!(fit("abcdefghij", 8), "abcdef… ");
     }
 }
