@@ -82,7 +82,8 @@ CN_TEXTS = [
 
 def make_images(directory, size):
     """Synthetic test images (no photo set is needed); returns [(group, path)]."""
-    os.makedirs(directory, exist_ok=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory)
     rng = np.random.default_rng(SEED)
     out = []
 
