@@ -92,7 +92,7 @@ impl SegmentSet {
     }
 
     /// Every segment, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &SegmentRecord> {
+    pub fn iter(&self) -> impl Iterator<Item = &SegmentRecord> + Clone {
         self.videos
             .values()
             .flat_map(|video| video.parts.values().flatten())
@@ -263,10 +263,12 @@ fn split_into_parts(
     Ok(parts)
 }
 
-/// MessagePack size of a segment: at most 5 bytes per f32, plus the text.
+/// MessagePack size of a segment: at most 5 bytes per f32, plus the text
+/// and its terms (each with a few bytes of framing).
 fn encoded_size(segment: &SegmentRecord) -> usize {
     let floats = segment.text_vector.len() + segment.image_vector.as_ref().map_or(0, Vec::len);
-    let text = segment.meta.text.as_ref().map_or(0, String::len);
+    let text = segment.meta.text.as_ref().map_or(0, String::len)
+        + segment.terms.iter().map(|t| t.len() + 5).sum::<usize>();
     floats * 5 + text + segment.meta.video_name.len() + 256
 }
 
@@ -289,6 +291,7 @@ mod tests {
             },
             text_vector: vec![0.5; dim],
             image_vector: None,
+            terms: vec![],
         }
     }
 

@@ -28,6 +28,9 @@ pub struct EncodeTextResponse {
     pub vectors: Vec<Vec<f32>>,
     /// Per text: the detected language when the pack does not cover it.
     pub unsupported_language: Vec<Option<String>>,
+    /// Per text: what was encoded in its place when the pack translated it.
+    #[serde(default)]
+    pub translations: Vec<Option<crate::query::QueryTranslation>>,
     /// Text query against visual (shot) segments.
     pub text_visual: Calibration,
     /// Text query against subtitle segments.
@@ -65,7 +68,11 @@ mod tests {
         });
         assert_roundtrip(&EncodeTextResponse {
             vectors: vec![vec![0.5, -0.25]],
-            unsupported_language: vec![Some("zh".into())],
+            unsupported_language: vec![Some("ja".into())],
+            translations: vec![Some(crate::query::QueryTranslation {
+                language: "zh".into(),
+                text: "a cup of coffee".into(),
+            })],
             text_visual: cal,
             text_text: cal,
         });

@@ -153,6 +153,17 @@ pub struct Warning {
     pub message: String,
 }
 
+/// How a query in a language the text encoder does not read was searched:
+/// the pack translated it, and this is the text that was encoded.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryTranslation {
+    /// ISO 639-1 code of the query's language, e.g. `"zh"`.
+    pub language: String,
+    /// The text searched in its place.
+    pub text: String,
+}
+
 /// One message of a streamed search; the `type` tag matches the WebSocket API.
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,6 +183,8 @@ pub enum SearchEvent {
         results: Vec<SearchHit>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         warnings: Vec<Warning>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        query_translation: Option<QueryTranslation>,
     },
     Error {
         id: String,
@@ -216,6 +229,9 @@ pub struct SearchResponse {
     pub results: Vec<SearchHit>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
+    /// Set when the query was translated before it was searched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_translation: Option<QueryTranslation>,
 }
 
 /// Reply to [`crate::subjects::HEALTH`].
@@ -305,6 +321,10 @@ mod tests {
                 code: "language_unsupported".into(),
                 message: "m".into(),
             }],
+            query_translation: Some(QueryTranslation {
+                language: "zh".into(),
+                text: "a cup of coffee".into(),
+            }),
         });
         assert_roundtrip(&SearchEvent::error(
             "q1",
@@ -317,6 +337,7 @@ mod tests {
             shards_total: 1,
             results: vec![hit()],
             warnings: vec![],
+            query_translation: None,
         });
         assert_roundtrip(&TextSearch {
             text: "a cat".into(),

@@ -53,6 +53,10 @@ pub struct SegmentRecord {
     /// Comparable with image queries; subtitle segments have none.
     #[serde(default)]
     pub image_vector: Option<Vec<f32>>,
+    /// Subtitle cues: the words the lexical match finds them by
+    /// (`vidseek_workers::text::terms`); empty for shots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<String>,
 }
 
 /// One message of the per-shard segment log.
@@ -109,6 +113,10 @@ pub struct RankRequest {
     pub calibration: KindCalibration,
     #[serde(default)]
     pub min_score: f32,
+    /// Text queries: the query's lexical terms, matched against subtitle
+    /// cues' terms and fused with the vector score.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +174,7 @@ mod tests {
                 meta: meta(),
                 text_vector: vec![0.6, 0.8],
                 image_vector: None,
+                terms: vec!["hello".into()],
             }],
         });
         assert_roundtrip(&SegmentLogEntry::Delete {
@@ -180,6 +189,7 @@ mod tests {
                 subtitle: cal,
             },
             min_score: 0.0,
+            terms: vec!["cat".into()],
         });
         assert_roundtrip(&RankResponse {
             shard: 1,

@@ -614,7 +614,7 @@ test('library shows videos as ready; a dropped upload shows progress, asks for t
   await page.close();
 });
 
-test('language switch changes the UI strings, is remembered, and a Chinese query warns when the models lack Chinese', async () => {
+test('language switch changes the UI strings, is remembered, and a Chinese query says what it was searched as', async () => {
   const page = await browser.newPage();
   await page.goto(stack.baseUrl);
   await page.selectOption(testid('lang-select'), 'zh');
@@ -628,14 +628,30 @@ test('language switch changes the UI strings, is remembered, and a Chinese query
   assert.match(await page.textContent(testid('status-line')), /个结果/);
   await screenshot(page, '14-search-zh');
 
-  // The default model pack is English only: the server says so, and the page shows it.
-  await page.fill(testid('search-input'), '一只猫');
+  // The default pack translates Chinese queries: the page says what was searched.
+  await page.fill(testid('search-input'), '一杯咖啡');
+  await page.press(testid('search-input'), 'Enter');
+  const cards = await waitForFinalResults(page);
+  const searchedAs = page.locator(testid('query-translation'));
+  await searchedAs.waitFor({ state: 'visible', timeout: 5_000 });
+  assert.match(await searchedAs.textContent(), /已译为英文搜索：“.*coffee.*”/);
+  assert.equal(await searchedAs.getAttribute('data-language'), 'zh');
+  assert.equal(await page.isHidden(testid('search-warnings')), true, 'a translated query raises no warning');
+  if (media.imageAt) {
+    // The photos video shows the coffee cup at 8–12 s.
+    const [top] = await resultsOf(cards);
+    assert.ok(top.start < 12 && top.end > 8, `一杯咖啡 finds the coffee first: ${JSON.stringify(top)}`);
+  }
+  await screenshot(page, '15-search-zh-translated');
+
+  // A language with no translation path is still warned about, and the line goes away.
+  await page.fill(testid('search-input'), '海辺で踊る人');
   await page.press(testid('search-input'), 'Enter');
   await page.locator(`${testid('results')}[data-state="done"], ${testid('results')}[data-state="error"]`).waitFor();
   const warning = page.locator(`${testid('search-warnings')} li[data-code="language_unsupported"]`);
   await warning.waitFor({ timeout: 5_000 });
   assert.ok((await warning.textContent()).trim().length > 0, 'the warning says something');
-  await screenshot(page, '15-language-warning');
+  assert.equal(await searchedAs.isHidden(), true, 'no "searched as" line for an untranslated query');
   await page.selectOption(testid('lang-select'), 'en');
   await page.close();
 });

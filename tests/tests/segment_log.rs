@@ -22,6 +22,7 @@ fn records(video: &str, count: u32) -> Vec<SegmentRecord> {
             },
             text_vector: vec![0.1; 384],
             image_vector: Some(vec![0.2; 1280]),
+            terms: vec![],
         })
         .collect()
 }

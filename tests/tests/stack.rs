@@ -134,7 +134,7 @@ async fn rest_text_search(http: &reqwest::Client, stack: &EmbeddedStack, photos:
     assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
     assert_eq!(top["play_url"], format!("/media/videos/{photos}"));
 
-    // A minimum score filters; a Chinese query says the pack cannot read it.
+    // A minimum score filters.
     let strict: Value = json(
         http.get(stack.url("/api/v1/search"))
             .query(&[("text", "a cat"), ("min_score", "0.9")]),
@@ -147,15 +147,47 @@ async fn rest_text_search(http: &reqwest::Client, stack: &EmbeddedStack, photos:
             .iter()
             .all(|r| r["score"].as_f64().unwrap() >= 0.9)
     );
-    let chinese: Value = json(
+    chinese_queries(http, stack, photos).await;
+}
+
+/// Chinese queries are translated by the default pack and say what they
+/// were searched as; a language with no translation path is warned about.
+async fn chinese_queries(http: &reqwest::Client, stack: &EmbeddedStack, photos: &str) {
+    for (query, english, (start, end)) in [
+        ("一杯咖啡", "coffee", COFFEE),
+        ("一只猫", "cat", CAT),
+        // Traditional characters, and a Latin word kept inside a Chinese query.
+        ("一隻 tabby 貓", "tabby cat", CAT),
+    ] {
+        let answer: Value = json(
+            http.get(stack.url("/api/v1/search"))
+                .query(&[("text", query)]),
+        )
+        .await;
+        let translation = &answer["query_translation"];
+        assert_eq!(translation["language"], "zh", "{query}: {answer}");
+        assert!(
+            translation["text"].as_str().unwrap().contains(english),
+            "{query} is searched as English containing {english:?}: {answer}"
+        );
+        assert!(answer.get("warnings").is_none(), "{query}: {answer}");
+        let top = &answer["results"][0];
+        assert_eq!(top["video_id"], photos, "{query}: {answer}");
+        assert!(
+            overlaps(top, (start, end)),
+            "{query} finds {start}–{end} s first: {answer}"
+        );
+    }
+    let japanese: Value = json(
         http.get(stack.url("/api/v1/search"))
-            .query(&[("text", "一只猫")]),
+            .query(&[("text", "海辺で踊る人")]),
     )
     .await;
     assert_eq!(
-        chinese["warnings"][0]["code"], "language_unsupported",
-        "{chinese}"
+        japanese["warnings"][0]["code"], "language_unsupported",
+        "{japanese}"
     );
+    assert!(japanese.get("query_translation").is_none(), "{japanese}");
 }
 
 async fn rest_image_search(

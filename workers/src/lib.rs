@@ -7,7 +7,9 @@
 //! - [`ingest`]: the ingest service and the work-queue consumer;
 //! - [`media`]: ffmpeg/ffprobe access, shot detection, frames, thumbnails,
 //!   subtitles (no NATS; used by [`ingest`]);
-//! - [`modelpack`]: model-pack manifests, verification, pull and import.
+//! - [`modelpack`]: model-pack manifests, verification, pull and import;
+//! - [`text`]: query language, Chinese → English translation and the
+//!   lexical terms of subtitle cues and queries (no NATS, no ONNX).
 
 pub mod encoder;
 pub mod ingest;
@@ -15,3 +17,4 @@ pub mod media;
 pub mod modelpack;
 pub mod query;
 pub mod ranker;
+pub mod text;

@@ -6,10 +6,10 @@
 mod batcher;
 mod clip_bpe;
 mod image;
-pub mod language;
 pub mod runtime;
 mod text;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -18,9 +18,12 @@ use vidseek_protocol::encode::{
     EncodeImageRequest, EncodeImageResponse, EncodeTextRequest, EncodeTextResponse,
 };
 use vidseek_protocol::error::{ErrorBody, ErrorCode};
+use vidseek_protocol::query::QueryTranslation;
 use vidseek_protocol::subjects;
 
 use crate::modelpack::{ImageEncoder, Manifest, ModelPack};
+use crate::text::language;
+use crate::text::translate::Translator;
 use batcher::{BatchError, Batcher};
 pub use image::Pixels;
 
@@ -51,6 +54,8 @@ pub struct EncoderConfig {
 #[derive(Clone)]
 pub struct Encoder {
     manifest: Arc<Manifest>,
+    /// The pack's query translators, by source language.
+    translators: Arc<BTreeMap<String, Translator>>,
     text: Batcher<String, Vec<f32>>,
     image: Batcher<Pixels, vidseek_protocol::encode::ImageVectors>,
 }
@@ -64,8 +69,10 @@ impl Encoder {
             .map_err(EncoderError::Model)?;
         let mut image_model = image::ImageModel::load(&pack, environment, config.threads)
             .map_err(EncoderError::Model)?;
+        let translators = load_translators(&pack).map_err(EncoderError::Model)?;
         Ok(Encoder {
             manifest: Arc::new(pack.manifest),
+            translators: Arc::new(translators),
             text: Batcher::spawn("text", config.queue_depth, config.max_batch, move |texts| {
                 text_model.encode(texts)
             }),
@@ -86,18 +93,28 @@ impl Encoder {
         &self,
         request: EncodeTextRequest,
     ) -> Result<EncodeTextResponse, ErrorBody> {
-        let unsupported_language = request
-            .texts
-            .iter()
-            .map(|t| {
-                let language = language::detect(t);
-                (!self.manifest.supports_language(language)).then(|| language.to_string())
-            })
-            .collect();
-        let vectors = self.text.submit(request.texts).await.map_err(batch_error)?;
+        let mut unsupported_language = Vec::with_capacity(request.texts.len());
+        let mut translations = Vec::with_capacity(request.texts.len());
+        let mut texts = Vec::with_capacity(request.texts.len());
+        for text in request.texts {
+            let language = language::detect(&text);
+            unsupported_language
+                .push((!self.manifest.supports_language(language)).then(|| language.to_string()));
+            let translated = self
+                .translators
+                .get(language)
+                .and_then(|translator| translator.translate(&text));
+            texts.push(translated.clone().unwrap_or(text));
+            translations.push(translated.map(|text| QueryTranslation {
+                language: language.to_string(),
+                text,
+            }));
+        }
+        let vectors = self.text.submit(texts).await.map_err(batch_error)?;
         Ok(EncodeTextResponse {
             vectors,
             unsupported_language,
+            translations,
             text_visual: self.manifest.calibration.text_visual,
             text_text: self.manifest.calibration.text_text,
         })
@@ -132,6 +149,22 @@ impl Encoder {
             image_image: self.manifest.calibration.image_image,
         })
     }
+}
+
+/// The pack's translation tables. Only Chinese has a segmenter, so a table
+/// for another language is refused rather than silently ignored.
+fn load_translators(pack: &ModelPack) -> Result<BTreeMap<String, Translator>, String> {
+    let mut translators = BTreeMap::new();
+    for (language, translation) in &pack.manifest.translations {
+        if language != "zh" {
+            return Err(format!(
+                "translations.{language}: only Chinese (zh) query translation is supported"
+            ));
+        }
+        let translator = Translator::load(&pack.file(&translation.table))?;
+        translators.insert(language.clone(), translator);
+    }
+    Ok(translators)
 }
 
 fn batch_error(error: BatchError) -> ErrorBody {

@@ -288,6 +288,7 @@ impl Worker {
             meta,
             text_vector: text_space,
             image_vector: Some(image_space),
+            terms: vec![],
         })
     }
 
@@ -348,6 +349,7 @@ impl Worker {
                     },
                     text_vector: vector,
                     image_vector: None,
+                    terms: crate::text::terms::terms(&cue.text),
                 });
             }
         }

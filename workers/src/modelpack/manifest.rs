@@ -21,9 +21,24 @@ pub struct Manifest {
     pub image: ImageEncoder,
     pub bridge: Bridge,
     pub calibration: Calibrations,
+    /// Query translation tables, by source language (ISO 639-1): a query in
+    /// that language is translated into one of `languages` before encoding.
+    #[serde(default)]
+    pub translations: BTreeMap<String, Translation>,
     /// File name → sha256 (hex).
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+}
+
+/// A word table that turns queries in another language into text the
+/// encoder understands (see `crate::text::translate`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Translation {
+    /// `headword<TAB>english` lines in the pack directory.
+    pub table: String,
+    /// Where the table comes from and its licence (shown by `models list`).
+    #[serde(default)]
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -108,7 +123,16 @@ pub enum Bridge {
         concepts: String,
         labels: String,
         top_k: usize,
+        /// The top classes are weighted by `probability^(1 / temperature)`:
+        /// above 1 the runners-up count for more than the classifier's
+        /// (overconfident) softmax gives them. 1 when absent.
+        #[serde(default = "no_temperature")]
+        temperature: f32,
     },
+}
+
+fn no_temperature() -> f32 {
+    1.0
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -147,13 +171,61 @@ impl Manifest {
             {
                 Err("a conse bridge needs image.probs_output and image.features_output".into())
             }
+            Bridge::Conse { temperature, .. }
+                if !(temperature.is_finite() && *temperature > 0.0) =>
+            {
+                Err(format!(
+                    "bridge.temperature must be positive, not {temperature}"
+                ))
+            }
             _ if self.languages.is_empty() => Err("languages must not be empty".into()),
             _ => Ok(()),
         }
     }
 
-    /// Whether the text encoder covers `language` (ISO 639-1).
+    /// Whether queries in `language` (ISO 639-1) are understood: the text
+    /// encoder reads it, or the pack translates it.
     pub fn supports_language(&self, language: &str) -> bool {
         self.languages.iter().any(|l| l == "*" || l == language)
+            || self.translations.contains_key(language)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conse_manifest(bridge: &str) -> Manifest {
+        let json = format!(
+            r#"{{"name": "p", "languages": ["en"],
+                "text": {{"onnx": "t.onnx", "tokenizer": "tokenizer.json", "dim": 2,
+                         "inputs": {{"input_ids": "ids"}}, "output": "e"}},
+                "image": {{"onnx": "i.onnx", "input": "x", "size": 8, "mean": [0, 0, 0],
+                          "std": [1, 1, 1], "features_output": "f", "probs_output": "p"}},
+                "bridge": {bridge},
+                "calibration": {{"text_visual": {{"a": 1, "b": 0}}, "text_text": {{"a": 1, "b": 0}},
+                                "image_image": {{"a": 1, "b": 0}}}}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn conse_temperature_defaults_to_one_and_must_be_positive() {
+        let old = conse_manifest(
+            r#"{"kind": "conse", "concepts": "c.f32", "labels": "l.txt", "top_k": 3}"#,
+        );
+        let Bridge::Conse { temperature, .. } = old.bridge else {
+            panic!("not a conse bridge");
+        };
+        assert_eq!(temperature, 1.0);
+        assert!(old.validate().is_ok());
+        let warm = conse_manifest(
+            r#"{"kind": "conse", "concepts": "c.f32", "labels": "l.txt", "top_k": 3, "temperature": 2.5}"#,
+        );
+        assert!(matches!(warm.bridge, Bridge::Conse { temperature, .. } if temperature == 2.5));
+        let zero = conse_manifest(
+            r#"{"kind": "conse", "concepts": "c.f32", "labels": "l.txt", "top_k": 3, "temperature": 0}"#,
+        );
+        assert!(zero.validate().unwrap_err().contains("temperature"));
     }
 }

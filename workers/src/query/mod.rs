@@ -22,8 +22,8 @@ use vidseek_protocol::encode::{
 };
 use vidseek_protocol::error::{ErrorBody, ErrorCode};
 use vidseek_protocol::query::{
-    HealthReport, ImageSearch, QueryInput, SearchEvent, SearchRequest, SearchResponse, TextSearch,
-    Warning,
+    HealthReport, ImageSearch, QueryInput, QueryTranslation, SearchEvent, SearchRequest,
+    SearchResponse, TextSearch, Warning,
 };
 use vidseek_protocol::rank::{KindCalibration, RankRequest, RankResponse, Space};
 use vidseek_protocol::subjects;
@@ -49,6 +49,13 @@ pub struct QueryConfig {
     pub encode_timeout: Duration,
     /// Deadline for each shard's answer.
     pub shard_timeout: Duration,
+}
+
+/// A query ready to scatter, and what the user should be told about it.
+struct Encoded {
+    rank_request: RankRequest,
+    warnings: Vec<Warning>,
+    query_translation: Option<QueryTranslation>,
 }
 
 #[derive(Clone)]
@@ -160,6 +167,9 @@ fn image_request(message: &Message) -> Result<SearchRequest, ErrorBody> {
     } else {
         (message.payload.to_vec(), None, None)
     };
+    // Raw NATS clients send pictures unreduced: refuse from the header alone
+    // what no stage should decode, saying what to send instead.
+    vidseek_bus::query_image::check_nats_query(&bytes)?;
     SearchRequest::new(query_id, QueryInput::Image { bytes }, k, min_score)
 }
 
@@ -176,6 +186,7 @@ impl QueryStage {
                 shards_total,
                 results,
                 warnings,
+                query_translation,
                 ..
             }) => Ok(SearchResponse {
                 query_id,
@@ -184,6 +195,7 @@ impl QueryStage {
                 shards_total,
                 results,
                 warnings,
+                query_translation,
             }),
             Some(SearchEvent::Error { code, message, .. }) => Err(ErrorBody::new(code, message)),
             _ => Err(ErrorBody::new(
@@ -234,7 +246,11 @@ impl QueryStage {
     async fn search(&self, request: SearchRequest, mut emit: impl FnMut(SearchEvent)) {
         let started = Instant::now();
         let id = request.query_id.clone();
-        let (rank_request, mut warnings) = match self.encode(&request).await {
+        let Encoded {
+            rank_request,
+            mut warnings,
+            query_translation,
+        } = match self.encode(&request).await {
             Ok(encoded) => encoded,
             Err(body) => return emit(SearchEvent::error(id, body)),
         };
@@ -301,17 +317,17 @@ impl QueryStage {
             shards_total,
             results: merged.hits(),
             warnings,
+            query_translation,
         });
     }
 
     /// The query's vector, the space and calibration to rank in, and any
     /// warning the encoder raised.
-    async fn encode(
-        &self,
-        request: &SearchRequest,
-    ) -> Result<(RankRequest, Vec<Warning>), ErrorBody> {
+    async fn encode(&self, request: &SearchRequest) -> Result<Encoded, ErrorBody> {
         let id = Some(request.query_id.as_str());
         let mut warnings = vec![];
+        let mut query_translation = None;
+        let mut terms = vec![];
         let (space, vector, calibration) = match &request.input {
             QueryInput::Text { text } => {
                 let encoded: EncodeTextResponse = rpc::request_with_retry(
@@ -332,6 +348,10 @@ impl QueryStage {
                         ),
                     });
                 }
+                query_translation = encoded.translations.into_iter().next().flatten();
+                // Lexical terms come from the query as typed: a Chinese query
+                // matches Chinese cues, an English name matches itself.
+                terms = crate::text::terms::terms(text);
                 let vector = encoded.vectors.into_iter().next().ok_or_else(|| {
                     ErrorBody::new(ErrorCode::Internal, "the encoder returned no vector")
                 })?;
@@ -368,16 +388,18 @@ impl QueryStage {
                 )
             }
         };
-        Ok((
-            RankRequest {
+        Ok(Encoded {
+            rank_request: RankRequest {
                 space,
                 vector,
                 k: request.k,
                 calibration,
                 min_score: request.min_score,
+                terms,
             },
             warnings,
-        ))
+            query_translation,
+        })
     }
 
     /// Whether an encoder answers and how many shards have loaded their log.
@@ -400,6 +422,7 @@ impl QueryStage {
                 subtitle: vidseek_protocol::encode::Calibration { a: 1.0, b: 0.0 },
             },
             min_score: 0.0,
+            terms: vec![],
         };
         let shards = futures::future::join_all((0..self.config.shards).map(|shard| {
             rpc::request::<_, RankResponse>(

@@ -1,11 +1,14 @@
 //! Exact scoring: a dot product per segment (all vectors are unit length, so
 //! this is cosine similarity), calibrated per segment kind into a confidence,
-//! and a bounded heap for the top k.
+//! fused with the lexical match for subtitle cues (the better of the two
+//! confidences counts), and a bounded heap for the top k.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use vidseek_protocol::rank::{RankRequest, RankedSegment, SegmentRecord, Space};
+
+use super::lexical::LexicalQuery;
 
 /// A score ordered by `total_cmp`, so it can live in a heap.
 #[derive(PartialEq)]
@@ -26,9 +29,13 @@ impl Ord for Score {
 /// Segments without a vector in the requested space (subtitles have no image
 /// vector) or of another dimension are skipped.
 pub fn top_k<'a>(
-    segments: impl Iterator<Item = &'a SegmentRecord>,
+    segments: impl Iterator<Item = &'a SegmentRecord> + Clone,
     request: &RankRequest,
 ) -> Vec<RankedSegment> {
+    let lexical = match request.space {
+        Space::Text => LexicalQuery::new(&request.terms, segments.clone()),
+        Space::Image => None,
+    };
     let mut heap: BinaryHeap<Reverse<(Score, usize)>> = BinaryHeap::with_capacity(request.k + 1);
     let mut kept: Vec<&SegmentRecord> = Vec::new();
     for segment in segments {
@@ -40,10 +47,13 @@ pub fn top_k<'a>(
             continue;
         };
         let cosine: f32 = vector.iter().zip(&request.vector).map(|(a, b)| a * b).sum();
-        let score = request
+        let mut score = request
             .calibration
             .for_kind(segment.meta.kind)
             .confidence(cosine);
+        if let Some(lexical) = &lexical {
+            score = score.max(lexical.confidence(&segment.terms));
+        }
         if score < request.min_score {
             continue;
         }
@@ -104,6 +114,7 @@ mod tests {
             },
             text_vector: text.to_vec(),
             image_vector: image.map(|v| v.to_vec()),
+            terms: vec![],
         }
     }
 
@@ -118,6 +129,7 @@ mod tests {
                 subtitle: Calibration { a: 2.0, b: 0.0 },
             },
             min_score,
+            terms: vec![],
         }
     }
 

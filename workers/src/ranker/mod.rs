@@ -6,6 +6,7 @@
 //! restarting shard never serves a partial index as if it were complete.
 
 pub mod index;
+mod lexical;
 
 use std::sync::{Arc, RwLock};
 
