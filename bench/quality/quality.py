@@ -65,6 +65,9 @@ OVERLAP_MIN = 0.1
 CROP = 0.70
 QUERY_SCALE = 0.5
 KS = (1, 5, 10)
+# The reported sample: 16 stamps per themed clip drawn with this seed.
+PER_CLIP = 16
+SEED = 20261128
 
 # Themed clips: (file stem, description the seed library holds, top-level
 # stamp categories). The `symbols` category (letters, notes, flags, coins,
@@ -145,16 +148,30 @@ def eligible_stamps(root):
             for c, v in by_cat.items()}
 
 
-def sample_stamps(root, per_clip, seed):
+def split_stamps(root, per_clip, seed):
+    """The reported sample and the development split, from one draw.
+
+    Returns (clips, development, eligible): clips = [(stem, description,
+    stamps)] as the bench reports them; development = [(stem, stamps)], the
+    theme's other eligible stamps, the only ones a tuner may look at
+    (deploy/models/explore_bridge.py); eligible = count over all categories."""
     pool = eligible_stamps(root)
     rng = random.Random(seed)
-    clips = []
+    clips, development = [], []
     for stem, desc, cats in THEMES:
         cands = sorted(s for c in cats for s in pool.get(c, []))
         if len(cands) < per_clip:
             raise SystemExit(f"theme {stem}: only {len(cands)} eligible stamps")
-        clips.append((stem, desc, rng.sample(cands, per_clip)))
-    return clips, sum(len(v) for v in pool.values())
+        drawn = rng.sample(cands, per_clip)
+        taken = set(drawn)
+        clips.append((stem, desc, drawn))
+        development.append((stem, [s for s in cands if s not in taken]))
+    return clips, development, sum(len(v) for v in pool.values())
+
+
+def sample_stamps(root, per_clip, seed):
+    clips, _, eligible = split_stamps(root, per_clip, seed)
+    return clips, eligible
 
 
 def on_white(png):
@@ -163,12 +180,16 @@ def on_white(png):
     return Image.alpha_composite(bg, im).convert("RGB")
 
 
-def frame_for(png):
+def frame_for(png, fill=STAMP_FILL, shift=(0.0, 0.0)):
+    """The stamp on a white frame, scaled to `fill` of it; `shift` moves it by
+    shares of the frame (the tuner's moving-camera views; the bench uses the
+    defaults)."""
     im = on_white(png)
-    s = min(FRAME_W * STAMP_FILL / im.width, FRAME_H * STAMP_FILL / im.height)
+    s = min(FRAME_W * fill / im.width, FRAME_H * fill / im.height)
     im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.LANCZOS)
     frame = Image.new("RGB", (FRAME_W, FRAME_H), (255, 255, 255))
-    frame.paste(im, ((FRAME_W - im.width) // 2, (FRAME_H - im.height) // 2))
+    frame.paste(im, ((FRAME_W - im.width) // 2 + round(shift[0] * FRAME_W),
+                     (FRAME_H - im.height) // 2 + round(shift[1] * FRAME_H)))
     return frame
 
 
@@ -350,8 +371,8 @@ def main():
     ap.add_argument("--cache", required=True, help="where the .deb and its extraction are kept")
     ap.add_argument("--work", required=True, help="scratch directory (clips, stack data dir)")
     ap.add_argument("--out", required=True, help="JSON results file")
-    ap.add_argument("--per-clip", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=20261128)
+    ap.add_argument("--per-clip", type=int, default=PER_CLIP)
+    ap.add_argument("--seed", type=int, default=SEED)
     a = ap.parse_args()
     if not a.pack:
         raise SystemExit("VIDSEEK_MODEL_PACK (or --pack) is not set; source .vidseek/env")

