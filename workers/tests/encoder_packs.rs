@@ -564,14 +564,19 @@ async fn default_pack_quality() {
         );
     }
 
+    // The pack translates Chinese (its zh_en table); Russian has no path.
     let response = encoder
         .encode_text(EncodeTextRequest {
-            texts: vec!["一只猫坐在沙发上".into(), "a cat on a sofa".into()],
+            texts: vec![
+                "一只猫坐在沙发上".into(),
+                "кошка на диване".into(),
+                "a cat on a sofa".into(),
+            ],
         })
         .await
         .unwrap();
     assert_eq!(
         response.unsupported_language,
-        vec![Some("zh".to_string()), None]
+        vec![None, Some("ru".to_string()), None]
     );
 }
