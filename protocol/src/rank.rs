@@ -3,6 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::encode::Calibration;
+use crate::error::{ErrorBody, ErrorCode};
+
+/// Most results a shard returns: what the query stage may ask for.
+pub const MAX_RANK_K: usize = crate::query::MAX_K;
+/// Most lexical terms in one rank request.
+pub const MAX_RANK_TERMS: usize = 256;
 
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -119,6 +125,44 @@ pub struct RankRequest {
     pub terms: Vec<String>,
 }
 
+impl RankRequest {
+    /// Refuses what no shard should try to answer: a request comes off NATS,
+    /// where anyone with access can publish, so nothing in it may make a
+    /// ranker allocate without bound or compute with non-numbers.
+    pub fn validate(&self) -> Result<(), ErrorBody> {
+        let bad = |message: String| Err(ErrorBody::new(ErrorCode::BadRequest, message));
+        if self.k > MAX_RANK_K {
+            return bad(format!("k must be at most {MAX_RANK_K}, got {}", self.k));
+        }
+        if self.k > 0 && self.vector.is_empty() {
+            return bad("the query vector is empty".into());
+        }
+        if !self.vector.iter().all(|x| x.is_finite()) {
+            return bad("the query vector has a value that is not a finite number".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_score) {
+            return bad(format!(
+                "min_score must be between 0 and 1, got {}",
+                self.min_score
+            ));
+        }
+        let calibrations = [self.calibration.shot, self.calibration.subtitle];
+        if !calibrations
+            .iter()
+            .all(|c| c.a.is_finite() && c.b.is_finite())
+        {
+            return bad("calibration constants must be finite numbers".into());
+        }
+        if self.terms.len() > MAX_RANK_TERMS {
+            return bad(format!(
+                "{} lexical terms; the limit is {MAX_RANK_TERMS}",
+                self.terms.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankedSegment {
     pub meta: SegmentMeta,
@@ -160,6 +204,65 @@ mod tests {
         assert_eq!(parse_segment_id("v1-x"), None);
         assert_eq!(parse_segment_id("a-b-1"), None);
         assert_eq!(parse_segment_id("-1"), None);
+    }
+
+    #[test]
+    fn hostile_rank_requests_are_refused() {
+        let cal = Calibration { a: 1.0, b: 0.0 };
+        let good = RankRequest {
+            space: Space::Text,
+            vector: vec![0.6, 0.8],
+            k: 10,
+            calibration: KindCalibration {
+                shot: cal,
+                subtitle: cal,
+            },
+            min_score: 0.0,
+            terms: vec!["cat".into()],
+        };
+        assert!(good.validate().is_ok());
+        let probe = RankRequest {
+            k: 0,
+            vector: vec![],
+            ..good.clone()
+        };
+        assert!(probe.validate().is_ok(), "k = 0 is the readiness probe");
+        let hostile = [
+            RankRequest {
+                k: usize::MAX,
+                ..good.clone()
+            },
+            RankRequest {
+                vector: vec![],
+                ..good.clone()
+            },
+            RankRequest {
+                vector: vec![f32::NAN, 1.0],
+                ..good.clone()
+            },
+            RankRequest {
+                min_score: 2.0,
+                ..good.clone()
+            },
+            RankRequest {
+                calibration: KindCalibration {
+                    shot: Calibration {
+                        a: f32::INFINITY,
+                        b: 0.0,
+                    },
+                    subtitle: cal,
+                },
+                ..good.clone()
+            },
+            RankRequest {
+                terms: vec!["x".into(); MAX_RANK_TERMS + 1],
+                ..good.clone()
+            },
+        ];
+        for request in hostile {
+            let error = request.validate().expect_err("refused");
+            assert_eq!(error.error.code, ErrorCode::BadRequest, "{request:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 pub mod index;
 mod lexical;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_nats::jetstream;
 use async_nats::service::ServiceExt;
@@ -71,14 +71,14 @@ pub async fn run(
     let following = async {
         loop {
             if follower.caught_up() {
-                let mut shard_state = state.write().expect("ranker lock");
+                let mut shard_state = write(&state);
                 if !shard_state.ready {
                     shard_state.ready = true;
                     tracing::info!(shard, segments = shard_state.segments.len(), "shard ready");
                 }
             }
             match follower.next().await {
-                Some(Ok(entry)) => state.write().expect("ranker lock").segments.apply(entry),
+                Some(Ok(entry)) => write(&state).segments.apply(entry),
                 Some(Err(err)) => {
                     tracing::error!(shard, error = %err, "skipping unreadable segment-log entry")
                 }
@@ -95,12 +95,24 @@ pub async fn run(
     Ok(())
 }
 
+// A panic while the lock is held cannot leave the index half-updated (an
+// update is one `apply`), so a poisoned lock is used as it is rather than
+// taking every later request down with it.
+fn read(state: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {
+    state.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write(state: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
+    state.write().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn rank(
     shard: u32,
     state: &RwLock<Shard>,
     request: RankRequest,
 ) -> Result<RankResponse, ErrorBody> {
-    let state = state.read().expect("ranker lock");
+    request.validate()?;
+    let state = read(state);
     if !state.ready {
         return Err(ErrorBody::new(
             ErrorCode::Unavailable,
@@ -117,4 +129,78 @@ fn rank(
         segments_indexed: state.segments.len() as u64,
         hits,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vidseek_protocol::encode::Calibration;
+    use vidseek_protocol::rank::{
+        KindCalibration, SegmentKind, SegmentLogEntry, SegmentMeta, SegmentRecord, Space,
+    };
+
+    fn loaded_shard() -> RwLock<Shard> {
+        let mut shard = Shard {
+            ready: true,
+            ..Shard::default()
+        };
+        shard.segments.apply(SegmentLogEntry::Upsert {
+            video_id: "v".into(),
+            generation: "g".into(),
+            part: 0,
+            parts: 1,
+            segments: vec![SegmentRecord {
+                meta: SegmentMeta {
+                    segment_id: "v-0".into(),
+                    video_id: "v".into(),
+                    video_name: "v.mp4".into(),
+                    index: 0,
+                    start: 0.0,
+                    end: 1.0,
+                    kind: SegmentKind::Shot,
+                    text: None,
+                },
+                text_vector: vec![1.0, 0.0],
+                image_vector: None,
+                terms: vec![],
+            }],
+        });
+        RwLock::new(shard)
+    }
+
+    fn request(k: usize) -> RankRequest {
+        let cal = Calibration { a: 1.0, b: 0.0 };
+        RankRequest {
+            space: Space::Text,
+            vector: vec![1.0, 0.0],
+            k,
+            calibration: KindCalibration {
+                shot: cal,
+                subtitle: cal,
+            },
+            min_score: 0.0,
+            terms: vec![],
+        }
+    }
+
+    #[test]
+    fn a_hostile_request_is_refused_and_the_shard_keeps_answering() {
+        let state = loaded_shard();
+        // Before validation this asked the heap for usize::MAX + 1 slots.
+        let error = rank(0, &state, request(usize::MAX)).expect_err("refused");
+        assert_eq!(error.error.code, ErrorCode::BadRequest);
+        let answer = rank(0, &state, request(10)).expect("still serving");
+        assert_eq!(answer.hits.len(), 1);
+    }
+
+    #[test]
+    fn a_poisoned_lock_does_not_stop_the_shard() {
+        let state = loaded_shard();
+        let _ = std::panic::catch_unwind(|| {
+            let _guard = state.write().unwrap();
+            panic!("a bug while holding the lock");
+        });
+        assert!(state.is_poisoned());
+        assert_eq!(rank(0, &state, request(5)).unwrap().hits.len(), 1);
+    }
 }
