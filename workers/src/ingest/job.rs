@@ -34,6 +34,31 @@ const CUES_PER_REQUEST: usize = 32;
 /// Quality of the JPEG frames sent to the encoder.
 const FRAME_JPEG_QUALITY: u8 = 90;
 
+/// How long a job whose catalog record could not be read waits before it
+/// is delivered again.
+const CATALOG_RETRY: Duration = Duration::from_secs(5);
+
+/// A job against its video's catalog record.
+#[derive(Debug, PartialEq)]
+enum Standing {
+    /// The record expects this job's generation.
+    Current,
+    /// The video was deleted or re-ingested since: the job has nothing to do.
+    Superseded,
+    /// The record could not be read: try the job again later.
+    Unknown(String),
+}
+
+impl Standing {
+    fn of<E: std::fmt::Display>(read: Result<Option<VideoRecord>, E>, job: &IngestJob) -> Standing {
+        match read {
+            Ok(Some(record)) if record.generation == job.generation => Standing::Current,
+            Ok(_) => Standing::Superseded,
+            Err(err) => Standing::Unknown(err.to_string()),
+        }
+    }
+}
+
 /// Why a job did not finish.
 enum JobFailure {
     /// The input itself is bad: retrying cannot help.
@@ -92,13 +117,26 @@ impl Worker {
             }
         };
         let deliveries = message.info().map_or(1, |info| info.delivered);
-        if !self.is_current(&job).await {
-            tracing::info!(
-                video_id = job.video_id,
-                "skipping superseded or deleted job"
-            );
-            let _ = message.double_ack().await;
-            return;
+        match self.standing(&job).await {
+            Standing::Current => {}
+            Standing::Superseded => {
+                tracing::info!(
+                    video_id = job.video_id,
+                    "skipping superseded or deleted job"
+                );
+                let _ = message.double_ack().await;
+                return;
+            }
+            Standing::Unknown(reason) => {
+                // Not knowing is not "superseded": acking here would lose the job.
+                tracing::warn!(
+                    video_id = job.video_id,
+                    reason,
+                    "catalog unreadable; job handed back"
+                );
+                let _ = message.ack_with(AckKind::Nak(Some(CATALOG_RETRY))).await;
+                return;
+            }
         }
         tracing::info!(
             video_id = job.video_id,
@@ -137,9 +175,18 @@ impl Worker {
         }
     }
 
-    /// Whether the catalog still expects this job's generation.
-    async fn is_current(&self, job: &IngestJob) -> bool {
-        matches!(self.catalog.get(&job.video_id).await, Ok(Some(r)) if r.generation == job.generation)
+    /// Whether the catalog still expects this job's generation. A failed
+    /// read is tried again a few times before the answer is "unknown".
+    async fn standing(&self, job: &IngestJob) -> Standing {
+        let mut pause = Duration::from_millis(250);
+        loop {
+            let standing = Standing::of(self.catalog.get(&job.video_id).await, job);
+            if !matches!(standing, Standing::Unknown(_)) || pause > Duration::from_secs(2) {
+                return standing;
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
     }
 
     /// Updates the job's catalog record, unless the job was superseded.
@@ -228,10 +275,18 @@ impl Worker {
         }
         records.extend(self.subtitle_segments(job, &records, &thumbnail).await?);
 
-        if !self.is_current(job).await {
-            return Err(JobFailure::Permanent(
-                "superseded by a newer ingest of the same video".into(),
-            ));
+        match self.standing(job).await {
+            Standing::Current => {}
+            Standing::Superseded => {
+                return Err(JobFailure::Permanent(
+                    "superseded by a newer ingest of the same video".into(),
+                ));
+            }
+            Standing::Unknown(reason) => {
+                return Err(JobFailure::Transient(format!(
+                    "cannot read the catalog: {reason}"
+                )));
+            }
         }
         let count = records.len() as u32;
         let shard = shard_of(&job.video_id, self.config.shards);
@@ -414,4 +469,57 @@ fn tokio_stream_from<T: Send + 'static>(
     mut receiver: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(generation: &str) -> IngestJob {
+        IngestJob {
+            video_id: "v1".into(),
+            generation: generation.into(),
+            path: "/media/a.mp4".into(),
+            name: "a.mp4".into(),
+            subtitles: None,
+        }
+    }
+
+    fn record(generation: &str) -> VideoRecord {
+        VideoRecord {
+            video_id: "v1".into(),
+            name: "a.mp4".into(),
+            path: "/media/a.mp4".into(),
+            status: VideoStatus::Queued,
+            progress: 0.0,
+            error: None,
+            duration: None,
+            segment_count: 0,
+            generation: generation.into(),
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn an_unreadable_catalog_is_not_a_superseded_job() {
+        let current = job("g2");
+        assert_eq!(
+            Standing::of(Ok::<_, String>(Some(record("g2"))), &current),
+            Standing::Current
+        );
+        assert_eq!(
+            Standing::of(Ok::<_, String>(Some(record("g3"))), &current),
+            Standing::Superseded,
+            "a newer ingest replaced it"
+        );
+        assert_eq!(
+            Standing::of(Ok::<_, String>(None), &current),
+            Standing::Superseded,
+            "the video was deleted"
+        );
+        assert_eq!(
+            Standing::of(Err::<Option<VideoRecord>, _>("timed out"), &current),
+            Standing::Unknown("timed out".into())
+        );
+    }
 }
