@@ -1,5 +1,6 @@
 //! The child nats-server of the embedded stack: JetStream stored under the
-//! data directory, killed with the stack.
+//! data directory, restarted on the same port if it dies (clients reconnect
+//! and JetStream reopens its store), stopped with the stack.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -8,10 +9,18 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+/// Restarts tried in a row before the stack gives up on its nats-server.
+const RESTART_ATTEMPTS: u32 = 3;
 
 pub struct NatsServer {
     child: Child,
     pub url: String,
+    /// Where it listens and stores, to start it again the same way.
+    host: String,
+    port: u16,
+    store_dir: PathBuf,
 }
 
 /// `NATS_SERVER_BIN`, else `nats-server` on PATH, else Debian's /usr/sbin.
@@ -86,10 +95,59 @@ impl NatsServer {
         Ok(NatsServer {
             child,
             url: format!("nats://{host}:{port}"),
+            host: host.to_string(),
+            port,
+            store_dir: store_dir.to_path_buf(),
         })
     }
 
-    pub async fn stop(mut self) {
+    /// Keeps the server running until `stop` fires, then stops it. A server
+    /// that exits on its own is started again on the same port and store;
+    /// when that fails `RESTART_ATTEMPTS` times in a row, `failed` is
+    /// cancelled (the stack shuts down) and the error says why.
+    pub async fn supervise(
+        mut self,
+        stop: CancellationToken,
+        failed: CancellationToken,
+    ) -> anyhow::Result<()> {
+        loop {
+            let status = tokio::select! {
+                _ = stop.cancelled() => {
+                    self.stop().await;
+                    return Ok(());
+                }
+                status = self.child.wait() => status,
+            };
+            let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+            tracing::error!(%status, url = self.url, "nats-server exited; restarting it");
+            let mut last_error = None;
+            for attempt in 1..=RESTART_ATTEMPTS {
+                let addr = format!("{}:{}", self.host, self.port);
+                match NatsServer::start(&addr, &self.store_dir).await {
+                    Ok(server) => {
+                        tracing::info!(url = server.url, attempt, "nats-server restarted");
+                        self = server;
+                        last_error = None;
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!(attempt, error = %format!("{err:#}"), "nats-server restart failed");
+                        last_error = Some(err);
+                        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                    }
+                }
+            }
+            if let Some(err) = last_error {
+                failed.cancel();
+                return Err(err.context(format!(
+                    "the embedded nats-server ({}) exited ({status}) and could not be restarted",
+                    self.url
+                )));
+            }
+        }
+    }
+
+    pub async fn stop(&mut self) {
         // SIGTERM lets JetStream flush; kill if it does not exit in time.
         if let Some(pid) = self.child.id() {
             let _ = Command::new("kill")

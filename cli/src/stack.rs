@@ -274,6 +274,9 @@ pub async fn up(
     let url = nats_server
         .as_ref()
         .map_or_else(|| common.nats_url(), |s| s.url.clone());
+    let stop_nats = CancellationToken::new();
+    let nats_supervisor = nats_server
+        .map(|server| tokio::spawn(server.supervise(stop_nats.clone(), shutdown.clone())));
     let nats = connect(&url, "vidseek-up").await?;
     let js = async_nats::jetstream::new(nats.clone());
     vidseek_bus::streams::ensure_all(&js, 1).await?;
@@ -327,10 +330,15 @@ pub async fn up(
         }
     }
     let result = supervise(tasks, shutdown).await;
-    if let Some(server) = nats_server {
-        server.stop().await;
-    }
-    result
+    // The server stops after every role, so none of them sees NATS vanish
+    // while it drains.
+    stop_nats.cancel();
+    let nats_result = match nats_supervisor {
+        Some(task) => task.await.context("the nats-server supervisor panicked")?,
+        None => Ok(()),
+    };
+    // The server's failure is the cause when both failed.
+    nats_result.and(result)
 }
 
 /// Returns when a task ends before the stack is ready (a start-up failure).

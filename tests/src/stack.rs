@@ -22,6 +22,11 @@ impl EmbeddedStack {
     /// Starts `vidseek up` with `media_root` as the only media root and
     /// waits for its ready line.
     pub fn start(media_root: &Path) -> EmbeddedStack {
+        EmbeddedStack::start_with_env(media_root, &[])
+    }
+
+    /// As [`EmbeddedStack::start`], with extra environment variables.
+    pub fn start_with_env(media_root: &Path, env: &[(&str, &std::ffi::OsStr)]) -> EmbeddedStack {
         let data_dir = tempfile::tempdir().expect("temp data dir");
         let log = data_dir.path().join("vidseek.log");
         let mut command = Command::new(vidseek_bin());
@@ -37,6 +42,7 @@ impl EmbeddedStack {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         command.envs(model_env());
+        command.envs(env.iter().copied());
         let mut child = command.spawn().expect("start vidseek up");
         let stderr = child.stderr.take().expect("piped");
         let (ready_tx, ready) = mpsc::channel();
@@ -86,6 +92,23 @@ impl EmbeddedStack {
     /// The stack's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Process id of `vidseek up`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for `vidseek up` to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
     }
 }
 
