@@ -153,7 +153,9 @@ export async function searchOverHttp(query) {
     return apiFetch(`/api/v1/search?text=${encodeURIComponent(query.text)}&k=${k}`);
   }
   const form = new FormData();
-  form.append('image', query.imageFile, query.imageFile.name || 'query-image');
+  // The search view hands over the picture already reduced for upload.
+  const image = query.upload || query.imageFile;
+  form.append('image', image, image.name || 'query-image');
   return apiFetch(`/api/v1/search?k=${k}`, { method: 'POST', body: form });
 }
 

@@ -3,6 +3,7 @@
 
 import { SearchSocket, searchOverHttp } from './api.js';
 import { bytesToBase64, formatTime, scorePercent } from './format.js';
+import { reduceForUpload } from './query-image.js';
 import { t } from './i18n.js';
 
 const K = 10;
@@ -139,7 +140,8 @@ export class SearchView {
     if (query.text !== undefined) {
       message.text = query.text;
     } else {
-      message.image_base64 = bytesToBase64(new Uint8Array(await query.imageFile.arrayBuffer()));
+      query.upload = await reduceForUpload(query.imageFile);
+      message.image_base64 = bytesToBase64(new Uint8Array(await query.upload.arrayBuffer()));
     }
     if (this.active?.id !== id) return; // a newer query started while the image was read
 

@@ -4,10 +4,12 @@
 //! other: typed request/reply with the protocol's codec and error mapping
 //! ([`rpc`]), the JetStream streams and buckets every role expects
 //! ([`streams`]), and the video catalog kept in a key-value bucket
-//! ([`catalog`]), and the segment log the index is rebuilt from
-//! ([`segment_log`]).
+//! ([`catalog`]), the segment log the index is rebuilt from
+//! ([`segment_log`]), and query images reduced to fit a NATS message
+//! ([`query_image`]).
 
 pub mod catalog;
+pub mod query_image;
 pub mod rpc;
 pub mod segment_log;
 pub mod service;

@@ -7,9 +7,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use vidseek_bus::catalog::Catalog;
+use vidseek_bus::query_image;
 use vidseek_bus::rpc;
 use vidseek_protocol::ingest::{IngestAccepted, IngestRequest, VideoStatus};
-use vidseek_protocol::query::{ImageSearch, SearchResponse, TextSearch};
+use vidseek_protocol::query::{ImageSearch, MAX_IMAGE_BYTES, SearchResponse, TextSearch};
 use vidseek_protocol::subjects;
 
 use crate::Common;
@@ -24,7 +25,8 @@ pub struct SearchArgs {
     /// What to look for, in words.
     #[arg(required_unless_present = "image")]
     text: Option<String>,
-    /// Search with a picture instead.
+    /// Search with a picture instead (up to 20 MiB; it is reduced to 1024 px
+    /// before it is sent).
     #[arg(long, conflicts_with = "text")]
     image: Option<PathBuf>,
     /// Number of results.
@@ -58,8 +60,7 @@ pub async fn search(common: &Common, args: SearchArgs) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(30);
     let response: SearchResponse = match (&args.text, &args.image) {
         (_, Some(image)) => {
-            let bytes =
-                std::fs::read(image).with_context(|| format!("cannot read {}", image.display()))?;
+            let bytes = read_query_image(image).await?;
             let body = ImageSearch {
                 image_base64: base64_encode(&bytes),
                 k: Some(args.k),
@@ -114,6 +115,24 @@ pub async fn search(common: &Common, args: SearchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Reads a query image and reduces it, as the gateway does, to what the
+/// encoder needs: a phone photo would not fit in a NATS message.
+async fn read_query_image(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() > MAX_IMAGE_BYTES {
+        bail!(
+            "{} is {} bytes; the limit is {MAX_IMAGE_BYTES}",
+            path.display(),
+            bytes.len()
+        );
+    }
+    let reduced = tokio::task::spawn_blocking(move || query_image::reduce(&bytes))
+        .await
+        .context("image decoding failed")?
+        .with_context(|| format!("{} cannot be searched with", path.display()))?;
+    Ok(reduced.bytes)
 }
 
 fn base64_encode(bytes: &[u8]) -> String {

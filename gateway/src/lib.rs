@@ -73,6 +73,8 @@ pub(crate) struct AppState {
     pub catalog: Catalog,
     pub segments: segments::SegmentCache,
     pub metrics: metrics::Metrics,
+    /// Reduces image queries before they cross NATS, a bounded number at once.
+    pub images: search::ImageReducer,
     /// Flips to true when the server shuts down; long-lived WebSockets watch it
     /// because graceful shutdown does not wait for upgraded connections.
     pub shutdown: watch::Receiver<bool>,
@@ -95,6 +97,7 @@ pub async fn serve(
     vidseek_bus::streams::ensure_all(&js, 1).await?;
     let catalog = Catalog::open(&js).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let images = search::ImageReducer::for_this_machine(config.search_timeout);
     let state = AppState {
         config: Arc::new(config),
         nats,
@@ -102,6 +105,7 @@ pub async fn serve(
         catalog,
         segments: segments::SegmentCache::default(),
         metrics: metrics::Metrics::default(),
+        images,
         shutdown: stop_rx,
     };
     if let Ok(addr) = listener.local_addr() {

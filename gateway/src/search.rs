@@ -3,18 +3,23 @@
 //! The request goes to [`subjects::SEARCH_STREAM`] with a private inbox as its
 //! reply subject; the query stage answers on that inbox with one
 //! [`SearchEvent::Partial`] per shard, then a final `Done` or `Error`. Each
-//! route (WebSocket, REST, seed) consumes the same [`SearchStream`].
+//! route (WebSocket, REST, seed) consumes the same [`SearchStream`], and
+//! every image query is reduced here, in [`start`], before it crosses NATS.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::Subscriber;
 use futures::StreamExt;
+use tokio::sync::Semaphore;
+use vidseek_bus::query_image;
 use vidseek_bus::rpc;
 use vidseek_protocol::codec::{self, Format};
 use vidseek_protocol::query::{QueryInput, SearchEvent, SearchRequest, SearchResponse};
 use vidseek_protocol::subjects;
 use vidseek_protocol::{ErrorBody, ErrorCode};
 
+use crate::AppState;
 use crate::metrics::Metrics;
 
 /// A search in flight. Dropping it unsubscribes the inbox, so late replies of
@@ -38,15 +43,87 @@ pub fn build_request(
     SearchRequest::new(query_id, input, k, min_score)
 }
 
-/// Publishes `request` and returns the stream of its events.
+/// Decodes query images off the async runtime, a bounded number at once:
+/// each may hold up to [`query_image::MAX_DECODED_BYTES`] while it is reduced.
+#[derive(Clone)]
+pub struct ImageReducer {
+    permits: Arc<Semaphore>,
+    /// How long an image may wait for a free decoder before `overloaded`.
+    queue_wait: Duration,
+}
+
+impl ImageReducer {
+    pub fn new(concurrency: usize, queue_wait: Duration) -> ImageReducer {
+        ImageReducer {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            queue_wait,
+        }
+    }
+
+    /// One decoder per core, at most four: beyond that, decoding large
+    /// photos only adds memory, not throughput.
+    pub fn for_this_machine(queue_wait: Duration) -> ImageReducer {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ImageReducer::new(cores.min(4), queue_wait)
+    }
+
+    /// Replaces an image query's bytes by what the encoder needs.
+    pub async fn reduce(&self, input: QueryInput) -> Result<QueryInput, ErrorBody> {
+        let QueryInput::Image { bytes } = input else {
+            return Ok(input);
+        };
+        let permit = tokio::time::timeout(self.queue_wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                ErrorBody::new(
+                    ErrorCode::Overloaded,
+                    "every image decoder is busy; retry in a moment",
+                )
+            })?
+            .map_err(|_| ErrorBody::new(ErrorCode::Unavailable, "the gateway is stopping"))?;
+        let original = bytes.len();
+        let reduced = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            query_image::reduce(&bytes)
+        })
+        .await
+        .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("image decoding failed: {e}")))?
+        .map_err(|e| e.to_error_body())?;
+        tracing::debug!(
+            original,
+            reduced = reduced.bytes.len(),
+            width = reduced.width,
+            height = reduced.height,
+            "query image reduced"
+        );
+        Ok(QueryInput::Image {
+            bytes: reduced.bytes,
+        })
+    }
+}
+
+/// Reduces an image query, then publishes `request` and returns the stream
+/// of its events.
 #[tracing::instrument(skip_all, fields(query_id = %request.query_id))]
 pub async fn start(
-    nats: &async_nats::Client,
-    request: &SearchRequest,
-    idle_timeout: Duration,
-    metrics: Metrics,
+    state: &AppState,
+    mut request: SearchRequest,
 ) -> Result<SearchStream, ErrorBody> {
-    let payload = codec::encode(Format::MsgPack, request).map_err(|e| e.to_error_body())?;
+    let nats = &state.nats;
+    request.input = state.images.reduce(request.input).await?;
+    let payload = codec::encode(Format::MsgPack, &request).map_err(|e| e.to_error_body())?;
+    // The server would refuse it with a bare "max payload exceeded"; a
+    // reduced image only gets here on a server configured below 1 MiB.
+    let max_payload = nats.server_info().max_payload;
+    if payload.len() > max_payload {
+        return Err(ErrorBody::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the query is {} bytes once reduced; the NATS server's message limit (max_payload) is {max_payload}",
+                payload.len()
+            ),
+        ));
+    }
     let inbox_subject = nats.new_inbox();
     // Subscribe first: the first partial can arrive before publish returns.
     let inbox = nats
@@ -62,12 +139,12 @@ pub async fn start(
     .await
     .map_err(|e| ErrorBody::new(ErrorCode::Unavailable, format!("NATS: {e}")))?;
     Ok(SearchStream {
-        query_id: request.query_id.clone(),
+        query_id: request.query_id,
         inbox,
-        idle_timeout,
+        idle_timeout: state.config.search_timeout,
         started: Instant::now(),
         finished: false,
-        metrics,
+        metrics: state.metrics.clone(),
     })
 }
 
@@ -134,6 +211,7 @@ impl SearchStream {
                     shards_total,
                     results,
                     warnings,
+                    query_translation,
                     ..
                 } => {
                     return Ok(SearchResponse {
@@ -143,6 +221,7 @@ impl SearchStream {
                         shards_total,
                         results,
                         warnings,
+                        query_translation,
                     });
                 }
                 SearchEvent::Error { code, message, .. } => {
@@ -159,15 +238,13 @@ impl SearchStream {
 
 /// Validates, sends and waits: what the REST and seed routes need.
 pub async fn run_to_completion(
-    nats: &async_nats::Client,
+    state: &AppState,
     input: QueryInput,
     k: Option<usize>,
     min_score: Option<f32>,
-    idle_timeout: Duration,
-    metrics: Metrics,
 ) -> Result<SearchResponse, ErrorBody> {
     let request = build_request(input, k, min_score)?;
-    let stream = start(nats, &request, idle_timeout, metrics).await?;
+    let stream = start(state, request).await?;
     tracing::debug!(query_id = stream.query_id(), "search sent");
     stream.finish().await
 }

@@ -202,14 +202,8 @@ async fn stream_search(
     id: String,
     request: vidseek_protocol::query::SearchRequest,
 ) {
-    let mut stream = match search::start(
-        &state.nats,
-        &request,
-        state.config.search_timeout,
-        state.metrics.clone(),
-    )
-    .await
-    {
+    // Admitted by now (the per-socket limit), so decoding its image may start.
+    let mut stream = match search::start(&state, request).await {
         Ok(stream) => stream,
         Err(body) => {
             send_error(&tx, &id, body).await;

@@ -10,6 +10,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use vidseek_protocol::query::{MAX_IMAGE_BYTES, MAX_TEXT_CHARS};
+use vidseek_tests::photos::{TINY_PNG_BASE64, tiny_png};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -86,7 +87,7 @@ async fn websocket_streams_partials_then_done_under_the_client_id() {
     // An image search on the same socket.
     send(
         &mut socket,
-        json!({"type": "search", "id": "q2", "image_base64": "iVBORw0KGgo=", "k": 2}),
+        json!({"type": "search", "id": "q2", "image_base64": TINY_PNG_BASE64, "k": 2}),
     )
     .await;
     let events = events_until_final(&mut socket).await;
@@ -212,7 +213,7 @@ async fn rest_search_waits_for_the_final_answer() {
     // Multipart image, k in the query string (what the web UI sends).
     let form = reqwest::multipart::Form::new().part(
         "image",
-        reqwest::multipart::Part::bytes(b"\x89PNG fake".to_vec()).file_name("q.png"),
+        reqwest::multipart::Part::bytes(tiny_png()).file_name("q.png"),
     );
     let response = stack.post_form("/api/v1/search?k=10", form).await;
     assert_eq!(response.status(), 200);
@@ -222,7 +223,7 @@ async fn rest_search_waits_for_the_final_answer() {
     // JSON text and JSON base64 image.
     for (query, video) in [
         (json!({"text": "a cat"}), KNOWN_VIDEO),
-        (json!({"image_base64": "iVBORw0KGgo="}), "vimage01"),
+        (json!({"image_base64": TINY_PNG_BASE64}), "vimage01"),
     ] {
         let response = stack
             .http

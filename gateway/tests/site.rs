@@ -31,7 +31,7 @@ async fn seed_routes_answer_the_original_page() {
 
     let form = reqwest::multipart::Form::new().part(
         "image",
-        reqwest::multipart::Part::bytes(b"\xff\xd8fake".to_vec()).file_name("q.jpg"),
+        reqwest::multipart::Part::bytes(vidseek_tests::photos::tiny_png()).file_name("q.png"),
     );
     let response = stack
         .http

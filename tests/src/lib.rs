@@ -5,6 +5,7 @@
 pub mod media;
 pub mod nats;
 pub mod paths;
+pub mod photos;
 pub mod process;
 pub mod requests;
 pub mod stack;

@@ -17,7 +17,7 @@ const SCENES: &[&str] = &[
     "color=c=0x20a040",
 ];
 
-fn run_ffmpeg(args: &[String], what: &str) {
+pub(crate) fn run_ffmpeg(args: &[String], what: &str) {
     let output = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
         .args(args)

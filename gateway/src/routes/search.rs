@@ -144,14 +144,6 @@ async fn run(
     k: Option<usize>,
     min_score: Option<f32>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let response = search::run_to_completion(
-        &state.nats,
-        input,
-        k,
-        min_score,
-        state.config.search_timeout,
-        state.metrics.clone(),
-    )
-    .await?;
+    let response = search::run_to_completion(state, input, k, min_score).await?;
     Ok(Json(response))
 }

@@ -66,15 +66,7 @@ pub async fn image_query(
 }
 
 async fn top_ten(state: &AppState, input: QueryInput) -> Result<Json<Vec<SeedHit>>, ApiError> {
-    let response = search::run_to_completion(
-        &state.nats,
-        input,
-        Some(SEED_K),
-        None,
-        state.config.search_timeout,
-        state.metrics.clone(),
-    )
-    .await?;
+    let response = search::run_to_completion(state, input, Some(SEED_K), None).await?;
     let mut hits: Vec<SeedHit> = response
         .results
         .into_iter()
