@@ -259,9 +259,14 @@ fn parse_pts_time(line: &str) -> Option<f64> {
     value.parse().ok().filter(|t: &f64| t.is_finite())
 }
 
+/// Protocols ffmpeg and ffprobe may open: local files and our own pipes.
+/// A playlist or concat list disguised as a video must not make them fetch
+/// a URL or read another file through a network or device protocol.
+pub(crate) const LOCAL_PROTOCOLS_ONLY: [&str; 2] = ["-protocol_whitelist", "file,pipe"];
+
 /// `-i path` with the options every input shares.
 pub(crate) fn input_args(path: &Path, seek: Option<f64>) -> Vec<OsString> {
-    let mut args: Vec<OsString> = Vec::new();
+    let mut args: Vec<OsString> = LOCAL_PROTOCOLS_ONLY.iter().map(Into::into).collect();
     if let Some(t) = seek {
         // Before `-i`: a fast keyframe seek followed by an exact decode-skip
         // to `t` (ffmpeg's accurate_seek default).

@@ -460,6 +460,7 @@ fn choose_strategy(
 /// (ffprobe reads packets without decoding them, so this is cheap).
 fn keyframe_interval(path: &Path) -> Option<f64> {
     let output = Command::new("ffprobe")
+        .args(super::ffmpeg::LOCAL_PROTOCOLS_ONLY)
         .args([
             "-v",
             "error",

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use serde::Deserialize;
 
 use super::error::{MediaError, Result};
+use super::ffmpeg::LOCAL_PROTOCOLS_ONLY;
 
 /// What ingest needs to know about a video before decoding it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -53,6 +54,7 @@ pub fn probe(path: &Path) -> Result<Probe> {
         return Err(MediaError::EmptyFile);
     }
     let output = Command::new("ffprobe")
+        .args(LOCAL_PROTOCOLS_ONLY)
         .args([
             "-v",
             "error",
