@@ -248,3 +248,22 @@ pub async fn run_to_completion(
     tracing::debug!(query_id = stream.query_id(), "search sent");
     stream.finish().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn busy_decoders_answer_overloaded_instead_of_queueing() {
+        let reducer = ImageReducer::new(1, Duration::from_millis(20));
+        let _busy = reducer.permits.clone().acquire_owned().await.unwrap();
+        let image = QueryInput::Image {
+            bytes: vec![0x89, b'P', b'N', b'G'],
+        };
+        let err = reducer.reduce(image).await.unwrap_err();
+        assert_eq!(err.error.code, ErrorCode::Overloaded);
+        // Text needs no decoder.
+        let text = QueryInput::Text { text: "a".into() };
+        assert_eq!(reducer.reduce(text.clone()).await.unwrap(), text);
+    }
+}
