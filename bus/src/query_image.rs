@@ -341,6 +341,10 @@ mod tests {
         assert!(advice.error.message.contains("1024 px"), "{advice:?}");
         assert!(advice.error.message.contains("HTTP API"), "{advice:?}");
         assert!(check_nats_query(&png_claiming(1000, 800)).is_ok());
+        // Garbage after a GIF signature is read as the picture's size: here
+        // 25120x29813 px, refused as too large before anything is decoded.
+        let err = reduce(b"GIF89a but not really").unwrap_err();
+        assert!(matches!(err, QueryImageError::TooLargeToDecode(_)), "{err}");
     }
 
     #[test]
@@ -348,7 +352,9 @@ mod tests {
         let err = reduce(b"definitely not an image").unwrap_err();
         assert!(matches!(err, QueryImageError::NotAnImage), "{err}");
         let photo = encode(&noisy(64, 64).into(), ImageFormat::Png);
-        for broken in [&photo[..photo.len() / 2], &photo[..40]] {
+        // A GIF header declaring 16x16, then garbage.
+        let fake_gif = b"GIF89a\x10\x00\x10\x00 but not really";
+        for broken in [&photo[..photo.len() / 2], &photo[..40], &fake_gif[..]] {
             let err = reduce(broken).unwrap_err();
             assert_eq!(
                 err.to_error_body().error.code,

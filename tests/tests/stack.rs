@@ -318,7 +318,9 @@ async fn bad_requests(http: &reqwest::Client, stack: &EmbeddedStack) {
     assert_eq!(status(vec![("text", "x".repeat(5000))]).await.0 / 100, 4);
     let not_an_image = reqwest::multipart::Form::new().part(
         "image",
-        reqwest::multipart::Part::bytes(b"GIF89a but not really".to_vec()).file_name("x.gif"),
+        // A GIF header declaring 16x16 px, then garbage.
+        reqwest::multipart::Part::bytes(b"GIF89a\x10\x00\x10\x00 but not really".to_vec())
+            .file_name("x.gif"),
     );
     let response = http
         .post(stack.url("/api/v1/search"))
