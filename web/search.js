@@ -24,6 +24,7 @@ export class SearchView {
     this.list = document.getElementById('results');
     this.intro = document.getElementById('search-intro');
     this.warnings = document.getElementById('search-warnings');
+    this.translationLine = document.getElementById('query-translation');
 
     this.sequence = 0;
     this.active = null; // { id, query, deadline } of the query whose answers we still show
@@ -32,6 +33,7 @@ export class SearchView {
     this.playingSegment = null;
     this.status = null; // { key, vars } so a language switch can re-render it
     this.shownWarnings = [];
+    this.shownTranslation = null;
 
     this.socket = new SearchSocket({
       onMessage: (message) => this.handleMessage(message),
@@ -134,6 +136,7 @@ export class SearchView {
     this.list.classList.add('stale');
     this.showShards(0, null);
     this.showWarnings([]);
+    this.showTranslation(null);
     this.setStatus('status.searching');
 
     const message = { type: 'search', id, k: K };
@@ -159,7 +162,7 @@ export class SearchView {
     try {
       const answer = await searchOverHttp({ ...query, k: K });
       if (this.active?.id !== id) return;
-      this.finish(answer.results || [], answer.took_ms, answer.warnings);
+      this.finish(answer.results || [], answer.took_ms, answer.warnings, answer.query_translation);
     } catch (error) {
       if (this.active?.id === id) this.fail(error);
     }
@@ -194,7 +197,7 @@ export class SearchView {
         });
         break;
       case 'done':
-        this.finish(message.results || [], message.took_ms, message.warnings);
+        this.finish(message.results || [], message.took_ms, message.warnings, message.query_translation);
         break;
       case 'error':
         this.fail(message);
@@ -217,10 +220,11 @@ export class SearchView {
     }
   }
 
-  finish(results, tookMs, warnings = []) {
+  finish(results, tookMs, warnings = [], translation = null) {
     clearTimeout(this.active?.deadline);
     this.renderResults(results);
     this.showWarnings(warnings);
+    this.showTranslation(translation);
     const total = Number(this.shardProgress.dataset.shardsTotal);
     if (total > 0) this.showShards(total, total);
     this.shardProgress.hidden = true;
@@ -268,6 +272,15 @@ export class SearchView {
     this.warnings.hidden = warnings.length === 0;
   }
 
+  /** "Searched as …": the text the pack searched for a translated query. */
+  showTranslation(translation) {
+    this.shownTranslation = translation || null;
+    const line = this.translationLine;
+    line.hidden = !translation;
+    line.textContent = translation ? t('search.translated', { text: translation.text }) : '';
+    line.dataset.language = translation?.language || '';
+  }
+
   showShards(done, total) {
     const bar = this.shardProgress;
     bar.hidden = false;
@@ -295,6 +308,7 @@ export class SearchView {
     }
     for (const card of this.cards.values()) fillCard(card, card._result);
     this.showWarnings(this.shownWarnings);
+    this.showTranslation(this.shownTranslation);
     if (this.imageFile) this.imageChipLabel.textContent = t('search.imageQuery', { name: this.imageFile.name || 'image' });
   }
 

@@ -177,6 +177,7 @@ impl Stack {
                 },
                 text_vector: vec![0.6, 0.8],
                 image_vector: None,
+                terms: vec![],
             })
             .collect();
         vidseek_bus::segment_log::replace_video(&self.js, 0, video_id, "g1", segments)
@@ -329,6 +330,7 @@ async fn answer_search(client: &async_nats::Client, message: Message) {
             shards_total: 2,
             results: merged,
             warnings: vec![],
+            query_translation: None,
         },
     ];
     for event in events {
