@@ -13,6 +13,7 @@ mod auth;
 mod error;
 mod metrics;
 mod openapi;
+mod query_string;
 mod routes;
 mod search;
 mod segments;
@@ -173,6 +174,7 @@ fn router(state: AppState) -> Router {
         .route("/media/thumbs/{id}/{file}", get(media::thumbnail))
         .merge(seed_routes)
         .fallback(static_files::serve)
+        .layer(axum::middleware::from_fn(query_string::require_utf8))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -269,6 +269,13 @@ async fn rest_search_errors_follow_the_status_table() {
         ),
         ("/api/v1/search".to_string(), 400, "bad_request"),
         ("/api/v1/search?text=%20".to_string(), 400, "bad_request"),
+        // Legacy encodings are refused, not searched as replacement characters.
+        ("/api/v1/search?text=%FF%FE".to_string(), 400, "bad_request"),
+        (
+            "/text_query?text=%D2%BB%B1%AD".to_string(),
+            400,
+            "bad_request",
+        ),
         (format!("/api/v1/search?text={long}"), 400, "bad_request"),
         (
             format!(
