@@ -14,10 +14,9 @@ use crate::modelpack::{Bridge, ImageEncoder, ModelPack};
 
 use super::{l2_normalise, runtime};
 
-/// Largest decoded image accepted: bounds memory for hostile inputs (a tiny
-/// PNG can claim 100k x 100k pixels).
-const MAX_IMAGE_SIDE: u32 = 16_384;
-const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+// The largest decoded image accepted bounds memory for hostile inputs (a
+// tiny PNG can claim 100k x 100k pixels); the same limits as the gateway's.
+use vidseek_bus::query_image::{MAX_DECODED_BYTES, MAX_SIDE_PX};
 
 /// A preprocessed image: CHW f32, `size * size * 3` values.
 pub struct Pixels(Vec<f32>);
@@ -29,9 +28,9 @@ pub fn preprocess(bytes: &[u8], spec: &ImageEncoder) -> Result<Pixels, String> {
         .with_guessed_format()
         .map_err(|e| format!("unreadable image: {e}"))?;
     let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    limits.max_image_width = Some(MAX_SIDE_PX);
+    limits.max_image_height = Some(MAX_SIDE_PX);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
     reader.limits(limits);
     if reader.format().is_none() {
         return Err("not an image (supported: JPEG, PNG, WebP, GIF, BMP)".into());

@@ -38,6 +38,17 @@ pub enum MediaError {
         /// What the file has instead, e.g. "streams: audio".
         detail: String,
     },
+    /// Frames larger than ingest decodes: each would need more memory than
+    /// a worker should give one picture (a hostile or broken header can claim
+    /// any size).
+    #[error("the video's frames are {width}x{height} pixels; the limit is {max} pixels a side")]
+    FrameTooLarge {
+        /// The frame size the file declares.
+        width: u32,
+        height: u32,
+        /// [`crate::media::MAX_FRAME_SIDE`].
+        max: u32,
+    },
     /// The video stream carries no usable timing (duration or frame rate).
     #[error("cannot determine the video's {what}")]
     MissingTiming {

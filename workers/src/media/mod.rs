@@ -22,7 +22,7 @@ mod thumbnail;
 pub use analyze::{Analysis, AnalyzeOptions, AnalyzedSegment, StageTimings, analyze};
 pub use error::{MediaError, Result};
 pub use frames::{FrameSampler, SampleOptions, SamplingStrategy, SegmentFrames, sample_frames};
-pub use probe::{Probe, probe};
+pub use probe::{MAX_FRAME_SIDE, Probe, probe};
 pub use segments::{DEFAULT_MAX_SEGMENT_SECS, MIN_SEGMENT_SECS, Segment, plan_segments};
 pub use shots::{Cut, ShotDetector, ShotParams, detect_cuts};
 pub use subtitles::{Cue, SubtitleFormat, find_sidecar_subtitles, parse_subtitles, read_subtitles};

@@ -33,6 +33,10 @@ pub struct Probe {
     pub has_audio: bool,
 }
 
+/// Largest frame side ingest decodes: 8K UHD (7680x4320) fits, with room for
+/// DCI 8K; a 8192x8192 RGB frame is 192 MiB.
+pub const MAX_FRAME_SIDE: u32 = 8192;
+
 /// Reads a video's duration, frame rate, size and codec with ffprobe.
 ///
 /// Errors say which of the usual upload mistakes it is: an empty file
@@ -151,6 +155,15 @@ fn interpret(parsed: &mut FfprobeOutput) -> Result<Probe> {
     }
     if video.rotation().rem_euclid(180) == 90 {
         std::mem::swap(&mut width, &mut height);
+    }
+    // Refused before any frame is decoded: ffmpeg allocates frames of the
+    // declared size, and so do the frame and thumbnail buffers after it.
+    if width.max(height) > MAX_FRAME_SIDE {
+        return Err(MediaError::FrameTooLarge {
+            width,
+            height,
+            max: MAX_FRAME_SIDE,
+        });
     }
     let frame_count = video
         .nb_frames
@@ -324,6 +337,30 @@ mod tests {
         assert!((p.fps - 25.0).abs() < 1e-9 && (p.duration - 10.0).abs() < 1e-9);
         assert!(p.has_audio);
         assert_eq!(p.codec, "h264");
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_decoding() {
+        let declared = |w: u32, h: u32| {
+            parse(&format!(
+                r#"{{"streams":[{{"codec_type":"video","codec_name":"h264","width":{w},"height":{h},
+                    "avg_frame_rate":"25/1","duration":"1.0"}}],"format":{{"format_name":"mov,mp4"}}}}"#
+            ))
+        };
+        assert!(
+            declared(7680, 4320).is_ok(),
+            "8K UHD is a video people have"
+        );
+        match declared(60000, 60000) {
+            Err(MediaError::FrameTooLarge { width, height, max }) => {
+                assert_eq!((width, height, max), (60000, 60000, MAX_FRAME_SIDE));
+            }
+            other => panic!("expected FrameTooLarge, got {other:?}"),
+        }
+        assert!(matches!(
+            declared(16, 9000),
+            Err(MediaError::FrameTooLarge { .. })
+        ));
     }
 
     #[test]
