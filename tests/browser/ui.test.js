@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ARTIFACTS_DIR, launchBrowser, screenshot } from './lib/browser.js';
-import { frameAt, shortCopy, syntheticClip, testMedia, writeTemp } from './lib/media.js';
+import { frameAt, phoneSized, shortCopy, syntheticClip, testMedia, writeTemp } from './lib/media.js';
 import { serveSeedPage } from './lib/seed-server.js';
 import { SHARDS, api, ingestAndWait, segmentsOf, shardOf, startStack, waitUntilReady } from './lib/stack.js';
 
@@ -298,6 +298,25 @@ test('image search (file input) finds where the picture came from; Enter on a fo
   await expectTimelineHighlights(page, results[0].segmentId);
   await page.evaluate(() => document.querySelector('[data-testid="player"]').pause());
   await screenshot(page, '05-image-playback');
+  await page.close();
+});
+
+test('a phone-sized photo is reduced in the browser before it is sent, and still finds its moment', async () => {
+  const picture = await queryImage();
+  const photo = phoneSized(picture.file, workDir);
+  const photoBytes = fs.statSync(photo).size;
+  assert.ok(photoBytes > 2 * 1024 * 1024, `the test photo is phone-sized: ${photoBytes} bytes`);
+  const page = await browser.newPage();
+  await page.goto(stack.baseUrl);
+  const sent = [];
+  page.on('websocket', (ws) => ws.on('framesent', (frame) => sent.push(String(frame.payload))));
+  await page.setInputFiles(testid('image-input'), photo);
+  const cards = await waitForFinalResults(page);
+  assertImageAnswer(await resultsOf(cards), { ...picture, file: photo });
+  const query = sent.find((payload) => payload.includes('"image_base64"'));
+  assert.ok(query, 'the search went over the socket as an image query');
+  // A ≤ 1024 px JPEG of ≤ 700 KiB, base64 in JSON: well under one NATS message.
+  assert.ok(query.length < 1024 * 1024, `sent ${query.length} bytes for a ${photoBytes}-byte photo`);
   await page.close();
 });
 
@@ -642,6 +661,8 @@ test('language switch changes the UI strings, is remembered, and a Chinese query
     const [top] = await resultsOf(cards);
     assert.ok(top.start < 12 && top.end > 8, `一杯咖啡 finds the coffee first: ${JSON.stringify(top)}`);
   }
+  // Let the cards' arrival animation finish: this picture is in the README.
+  await page.waitForTimeout(500);
   await screenshot(page, '15-search-zh-translated');
 
   // A language with no translation path is still warned about, and the line goes away.

@@ -59,6 +59,16 @@ export function frameAt(video, seconds, dir) {
   return out;
 }
 
+/**
+ * `image` scaled up to `width` px with film grain, as a high-quality JPEG: a
+ * phone-sized photo (several MB) of the same scene.
+ */
+export function phoneSized(image, dir, width = 4000) {
+  const out = path.join(dir, `${path.basename(image, path.extname(image))}-${width}px.jpg`);
+  ffmpeg(['-i', image, '-vf', `scale=${width}:-2:flags=bicubic,noise=alls=12:allf=t`, '-q:v', '2', out]);
+  return out;
+}
+
 /** The first `seconds` of `video`, stream-copied (no re-encode). */
 export function shortCopy(video, dir, seconds = 3) {
   const out = path.join(dir, `${path.basename(video, path.extname(video))}-short.mp4`);
