@@ -2,12 +2,13 @@
 //!
 //! Ingest workers append [`SegmentLogEntry`] messages (MessagePack) to
 //! `vidseek.v1.segments.{shard}.{video}`; rankers replay their shard's
-//! subjects into a [`SegmentSet`] and keep following the log, and the gateway
-//! replays one video's subjects to list its segments. Replaying the same
-//! entries twice gives the same set, so a redelivered ingest job that
-//! republishes its parts changes nothing.
+//! subjects into their own index with a [`LogFollower`] and keep following
+//! the log, and the gateway replays one video's subjects to list its
+//! segments ([`read_video`]). Replaying the same entries twice gives the same
+//! segments, so a redelivered ingest job that republishes its parts changes
+//! nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
@@ -37,74 +38,37 @@ pub enum SegmentLogError {
     SegmentTooLarge(usize),
 }
 
-/// One video's segments as the log currently describes them.
+/// One video's segments as its log entries describe them: a new generation
+/// replaces them all, the same generation and part replaces that part, and a
+/// delete clears them (the rule every ranker's index applies too).
 #[derive(Debug, Clone, Default)]
 struct VideoSegments {
     generation: String,
     parts: BTreeMap<u32, Vec<SegmentRecord>>,
 }
 
-/// The segments described by a sequence of log entries.
-#[derive(Debug, Clone, Default)]
-pub struct SegmentSet {
-    videos: HashMap<String, VideoSegments>,
-    len: usize,
-}
-
-impl SegmentSet {
-    /// Applies one entry. A new generation replaces the whole video; the same
-    /// generation and part replaces that part (redelivery is idempotent).
-    pub fn apply(&mut self, entry: SegmentLogEntry) {
+impl VideoSegments {
+    fn apply(&mut self, entry: SegmentLogEntry) {
         match entry {
-            SegmentLogEntry::Delete { video_id } => {
-                if let Some(old) = self.videos.remove(&video_id) {
-                    self.len -= old.parts.values().map(Vec::len).sum::<usize>();
-                }
-            }
+            SegmentLogEntry::Delete { .. } => *self = VideoSegments::default(),
             SegmentLogEntry::Upsert {
-                video_id,
                 generation,
                 part,
                 segments,
                 ..
             } => {
-                let video = self.videos.entry(video_id).or_default();
-                if video.generation != generation {
-                    self.len -= video.parts.values().map(Vec::len).sum::<usize>();
-                    video.parts.clear();
-                    video.generation = generation;
+                if self.generation != generation {
+                    self.parts.clear();
+                    self.generation = generation;
                 }
-                self.len += segments.len();
-                if let Some(old) = video.parts.insert(part, segments) {
-                    self.len -= old.len();
-                }
+                self.parts.insert(part, segments);
             }
         }
     }
 
-    /// Number of segments.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Every segment, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &SegmentRecord> + Clone {
-        self.videos
-            .values()
-            .flat_map(|video| video.parts.values().flatten())
-    }
-
-    /// One video's segments, in segment order.
-    pub fn video(&self, video_id: &str) -> Vec<&SegmentRecord> {
-        let mut segments: Vec<&SegmentRecord> = self
-            .videos
-            .get(video_id)
-            .map(|video| video.parts.values().flatten().collect())
-            .unwrap_or_default();
+    /// The segments in segment order.
+    fn into_segments(self) -> Vec<SegmentRecord> {
+        let mut segments: Vec<SegmentRecord> = self.parts.into_values().flatten().collect();
         segments.sort_by_key(|s| s.meta.index);
         segments
     }
@@ -166,14 +130,14 @@ pub async fn read_video(
     video_id: &str,
 ) -> Result<Vec<SegmentRecord>, SegmentLogError> {
     let mut follower = LogFollower::open(js, subjects::segments_of_video(video_id)).await?;
-    let mut set = SegmentSet::default();
+    let mut video = VideoSegments::default();
     while !follower.caught_up() {
         match follower.next().await {
-            Some(entry) => set.apply(entry?),
+            Some(entry) => video.apply(entry?),
             None => break,
         }
     }
-    Ok(set.video(video_id).into_iter().cloned().collect())
+    Ok(video.into_segments())
 }
 
 /// Replaces a video's segments in the log: its old entries are purged, a
@@ -295,40 +259,34 @@ mod tests {
         }
     }
 
-    fn upsert(video: &str, generation: &str, part: u32, indices: &[u32]) -> SegmentLogEntry {
+    fn upsert(generation: &str, part: u32, indices: &[u32]) -> SegmentLogEntry {
         SegmentLogEntry::Upsert {
-            video_id: video.into(),
+            video_id: "a".into(),
             generation: generation.into(),
             part,
             parts: 2,
-            segments: indices.iter().map(|&i| record(video, i, 2)).collect(),
+            segments: indices.iter().map(|&i| record("a", i, 2)).collect(),
         }
     }
 
-    #[test]
-    fn redelivered_parts_replace_themselves() {
-        let mut set = SegmentSet::default();
-        set.apply(upsert("a", "g1", 0, &[0, 1]));
-        set.apply(upsert("a", "g1", 1, &[2]));
-        set.apply(upsert("a", "g1", 0, &[0, 1]));
-        assert_eq!(set.len(), 3);
-        let ids: Vec<u32> = set.video("a").iter().map(|s| s.meta.index).collect();
-        assert_eq!(ids, vec![0, 1, 2]);
+    fn indices(video: &VideoSegments) -> Vec<u32> {
+        let segments = video.clone().into_segments();
+        segments.iter().map(|s| s.meta.index).collect()
     }
 
     #[test]
-    fn new_generation_replaces_and_delete_removes() {
-        let mut set = SegmentSet::default();
-        set.apply(upsert("a", "g1", 0, &[0, 1, 2]));
-        set.apply(upsert("b", "g1", 0, &[0]));
-        set.apply(upsert("a", "g2", 0, &[0]));
-        assert_eq!(set.len(), 2);
-        set.apply(SegmentLogEntry::Delete {
+    fn one_video_replays_as_rankers_apply_it() {
+        let mut video = VideoSegments::default();
+        video.apply(upsert("g1", 1, &[2]));
+        video.apply(upsert("g1", 0, &[0, 1]));
+        video.apply(upsert("g1", 0, &[0, 1]));
+        assert_eq!(indices(&video), vec![0, 1, 2]);
+        video.apply(upsert("g2", 0, &[0]));
+        assert_eq!(indices(&video), vec![0]);
+        video.apply(SegmentLogEntry::Delete {
             video_id: "a".into(),
         });
-        assert_eq!(set.len(), 1);
-        assert!(set.video("a").is_empty());
-        assert_eq!(set.iter().count(), 1);
+        assert!(indices(&video).is_empty());
     }
 
     #[test]

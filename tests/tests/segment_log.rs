@@ -2,10 +2,11 @@
 //! idempotent, deleting removes it, and followers catch up.
 
 use async_nats::jetstream;
-use vidseek_bus::segment_log::{self, LogFollower, SegmentSet};
+use vidseek_bus::segment_log::{self, LogFollower};
 use vidseek_protocol::rank::{SegmentKind, SegmentMeta, SegmentRecord};
 use vidseek_protocol::subjects;
 use vidseek_tests::nats::NatsServer;
+use vidseek_workers::ranker::SegmentIndex;
 
 fn records(video: &str, count: u32) -> Vec<SegmentRecord> {
     (0..count)
@@ -52,7 +53,7 @@ async fn replace_read_follow_and_delete() {
     let mut follower = LogFollower::open(&js, subjects::segments_of_shard(0))
         .await
         .unwrap();
-    let mut shard0 = SegmentSet::default();
+    let mut shard0 = SegmentIndex::default();
     while !follower.caught_up() {
         shard0.apply(follower.next().await.unwrap().unwrap());
     }

@@ -13,10 +13,6 @@
 //!
 //! The ranker keeps the better of this and the cue's vector confidence.
 
-use std::collections::HashMap;
-
-use vidseek_protocol::rank::SegmentRecord;
-
 /// Confidence of a cue that contains every query term.
 const FULL_MATCH: f32 = 0.95;
 
@@ -27,34 +23,21 @@ pub struct LexicalQuery<'q> {
 }
 
 impl<'q> LexicalQuery<'q> {
-    /// Weighs `terms` by their document frequency among the cues of
-    /// `segments`; `None` when there is nothing to match.
-    pub fn new<'a>(
+    /// Weighs `terms` by their document frequency among a shard's
+    /// `documents` cues; `None` when there is nothing to match.
+    pub fn new(
         terms: &'q [String],
-        segments: impl Iterator<Item = &'a SegmentRecord>,
+        documents: u32,
+        document_frequency: impl Fn(&str) -> u32,
     ) -> Option<LexicalQuery<'q>> {
-        if terms.is_empty() {
-            return None;
-        }
-        let mut document_frequency: HashMap<&str, u32> =
-            terms.iter().map(|t| (t.as_str(), 0)).collect();
-        let mut documents = 0u32;
-        for segment in segments.filter(|s| !s.terms.is_empty()) {
-            documents += 1;
-            for term in &segment.terms {
-                if let Some(count) = document_frequency.get_mut(term.as_str()) {
-                    *count += 1;
-                }
-            }
-        }
-        if documents == 0 {
+        if terms.is_empty() || documents == 0 {
             return None;
         }
         let n = documents as f32;
         let weighted: Vec<(&str, f32)> = terms
             .iter()
             .map(|t| {
-                let df = document_frequency[t.as_str()] as f32;
+                let df = document_frequency(t) as f32;
                 (t.as_str(), (1.0 + (n - df + 0.5) / (df + 0.5)).ln())
             })
             .collect();
@@ -63,14 +46,14 @@ impl<'q> LexicalQuery<'q> {
     }
 
     /// The lexical confidence of a segment with these terms (0 for shots).
-    pub fn confidence(&self, segment_terms: &[String]) -> f32 {
+    pub fn confidence(&self, segment_terms: &[impl AsRef<str>]) -> f32 {
         if segment_terms.is_empty() {
             return 0.0;
         }
         let matched: f32 = self
             .weighted
             .iter()
-            .filter(|(term, _)| segment_terms.iter().any(|t| t == term))
+            .filter(|(term, _)| segment_terms.iter().any(|t| t.as_ref() == *term))
             .map(|(_, w)| w)
             .sum();
         let coverage = matched / self.total;
@@ -81,43 +64,36 @@ impl<'q> LexicalQuery<'q> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vidseek_protocol::rank::{SegmentKind, SegmentMeta};
 
-    fn cue(index: u32, terms: &[&str]) -> SegmentRecord {
-        SegmentRecord {
-            meta: SegmentMeta {
-                segment_id: format!("v-{index}"),
-                video_id: "v".into(),
-                video_name: "v.mp4".into(),
-                index,
-                start: 0.0,
-                end: 1.0,
-                kind: SegmentKind::Subtitle,
-                text: None,
-            },
-            text_vector: vec![1.0],
-            image_vector: None,
-            terms: terms.iter().map(|t| t.to_string()).collect(),
-        }
+    fn cue(terms: &[&str]) -> Vec<String> {
+        terms.iter().map(|t| t.to_string()).collect()
+    }
+
+    /// Weighs `terms` over `cues` as a shard does.
+    fn query<'q>(terms: &'q [String], cues: &[Vec<String>]) -> Option<LexicalQuery<'q>> {
+        let documents = cues.iter().filter(|c| !c.is_empty()).count() as u32;
+        LexicalQuery::new(terms, documents, |term| {
+            cues.iter().filter(|c| c.iter().any(|t| t == term)).count() as u32
+        })
     }
 
     #[test]
     fn full_matches_beat_partial_ones_and_rare_words_weigh_more() {
         let cues = [
-            cue(0, &["zhivago", "doctor"]),
-            cue(1, &["doctor", "house"]),
-            cue(2, &["doctor", "garden"]),
-            cue(3, &[]),
+            cue(&["zhivago", "doctor"]),
+            cue(&["doctor", "house"]),
+            cue(&["doctor", "garden"]),
+            cue(&[]),
         ];
         let terms = vec!["doctor".to_string(), "zhivago".to_string()];
-        let query = LexicalQuery::new(&terms, cues.iter()).expect("cues have terms");
-        let full = query.confidence(&cues[0].terms);
-        let common_word_only = query.confidence(&cues[1].terms);
+        let weighed = query(&terms, &cues).expect("cues have terms");
+        let full = weighed.confidence(&cues[0]);
+        let common_word_only = weighed.confidence(&cues[1]);
         assert!((full - FULL_MATCH).abs() < 1e-6, "{full}");
         assert!(common_word_only < 0.1, "{common_word_only}");
-        assert_eq!(query.confidence(&cues[3].terms), 0.0);
+        assert_eq!(weighed.confidence(&cues[3]), 0.0);
 
-        let rare_only = LexicalQuery::new(&terms, cues.iter())
+        let rare_only = query(&terms, &cues)
             .unwrap()
             .confidence(&["zhivago".to_string()]);
         assert!(
@@ -128,9 +104,9 @@ mod tests {
 
     #[test]
     fn nothing_to_match_is_none() {
-        let cues = [cue(0, &["a"])];
-        assert!(LexicalQuery::new(&[], cues.iter()).is_none());
-        let shots = [cue(0, &[])];
-        assert!(LexicalQuery::new(&["cat".to_string()], shots.iter()).is_none());
+        let cues = [cue(&["a"])];
+        assert!(query(&[], &cues).is_none());
+        let shots = [cue(&[])];
+        assert!(query(&["cat".to_string()], &shots).is_none());
     }
 }

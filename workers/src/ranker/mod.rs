@@ -4,21 +4,29 @@
 //! share the subject's queue group, so each query reaches one of them.
 //! A replica answers `unavailable` until it has replayed the log, so a
 //! restarting shard never serves a partial index as if it were complete.
+//!
+//! The index ([`store::SegmentIndex`]) sits behind a `RwLock`. A scan runs
+//! on tokio's blocking pool under the read lock; the log follower takes the
+//! write lock only to apply one entry (one part of a video: at most a few
+//! hundred rows copied), so a reader waits at most one entry's apply, and an
+//! update waits at most for the scans already running.
 
 pub mod index;
 mod lexical;
+pub mod store;
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_nats::jetstream;
 use async_nats::service::ServiceExt;
 use tokio_util::sync::CancellationToken;
-use vidseek_bus::segment_log::{LogFollower, SegmentSet};
+use vidseek_bus::segment_log::LogFollower;
 use vidseek_protocol::error::{ErrorBody, ErrorCode};
 use vidseek_protocol::rank::{RankRequest, RankResponse};
 use vidseek_protocol::subjects;
 
 pub use index::top_k;
+pub use store::SegmentIndex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RankerError {
@@ -32,7 +40,7 @@ pub enum RankerError {
 
 #[derive(Default)]
 struct Shard {
-    segments: SegmentSet,
+    segments: SegmentIndex,
     ready: bool,
 }
 
@@ -65,7 +73,14 @@ pub async fn run(
         let state = state.clone();
         vidseek_bus::service::serve(endpoint, move |request: RankRequest| {
             let state = state.clone();
-            async move { rank(shard, &state, request) }
+            async move {
+                tokio::task::spawn_blocking(move || rank(shard, &state, request))
+                    .await
+                    .unwrap_or_else(|err| {
+                        tracing::error!(shard, error = %err, "a rank request panicked");
+                        Err(ErrorBody::new(ErrorCode::Internal, "the ranker failed"))
+                    })
+            }
         })
     };
     let following = async {
@@ -95,9 +110,10 @@ pub async fn run(
     Ok(())
 }
 
-// A panic while the lock is held cannot leave the index half-updated (an
-// update is one `apply`), so a poisoned lock is used as it is rather than
-// taking every later request down with it.
+// A panic during a scan holds only the read lock, which does not poison it;
+// `apply` has no fallible step, so a panic there would be a bug in the index.
+// Either way a poisoned lock is used as it is rather than taking every later
+// request down with it.
 fn read(state: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {
     state.read().unwrap_or_else(PoisonError::into_inner)
 }
@@ -119,11 +135,7 @@ fn rank(
             format!("shard {shard} is still loading its segment log"),
         ));
     }
-    let hits = if request.k == 0 {
-        vec![]
-    } else {
-        top_k(state.segments.iter(), &request)
-    };
+    let hits = top_k(&state.segments, &request);
     Ok(RankResponse {
         shard,
         segments_indexed: state.segments.len() as u64,

@@ -1,0 +1,635 @@
+//! A shard's segments in memory, laid out for scanning: one contiguous
+//! row-major `f32` matrix per vector space, and the segments' metadata in a
+//! table beside it.
+//!
+//! Every segment has a text vector, so a segment's slot in the table is its
+//! row in the text matrix. Only shots have an image vector: the image matrix
+//! has its own rows, each naming its segment's slot. Removing a segment moves
+//! the last row into its place (swap-remove) in both, so the matrices never
+//! have holes and a scan reads one unbroken block of memory. Each video keeps
+//! the slots of its parts, so replacing or deleting a video touches only its
+//! own rows.
+//!
+//! [`SegmentIndex::apply`] gives the segment log's meaning to its entries: a
+//! new generation replaces a video, the same generation and part replaces
+//! that part (redelivery is idempotent), and a delete removes the video.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use vidseek_protocol::rank::{SegmentKind, SegmentLogEntry, SegmentMeta, SegmentRecord};
+
+/// A segment without a row in a matrix.
+const NO_ROW: u32 = u32::MAX;
+
+/// A growing matrix reserves an eighth more rows than it needs, not the
+/// doubling of `Vec`, so spare capacity stays a small share of the vectors.
+const GROWTH_DIVISOR: usize = 8;
+
+/// The vectors of one space, row after row. The dimension is set by the
+/// first vector and again whenever the matrix is empty.
+#[derive(Debug, Default)]
+pub struct Matrix {
+    dim: usize,
+    data: Vec<f32>,
+}
+
+impl Matrix {
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn rows(&self) -> usize {
+        self.data.len().checked_div(self.dim).unwrap_or(0)
+    }
+
+    /// The rows `range`, as one slice of `dim`-long rows.
+    pub fn block(&self, rows: std::ops::Range<usize>) -> &[f32] {
+        &self.data[rows.start * self.dim..rows.end * self.dim]
+    }
+
+    /// Whether `vector` fits this matrix; an empty matrix takes any
+    /// non-empty dimension.
+    fn accepts(&mut self, vector: &[f32]) -> bool {
+        if self.data.is_empty() && !vector.is_empty() {
+            self.dim = vector.len();
+        }
+        !vector.is_empty() && vector.len() == self.dim
+    }
+
+    fn push(&mut self, vector: &[f32]) -> u32 {
+        if self.data.len() + vector.len() > self.data.capacity() {
+            self.data
+                .reserve_exact(vector.len().max(self.data.len() / GROWTH_DIVISOR));
+        }
+        self.data.extend_from_slice(vector);
+        (self.rows() - 1) as u32
+    }
+
+    fn swap_remove(&mut self, row: usize) {
+        let last = self.rows() - 1;
+        if row != last {
+            self.data
+                .copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
+        }
+        self.data.truncate(last * self.dim);
+    }
+
+    fn bytes(&self) -> usize {
+        self.data.capacity() * size_of::<f32>()
+    }
+}
+
+/// What a video's segments share, stored once per video.
+#[derive(Debug, PartialEq)]
+struct VideoLabel {
+    id: String,
+    name: String,
+}
+
+/// A segment's metadata and lexical terms, without its vectors.
+#[derive(Debug)]
+pub struct Segment {
+    video: Arc<VideoLabel>,
+    segment_id: Box<str>,
+    index: u32,
+    part: u32,
+    image_row: u32,
+    start: f64,
+    end: f64,
+    pub kind: SegmentKind,
+    text: Option<Box<str>>,
+    /// Subtitle cues' distinct terms; empty for shots.
+    pub terms: Box<[Box<str>]>,
+}
+
+impl Segment {
+    pub fn meta(&self) -> SegmentMeta {
+        SegmentMeta {
+            segment_id: self.segment_id.to_string(),
+            video_id: self.video.id.clone(),
+            video_name: self.video.name.clone(),
+            index: self.index,
+            start: self.start,
+            end: self.end,
+            kind: self.kind,
+            text: self.text.as_deref().map(str::to_string),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Video {
+    generation: String,
+    label: Arc<VideoLabel>,
+    /// Slots of each part's segments.
+    parts: BTreeMap<u32, Vec<u32>>,
+}
+
+/// One shard's segments, as the segment log describes them.
+#[derive(Debug, Default)]
+pub struct SegmentIndex {
+    /// Slot `i` is row `i` of `text`.
+    segments: Vec<Segment>,
+    text: Matrix,
+    image: Matrix,
+    /// Image row → slot.
+    image_slots: Vec<u32>,
+    videos: HashMap<String, Video>,
+    /// Number of subtitle cues with terms, and how many contain each term:
+    /// the lexical match's document frequencies, kept as segments come and go.
+    cues: u32,
+    document_frequency: HashMap<Box<str>, u32>,
+}
+
+impl SegmentIndex {
+    /// Applies one segment-log entry.
+    pub fn apply(&mut self, entry: SegmentLogEntry) {
+        match entry {
+            SegmentLogEntry::Delete { video_id } => {
+                if let Some(video) = self.videos.remove(&video_id) {
+                    self.remove_slots(video.parts.into_values().flatten().collect());
+                }
+            }
+            SegmentLogEntry::Upsert {
+                video_id,
+                generation,
+                part,
+                segments,
+                ..
+            } => {
+                let video = self
+                    .videos
+                    .entry(video_id.clone())
+                    .or_insert_with(|| Video {
+                        generation: generation.clone(),
+                        label: Arc::new(VideoLabel {
+                            id: video_id.clone(),
+                            name: segments
+                                .first()
+                                .map(|s| s.meta.video_name.clone())
+                                .unwrap_or_default(),
+                        }),
+                        parts: BTreeMap::new(),
+                    });
+                let stale: Vec<u32> = if video.generation != generation {
+                    video.generation = generation;
+                    if let Some(first) = segments.first() {
+                        video.label = Arc::new(VideoLabel {
+                            id: video_id.clone(),
+                            name: first.meta.video_name.clone(),
+                        });
+                    }
+                    std::mem::take(&mut video.parts)
+                        .into_values()
+                        .flatten()
+                        .collect()
+                } else {
+                    video.parts.remove(&part).unwrap_or_default()
+                };
+                let label = video.label.clone();
+                self.remove_slots(stale);
+                let slots = segments
+                    .into_iter()
+                    .filter_map(|segment| self.insert(&label, part, segment))
+                    .collect();
+                if let Some(video) = self.videos.get_mut(&video_id) {
+                    video.parts.insert(part, slots);
+                }
+            }
+        }
+    }
+
+    /// Number of segments.
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    pub fn segment(&self, slot: usize) -> &Segment {
+        &self.segments[slot]
+    }
+
+    pub fn text_vectors(&self) -> &Matrix {
+        &self.text
+    }
+
+    pub fn image_vectors(&self) -> &Matrix {
+        &self.image
+    }
+
+    /// The slot of each image row.
+    pub fn image_slots(&self) -> &[u32] {
+        &self.image_slots
+    }
+
+    /// Subtitle cues with terms, and how many of them contain `term`.
+    pub fn cues(&self) -> u32 {
+        self.cues
+    }
+
+    pub fn document_frequency(&self, term: &str) -> u32 {
+        self.document_frequency.get(term).copied().unwrap_or(0)
+    }
+
+    /// One video's segments, in segment order.
+    pub fn video(&self, video_id: &str) -> Vec<SegmentMeta> {
+        let mut metas: Vec<SegmentMeta> = self
+            .videos
+            .get(video_id)
+            .map(|video| {
+                let slots = video.parts.values().flatten();
+                slots.map(|&s| self.segments[s as usize].meta()).collect()
+            })
+            .unwrap_or_default();
+        metas.sort_by_key(|m| m.index);
+        metas
+    }
+
+    /// Heap bytes held, by capacity: the vectors, the segment table and
+    /// each segment's own strings, the per-video maps.
+    pub fn memory_bytes(&self) -> usize {
+        let strings: usize = self
+            .segments
+            .iter()
+            .map(|s| {
+                s.segment_id.len()
+                    + s.text.as_ref().map_or(0, |t| t.len())
+                    + s.terms
+                        .iter()
+                        .map(|t| t.len() + size_of::<Box<str>>())
+                        .sum::<usize>()
+            })
+            .sum();
+        let videos: usize = self
+            .videos
+            .iter()
+            .map(|(id, v)| {
+                id.len()
+                    + v.generation.len()
+                    + v.label.id.len()
+                    + v.label.name.len()
+                    + size_of::<(String, Video)>()
+                    + v.parts
+                        .values()
+                        .map(|p| p.capacity() * 4 + 48)
+                        .sum::<usize>()
+            })
+            .sum();
+        self.text.bytes()
+            + self.image.bytes()
+            + self.image_slots.capacity() * size_of::<u32>()
+            + self.segments.capacity() * size_of::<Segment>()
+            + strings
+            + videos
+    }
+
+    /// Adds one segment; `None` if its text vector does not fit the shard.
+    fn insert(&mut self, label: &Arc<VideoLabel>, part: u32, record: SegmentRecord) -> Option<u32> {
+        let meta = record.meta;
+        if !self.text.accepts(&record.text_vector) {
+            tracing::warn!(
+                segment = meta.segment_id,
+                dimension = record.text_vector.len(),
+                shard_dimension = self.text.dim(),
+                "refusing a segment whose text vector does not match the shard's dimension"
+            );
+            return None;
+        }
+        let slot = self.segments.len() as u32;
+        let image_row = match record.image_vector {
+            Some(vector) if self.image.accepts(&vector) => {
+                self.image_slots.push(slot);
+                self.image.push(&vector)
+            }
+            Some(vector) => {
+                tracing::warn!(
+                    segment = meta.segment_id,
+                    dimension = vector.len(),
+                    shard_dimension = self.image.dim(),
+                    "dropping an image vector that does not match the shard's dimension"
+                );
+                NO_ROW
+            }
+            None => NO_ROW,
+        };
+        self.text.push(&record.text_vector);
+        let mut terms = record.terms;
+        terms.sort_unstable();
+        terms.dedup();
+        if !terms.is_empty() {
+            self.cues += 1;
+            for term in &terms {
+                *self
+                    .document_frequency
+                    .entry(term.as_str().into())
+                    .or_default() += 1;
+            }
+        }
+        let video = if label.id == meta.video_id && label.name == meta.video_name {
+            label.clone()
+        } else {
+            // A producer that names the video differently in one segment
+            // still gets that segment's own name back.
+            Arc::new(VideoLabel {
+                id: label.id.clone(),
+                name: meta.video_name,
+            })
+        };
+        self.segments.push(Segment {
+            video,
+            segment_id: meta.segment_id.into(),
+            index: meta.index,
+            part,
+            image_row,
+            start: meta.start,
+            end: meta.end,
+            kind: meta.kind,
+            text: meta.text.map(String::into_boxed_str),
+            terms: terms.into_iter().map(String::into_boxed_str).collect(),
+        });
+        Some(slot)
+    }
+
+    /// Removes segments whose video entry no longer lists them.
+    fn remove_slots(&mut self, mut slots: Vec<u32>) {
+        // Highest first: the last row, moved into each freed slot, is then
+        // never one that is still waiting to be removed.
+        slots.sort_unstable_by(|a, b| b.cmp(a));
+        for slot in slots {
+            self.remove_slot(slot as usize);
+        }
+    }
+
+    fn remove_slot(&mut self, slot: usize) {
+        let removed = self.segments.swap_remove(slot);
+        self.text.swap_remove(slot);
+        let moved_from = self.segments.len() as u32;
+        if let Some(moved) = self.segments.get(slot) {
+            if moved.image_row != NO_ROW {
+                self.image_slots[moved.image_row as usize] = slot as u32;
+            }
+            let owner = self
+                .videos
+                .get_mut(&moved.video.id)
+                .and_then(|video| video.parts.get_mut(&moved.part))
+                .and_then(|slots| slots.iter_mut().find(|s| **s == moved_from));
+            match owner {
+                Some(owner) => *owner = slot as u32,
+                None => unreachable!("every live segment is listed by its video"),
+            }
+        }
+        if removed.image_row != NO_ROW {
+            let row = removed.image_row as usize;
+            self.image.swap_remove(row);
+            self.image_slots.swap_remove(row);
+            if let Some(&owner) = self.image_slots.get(row) {
+                self.segments[owner as usize].image_row = row as u32;
+            }
+        }
+        if !removed.terms.is_empty() {
+            self.cues -= 1;
+            for term in removed.terms.iter() {
+                if let Some(count) = self.document_frequency.get_mut(term) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.document_frequency.remove(term);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(video: &str, index: u32, text: Vec<f32>, image: Option<Vec<f32>>) -> SegmentRecord {
+        SegmentRecord {
+            meta: SegmentMeta {
+                segment_id: format!("{video}-{index}"),
+                video_id: video.into(),
+                video_name: format!("{video}.mp4"),
+                index,
+                start: index as f64,
+                end: index as f64 + 1.0,
+                kind: if image.is_some() {
+                    SegmentKind::Shot
+                } else {
+                    SegmentKind::Subtitle
+                },
+                text: None,
+            },
+            text_vector: text,
+            image_vector: image,
+            terms: vec![],
+        }
+    }
+
+    fn upsert(video: &str, generation: &str, part: u32, indices: &[u32]) -> SegmentLogEntry {
+        SegmentLogEntry::Upsert {
+            video_id: video.into(),
+            generation: generation.into(),
+            part,
+            parts: 2,
+            segments: indices
+                .iter()
+                .map(|&i| record(video, i, vec![0.5; 2], None))
+                .collect(),
+        }
+    }
+
+    fn indices(index: &SegmentIndex, video: &str) -> Vec<u32> {
+        index.video(video).iter().map(|m| m.index).collect()
+    }
+
+    #[test]
+    fn redelivered_parts_replace_themselves() {
+        let mut index = SegmentIndex::default();
+        index.apply(upsert("a", "g1", 0, &[0, 1]));
+        index.apply(upsert("a", "g1", 1, &[2]));
+        index.apply(upsert("a", "g1", 0, &[0, 1]));
+        assert_eq!(index.len(), 3);
+        assert_eq!(indices(&index, "a"), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn new_generation_replaces_and_delete_removes() {
+        let mut index = SegmentIndex::default();
+        index.apply(upsert("a", "g1", 0, &[0, 1, 2]));
+        index.apply(upsert("b", "g1", 0, &[0]));
+        index.apply(upsert("a", "g2", 0, &[0]));
+        assert_eq!(index.len(), 2);
+        index.apply(SegmentLogEntry::Delete {
+            video_id: "a".into(),
+        });
+        assert_eq!(index.len(), 1);
+        assert!(index.video("a").is_empty());
+        assert_eq!(indices(&index, "b"), vec![0]);
+    }
+
+    #[test]
+    fn a_vector_of_another_dimension_is_refused() {
+        let mut index = SegmentIndex::default();
+        let entry = SegmentLogEntry::Upsert {
+            video_id: "a".into(),
+            generation: "g".into(),
+            part: 0,
+            parts: 1,
+            segments: vec![
+                record("a", 0, vec![1.0, 0.0], Some(vec![1.0, 0.0, 0.0])),
+                record("a", 1, vec![1.0, 0.0, 0.0], None),
+                record("a", 2, vec![0.0, 1.0], Some(vec![1.0])),
+                record("a", 3, vec![], None),
+            ],
+        };
+        index.apply(entry);
+        assert_eq!(indices(&index, "a"), vec![0, 2], "wrong text dimensions");
+        assert_eq!(index.text_vectors().dim(), 2);
+        assert_eq!(index.image_vectors().rows(), 1, "segment 2 keeps no image");
+        // Once the shard is empty, a new model's dimension is accepted.
+        index.apply(SegmentLogEntry::Delete {
+            video_id: "a".into(),
+        });
+        index.apply(SegmentLogEntry::Upsert {
+            video_id: "b".into(),
+            generation: "g".into(),
+            part: 0,
+            parts: 1,
+            segments: vec![record("b", 0, vec![1.0, 0.0, 0.0], None)],
+        });
+        assert_eq!(index.text_vectors().dim(), 3);
+        assert_eq!(index.len(), 1);
+    }
+
+    /// A small deterministic generator, so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 32) as u32
+        }
+    }
+
+    /// Random upserts, re-ingests and deletes, checked after every step
+    /// against a plain map of what each video should hold: the table, both
+    /// matrices, the row links and the document frequencies stay in step.
+    #[test]
+    fn swap_removal_matches_a_reference() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut index = SegmentIndex::default();
+        // video → part → (index, text, image, terms)
+        type Part = Vec<(u32, Vec<f32>, Option<Vec<f32>>, Vec<String>)>;
+        let mut reference: HashMap<String, (String, BTreeMap<u32, Part>)> = HashMap::new();
+        for step in 0..600u32 {
+            let video = format!("v{}", rng.next() % 8);
+            if rng.next().is_multiple_of(6) {
+                index.apply(SegmentLogEntry::Delete {
+                    video_id: video.clone(),
+                });
+                reference.remove(&video);
+            } else {
+                let generation = format!("g{}", rng.next() % 2);
+                let part = rng.next() % 3;
+                let count = rng.next() % 5;
+                let segments: Part = (0..count)
+                    .map(|i| {
+                        let idx = part * 10 + i;
+                        let text = vec![step as f32, idx as f32, 1.0];
+                        let image = rng
+                            .next()
+                            .is_multiple_of(2)
+                            .then(|| vec![idx as f32, step as f32]);
+                        let terms = if image.is_none() && rng.next().is_multiple_of(2) {
+                            vec![format!("w{}", rng.next() % 4), "common".into()]
+                        } else {
+                            vec![]
+                        };
+                        (idx, text, image, terms)
+                    })
+                    .collect();
+                let records = segments
+                    .iter()
+                    .map(|(idx, text, image, terms)| {
+                        let mut r = record(&video, *idx, text.clone(), image.clone());
+                        r.terms = terms.clone();
+                        r
+                    })
+                    .collect();
+                index.apply(SegmentLogEntry::Upsert {
+                    video_id: video.clone(),
+                    generation: generation.clone(),
+                    part,
+                    parts: 3,
+                    segments: records,
+                });
+                let entry = reference.entry(video.clone()).or_default();
+                if entry.0 != generation {
+                    *entry = (generation, BTreeMap::new());
+                }
+                entry.1.insert(part, segments);
+            }
+
+            let expected: usize = reference
+                .values()
+                .map(|(_, parts)| parts.values().map(Vec::len).sum::<usize>())
+                .sum();
+            assert_eq!(index.len(), expected, "step {step}");
+            assert_eq!(index.text_vectors().rows(), expected);
+            let mut cues = 0;
+            let mut frequency: HashMap<String, u32> = HashMap::new();
+            for (video, (_, parts)) in &reference {
+                let mut want: Vec<_> = parts.values().flatten().collect();
+                want.sort_by_key(|s| s.0);
+                let got = index.video(video);
+                assert_eq!(got.len(), want.len(), "step {step} {video}");
+                for (meta, (idx, _, _, _)) in got.iter().zip(&want) {
+                    assert_eq!(meta.index, *idx);
+                    assert_eq!(&meta.video_id, video);
+                }
+                for (_, _, _, terms) in &want {
+                    if !terms.is_empty() {
+                        cues += 1;
+                        let mut distinct = terms.clone();
+                        distinct.dedup();
+                        for t in distinct {
+                            *frequency.entry(t).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            assert_eq!(index.cues(), cues);
+            for (term, count) in &frequency {
+                assert_eq!(index.document_frequency(term), *count, "{term}");
+            }
+            // Every row holds its own segment's vectors.
+            let dim = index.text_vectors().dim();
+            for slot in 0..index.len() {
+                let meta = index.segment(slot).meta();
+                let (_, parts) = &reference[&meta.video_id];
+                let (_, text, image, _) = parts
+                    .values()
+                    .flatten()
+                    .find(|s| s.0 == meta.index)
+                    .expect("listed");
+                assert_eq!(index.text_vectors().block(slot..slot + 1), &text[..dim]);
+                let row = index.segment(slot).image_row;
+                match image {
+                    Some(image) => {
+                        let r = row as usize;
+                        assert_eq!(index.image_slots()[r] as usize, slot);
+                        assert_eq!(index.image_vectors().block(r..r + 1), &image[..]);
+                    }
+                    None => assert_eq!(row, NO_ROW),
+                }
+            }
+            assert_eq!(index.image_slots().len(), index.image_vectors().rows());
+        }
+    }
+}
