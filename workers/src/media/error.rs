@@ -63,6 +63,16 @@ pub enum MediaError {
         /// ffmpeg's last words.
         detail: String,
     },
+    /// ffprobe ran past its watchdog and was killed.
+    #[error(
+        "{tool} did not finish within {secs} s and was stopped (a damaged file or a stalled disk?)"
+    )]
+    Hung {
+        /// "ffprobe".
+        tool: &'static str,
+        /// The watchdog's limit.
+        secs: u64,
+    },
     /// ffmpeg or ffprobe is not installed or cannot be started.
     #[error("cannot run {tool}: {source} (install ffmpeg, e.g. `apt-get install ffmpeg`)")]
     ToolMissing {

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::error::{MediaError, Result};
 
@@ -264,6 +264,70 @@ fn parse_pts_time(line: &str) -> Option<f64> {
 /// a URL or read another file through a network or device protocol.
 pub(crate) const LOCAL_PROTOCOLS_ONLY: [&str; 2] = ["-protocol_whitelist", "file,pipe"];
 
+/// Longest an ffprobe run may take: it reads headers (and, for the keyframe
+/// interval, one minute of packets), never the whole file.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `command` to the end like [`Command::output`], but stops it with
+/// [`MediaError::Hung`] when it runs past `timeout`, so a file that makes a
+/// tool hang fails its job instead of holding the worker forever.
+pub(crate) fn output_within(
+    mut command: Command,
+    tool: &'static str,
+    timeout: Duration,
+) -> Result<std::process::Output> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| MediaError::ToolMissing { tool, source })?;
+    // Both pipes are drained on their own threads, so a child that writes a
+    // lot cannot block on a full pipe while we wait for it.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(MediaError::Hung {
+                    tool,
+                    secs: timeout.as_secs(),
+                });
+            }
+            Err(source) => return Err(MediaError::ToolMissing { tool, source }),
+        }
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 /// `-i path` with the options every input shares.
 pub(crate) fn input_args(path: &Path, seek: Option<f64>) -> Vec<OsString> {
     let mut args: Vec<OsString> = LOCAL_PROTOCOLS_ONLY.iter().map(Into::into).collect();
@@ -281,6 +345,27 @@ pub(crate) fn input_args(path: &Path, seek: Option<f64>) -> Vec<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hung_tool_is_stopped_by_its_watchdog() {
+        let started = Instant::now();
+        let mut sleeper = Command::new("sleep");
+        sleeper.arg("30");
+        match output_within(sleeper, "ffprobe", Duration::from_millis(300)) {
+            Err(MediaError::Hung { tool, .. }) => assert_eq!(tool, "ffprobe"),
+            other => panic!("expected Hung, got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+
+        let mut echo = Command::new("sh");
+        echo.args(["-c", "echo out; echo err >&2"]);
+        let output = output_within(echo, "ffprobe", Duration::from_secs(10)).unwrap();
+        assert!(output.status.success());
+        assert_eq!(
+            (output.stdout.as_slice(), output.stderr.as_slice()),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+    }
 
     #[test]
     fn parses_showinfo_pts_time() {

@@ -26,7 +26,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use image::RgbImage;
 
@@ -459,7 +459,8 @@ fn choose_strategy(
 /// Mean seconds between keyframes over the first minute, from packet flags
 /// (ffprobe reads packets without decoding them, so this is cheap).
 fn keyframe_interval(path: &Path) -> Option<f64> {
-    let output = Command::new("ffprobe")
+    let mut ffprobe = Command::new("ffprobe");
+    ffprobe
         .args(super::ffmpeg::LOCAL_PROTOCOLS_ONLY)
         .args([
             "-v",
@@ -473,10 +474,9 @@ fn keyframe_interval(path: &Path) -> Option<f64> {
             "-of",
             "csv=p=0",
         ])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
+        .arg(path);
+    let output =
+        super::ffmpeg::output_within(ffprobe, "ffprobe", super::ffmpeg::PROBE_TIMEOUT).ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
     let mut keys = Vec::new();
     let mut last = 0.0f64;

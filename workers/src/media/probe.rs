@@ -3,12 +3,12 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde::Deserialize;
 
 use super::error::{MediaError, Result};
-use super::ffmpeg::LOCAL_PROTOCOLS_ONLY;
+use super::ffmpeg::{LOCAL_PROTOCOLS_ONLY, PROBE_TIMEOUT, output_within};
 
 /// What ingest needs to know about a video before decoding it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -57,7 +57,8 @@ pub fn probe(path: &Path) -> Result<Probe> {
     if meta.len() == 0 {
         return Err(MediaError::EmptyFile);
     }
-    let output = Command::new("ffprobe")
+    let mut ffprobe = Command::new("ffprobe");
+    ffprobe
         .args(LOCAL_PROTOCOLS_ONLY)
         .args([
             "-v",
@@ -67,13 +68,8 @@ pub fn probe(path: &Path) -> Result<Probe> {
             "-show_format",
             "-show_streams",
         ])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| MediaError::ToolMissing {
-            tool: "ffprobe",
-            source,
-        })?;
+        .arg(path);
+    let output = output_within(ffprobe, "ffprobe", PROBE_TIMEOUT)?;
     if !output.status.success() {
         let detail = ffprobe_complaint(&output.stderr, path);
         return Err(if looks_like_container(path) {
