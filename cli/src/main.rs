@@ -108,6 +108,10 @@ pub struct WorkerSettings {
     /// worker takes it over.
     #[arg(long, env = "VIDSEEK_INGEST_ACK_WAIT_S", default_value_t = 30)]
     pub ingest_ack_wait_s: u64,
+    /// Seconds an ingest job may make no progress before its worker stops it
+    /// and hands it back to the queue (a hung decode or encoder).
+    #[arg(long, env = "VIDSEEK_INGEST_STALL_S", default_value_t = 300)]
+    pub ingest_stall_s: u64,
 }
 
 #[derive(Args, Clone, Debug)]

@@ -67,6 +67,7 @@ fn ingest_config(common: &Common, settings: &WorkerSettings) -> IngestConfig {
         media_roots,
         shards: settings.shards,
         ack_wait: Duration::from_secs(settings.ingest_ack_wait_s.max(1)),
+        stall_timeout: Duration::from_secs(settings.ingest_stall_s.max(1)),
         max_deliver: 5,
         encode_timeout: Duration::from_secs(60),
     }

@@ -59,6 +59,37 @@ impl Standing {
     }
 }
 
+/// When a job last made progress.
+struct StallWatch {
+    limit: Duration,
+    last_value: Option<u32>,
+    last_change: std::time::Instant,
+}
+
+impl StallWatch {
+    fn new(limit: Duration) -> StallWatch {
+        StallWatch {
+            limit,
+            last_value: None,
+            last_change: std::time::Instant::now(),
+        }
+    }
+
+    /// Records the progress seen at `now`; true when it changed.
+    fn moved(&mut self, value: u32, now: std::time::Instant) -> bool {
+        if self.last_value == Some(value) {
+            return false;
+        }
+        self.last_value = Some(value);
+        self.last_change = now;
+        true
+    }
+
+    fn stalled(&self, now: std::time::Instant) -> bool {
+        now.duration_since(self.last_change) > self.limit
+    }
+}
+
 /// Why a job did not finish.
 enum JobFailure {
     /// The input itself is bad: retrying cannot help.
@@ -148,7 +179,7 @@ impl Worker {
         let heartbeat = self.heartbeat(message, &job, progress.clone());
         let outcome = tokio::select! {
             outcome = self.run(&job, progress) => outcome,
-            _ = heartbeat => unreachable!("the heartbeat never ends"),
+            stalled = heartbeat => Err(JobFailure::Transient(stalled)),
         };
         match outcome {
             Ok(count) => {
@@ -205,25 +236,32 @@ impl Worker {
 
     /// Publishes progress and tells JetStream the job is alive, so a long job
     /// is not redelivered while a dead worker's job is after `ack_wait`.
+    /// Only a job that progresses is kept alive: after `stall_timeout`
+    /// without progress it returns why, and the job is abandoned.
     async fn heartbeat(
         &self,
         message: &jetstream::Message,
         job: &IngestJob,
         progress: Arc<AtomicU32>,
-    ) {
+    ) -> String {
         let period = (self.config.ack_wait / 3).max(Duration::from_millis(200));
-        let mut last = u32::MAX;
+        let mut watch = StallWatch::new(self.config.stall_timeout);
         loop {
-            let _ = message.ack_with(AckKind::Progress).await;
             let now = progress.load(Ordering::Relaxed);
-            if now != last {
-                last = now;
+            if watch.moved(now, std::time::Instant::now()) {
                 self.update(job, |r| {
                     r.status = VideoStatus::Processing;
                     r.progress = f32::from_bits(now);
                 })
                 .await;
+            } else if watch.stalled(std::time::Instant::now()) {
+                return format!(
+                    "no progress for {} s (at {:.0} %)",
+                    self.config.stall_timeout.as_secs(),
+                    f32::from_bits(now) * 100.0
+                );
             }
+            let _ = message.ack_with(AckKind::Progress).await;
             tokio::time::sleep(period.min(Duration::from_secs(1))).await;
         }
     }
@@ -498,6 +536,23 @@ mod tests {
             generation: generation.into(),
             updated_at_ms: 0,
         }
+    }
+
+    #[test]
+    fn only_a_job_that_progresses_is_kept_alive() {
+        let start = std::time::Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut watch = StallWatch::new(Duration::from_secs(60));
+        assert!(watch.moved(0, at(0)), "the first reading is progress");
+        assert!(!watch.moved(0, at(30)));
+        assert!(!watch.stalled(at(30)));
+        assert!(watch.moved(7, at(50)));
+        assert!(
+            !watch.stalled(at(100)),
+            "60 s are counted from the last change"
+        );
+        assert!(!watch.moved(7, at(111)));
+        assert!(watch.stalled(at(111)));
     }
 
     #[test]

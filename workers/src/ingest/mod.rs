@@ -48,6 +48,9 @@ pub struct IngestConfig {
     pub shards: u32,
     /// How long a job may go without a sign of life before it is redelivered.
     pub ack_wait: Duration,
+    /// How long a job may go without progress before its worker stops the
+    /// heartbeat, abandons it and hands it back.
+    pub stall_timeout: Duration,
     /// Deliveries of a job before it is marked failed.
     pub max_deliver: i64,
     /// Deadline for each encoder request.
