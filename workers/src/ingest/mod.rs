@@ -193,15 +193,19 @@ async fn delete_video(
     request: DeleteVideo,
 ) -> Result<VideoDeleted, ErrorBody> {
     let video_id = request.video_id;
-    let Some(record) = catalog.get(&video_id).await.map_err(internal)? else {
+    let Some(mut record) = catalog.get(&video_id).await.map_err(internal)? else {
         return Err(ErrorBody::new(
             ErrorCode::NotFound,
             format!("no video {video_id}"),
         ));
     };
-    // The record goes first, so a job still running for this video sees it
-    // is stale and publishes nothing.
-    catalog.delete(&video_id).await.map_err(internal)?;
+    // Resumable: first the record gets a generation no job has, so a job
+    // still running for this video sees it is stale and publishes nothing;
+    // then the segments go; the record goes last. If a step fails, the
+    // record is still there and deleting again finishes the work.
+    record.generation = format!("deleting-{}", uuid::Uuid::new_v4().simple());
+    record.updated_at_ms = now_ms();
+    catalog.put(&record).await.map_err(internal)?;
     let shard = shard_of(&video_id, config.shards);
     let segments_removed = vidseek_bus::segment_log::remove_video(js, shard, &video_id)
         .await
@@ -216,6 +220,7 @@ async fn delete_video(
     {
         let _ = tokio::fs::remove_dir_all(dir).await;
     }
+    catalog.delete(&video_id).await.map_err(internal)?;
     tracing::info!(video_id, "video deleted");
     Ok(VideoDeleted {
         video_id,
