@@ -59,6 +59,31 @@ impl Standing {
     }
 }
 
+/// How long an ingest keeps asking an overloaded encoder before the job is
+/// handed back: queries come first, and ingest can wait.
+const ENCODER_BUSY_WAIT: Duration = Duration::from_secs(120);
+
+/// Calls `call` until it is not refused as `overloaded`, waiting longer each
+/// time (0.25 s doubling to 5 s) for at most `budget`, so a busy encoder
+/// slows an ingest down instead of restarting its video from the start.
+async fn patiently<T, Fut>(budget: Duration, mut call: impl FnMut() -> Fut) -> Result<T, ErrorBody>
+where
+    Fut: std::future::Future<Output = Result<T, ErrorBody>>,
+{
+    let mut waited = Duration::ZERO;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match call().await {
+            Err(error) if error.error.code == ErrorCode::Overloaded && waited < budget => {
+                tokio::time::sleep(pause).await;
+                waited += pause;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// When a job last made progress.
 struct StallWatch {
     limit: Duration,
@@ -355,15 +380,18 @@ impl Worker {
         job: &IngestJob,
         prepared: PreparedSegment,
     ) -> Result<SegmentRecord, JobFailure> {
-        let response: EncodeImageResponse = rpc::request_with_retry(
-            &self.nats,
-            subjects::ENCODE_IMAGE,
-            &EncodeImageRequest {
-                images: prepared.jpegs,
-            },
-            self.config.encode_timeout,
-            None,
-        )
+        let request = EncodeImageRequest {
+            images: prepared.jpegs,
+        };
+        let response: EncodeImageResponse = patiently(ENCODER_BUSY_WAIT, || {
+            rpc::request_with_retry(
+                &self.nats,
+                subjects::ENCODE_IMAGE,
+                &request,
+                self.config.encode_timeout,
+                None,
+            )
+        })
         .await?;
         let text_space = mean_pool(response.vectors.iter().map(|v| v.text_space.as_slice()));
         let image_space = mean_pool(response.vectors.iter().map(|v| v.image_space.as_slice()));
@@ -409,15 +437,18 @@ impl Worker {
         let mut records = Vec::with_capacity(cues.len());
         let first_index = shots.len() as u32;
         for chunk in cues.chunks(CUES_PER_REQUEST) {
-            let response: EncodeTextResponse = rpc::request_with_retry(
-                &self.nats,
-                subjects::ENCODE_TEXT,
-                &EncodeTextRequest {
-                    texts: chunk.iter().map(|c| c.text.clone()).collect(),
-                },
-                self.config.encode_timeout,
-                None,
-            )
+            let request = EncodeTextRequest {
+                texts: chunk.iter().map(|c| c.text.clone()).collect(),
+            };
+            let response: EncodeTextResponse = patiently(ENCODER_BUSY_WAIT, || {
+                rpc::request_with_retry(
+                    &self.nats,
+                    subjects::ENCODE_TEXT,
+                    &request,
+                    self.config.encode_timeout,
+                    None,
+                )
+            })
             .await?;
             for (cue, vector) in chunk.iter().zip(response.vectors) {
                 let index = first_index + records.len() as u32;
@@ -536,6 +567,39 @@ mod tests {
             generation: generation.into(),
             updated_at_ms: 0,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_overloaded_encoder_is_waited_for_not_a_restart() {
+        let calls = std::cell::Cell::new(0);
+        let answer = patiently(Duration::from_secs(120), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n <= 3 {
+                    Err(ErrorBody::new(ErrorCode::Overloaded, "queue full"))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(answer.unwrap(), 4, "answered on the fourth call");
+
+        // Other errors are not retried here; overload past the budget gives up.
+        let other = patiently(Duration::from_secs(120), || async {
+            Err::<(), _>(ErrorBody::new(ErrorCode::BadRequest, "bad"))
+        })
+        .await;
+        assert_eq!(other.unwrap_err().error.code, ErrorCode::BadRequest);
+        let started = tokio::time::Instant::now();
+        let busy = patiently(Duration::from_secs(20), || async {
+            Err::<(), _>(ErrorBody::new(ErrorCode::Overloaded, "queue full"))
+        })
+        .await;
+        assert_eq!(busy.unwrap_err().error.code, ErrorCode::Overloaded);
+        assert!(started.elapsed() >= Duration::from_secs(20));
+        assert!(started.elapsed() < Duration::from_secs(30));
     }
 
     #[test]
