@@ -40,6 +40,12 @@ pub struct Common {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true, env = "VIDSEEK_LOG_JSON")]
     pub log_json: bool,
+    /// Colon-separated directories server-side paths may come from
+    /// (default: DATA_DIR/samples; DATA_DIR/library, where uploads go, is
+    /// always allowed). Ingest refuses other paths and the gateway serves
+    /// no video file outside them.
+    #[arg(long, global = true, env = "VIDSEEK_MEDIA_ROOTS")]
+    pub media_roots: Option<String>,
 }
 
 impl Common {
@@ -47,6 +53,19 @@ impl Common {
         self.nats_url
             .clone()
             .unwrap_or_else(|| "nats://127.0.0.1:4222".into())
+    }
+
+    /// The media roots: the data directory's library (uploads) and
+    /// `--media-roots`, else the sample library.
+    pub fn media_roots(&self) -> Vec<PathBuf> {
+        let mut roots = vec![self.data_dir.join("library")];
+        match &self.media_roots {
+            Some(list) => {
+                roots.extend(std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()))
+            }
+            None => roots.push(self.data_dir.join("samples")),
+        }
+        roots
     }
 }
 
@@ -99,11 +118,6 @@ pub struct WorkerSettings {
     /// Intra-op threads per ONNX session (default: all cores).
     #[arg(long, env = "VIDSEEK_ENCODER_THREADS")]
     pub encoder_threads: Option<usize>,
-    /// Colon-separated directories server-side paths may come from
-    /// (default: DATA_DIR/samples; DATA_DIR/library, where uploads go, is
-    /// always allowed).
-    #[arg(long, env = "VIDSEEK_MEDIA_ROOTS")]
-    pub media_roots: Option<String>,
     /// Seconds an ingest job may go without a heartbeat before another
     /// worker takes it over.
     #[arg(long, env = "VIDSEEK_INGEST_ACK_WAIT_S", default_value_t = 30)]

@@ -54,17 +54,9 @@ fn encoder_config(common: &Common, settings: &WorkerSettings) -> anyhow::Result<
 }
 
 fn ingest_config(common: &Common, settings: &WorkerSettings) -> IngestConfig {
-    // Uploads land in the data directory's library, so it is always a root.
-    let mut media_roots = vec![common.data_dir.join("library")];
-    match &settings.media_roots {
-        Some(roots) => {
-            media_roots.extend(std::env::split_paths(roots).filter(|p| !p.as_os_str().is_empty()))
-        }
-        None => media_roots.push(common.data_dir.join("samples")),
-    }
     IngestConfig {
         data_dir: absolute(&common.data_dir),
-        media_roots,
+        media_roots: common.media_roots(),
         shards: settings.shards,
         ack_wait: Duration::from_secs(settings.ingest_ack_wait_s.max(1)),
         stall_timeout: Duration::from_secs(settings.ingest_stall_s.max(1)),
@@ -183,6 +175,7 @@ fn gateway_config(common: &Common, args: &GatewayArgs) -> vidseek_gateway::Gatew
     vidseek_gateway::GatewayConfig {
         data_dir: absolute(&common.data_dir),
         api_token: args.api_token.clone().filter(|t| !t.is_empty()),
+        media_roots: common.media_roots().iter().map(|p| absolute(p)).collect(),
         max_upload_bytes: args.max_upload_mb * 1024 * 1024,
         search_timeout: Duration::from_secs(args.search_timeout_s.max(1)),
     }

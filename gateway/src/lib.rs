@@ -48,6 +48,10 @@ pub struct GatewayConfig {
     pub data_dir: PathBuf,
     /// When set, ingest and delete require `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
+    /// Directories video files may be served from (the ingest service's
+    /// media roots): a catalog record pointing elsewhere, which anyone who
+    /// can write to NATS could plant, is not served.
+    pub media_roots: Vec<PathBuf>,
     /// Largest accepted upload, in bytes.
     pub max_upload_bytes: u64,
     /// How long a search may go without an event from the query stage.
@@ -55,9 +59,13 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// Defaults for `data_dir`: media from its `library/` (uploads) and
+    /// `samples/`, as the ingest service's defaults.
     pub fn new(data_dir: impl Into<PathBuf>) -> GatewayConfig {
+        let data_dir = data_dir.into();
         GatewayConfig {
-            data_dir: data_dir.into(),
+            media_roots: vec![data_dir.join("library"), data_dir.join("samples")],
+            data_dir,
             api_token: None,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             search_timeout: DEFAULT_SEARCH_TIMEOUT,

@@ -82,6 +82,42 @@ async fn unknown_ids_and_traversal_are_not_found() {
 }
 
 #[tokio::test]
+async fn video_files_outside_the_media_roots_are_not_served() {
+    let stack = Stack::start().await;
+    // A catalog record planted on NATS, pointing at a file the server can
+    // read but that no ingest would accept.
+    let secret = stack.data_dir.path().join("secret.txt");
+    std::fs::write(&secret, b"not for the web").unwrap();
+    stack.seed_video_at("vplanted01", &secret).await;
+    // A symlink inside a root that leads out of it.
+    let library = stack.data_dir.path().join("library");
+    std::fs::create_dir_all(&library).unwrap();
+    let link = library.join("escape.mp4");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    stack.seed_video_at("vlinked001", &link).await;
+    for id in ["vplanted01", "vlinked001"] {
+        let response = stack
+            .http
+            .get(stack.url(&format!("/media/videos/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{id}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "forbidden_path", "{id}: {body}");
+    }
+    // Inside the roots it is served.
+    stack.seed_video(KNOWN_VIDEO, b"video bytes").await;
+    let response = stack
+        .http
+        .get(stack.url(&format!("/media/videos/{KNOWN_VIDEO}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
 async fn media_supports_range_requests() {
     let stack = Stack::start().await;
     let content: Vec<u8> = (0..=255u8).cycle().take(4096).collect();

@@ -13,6 +13,8 @@ use axum::response::Response;
 use tower_http::services::ServeFile;
 use vidseek_bus::catalog::is_valid_key;
 
+use vidseek_protocol::ErrorCode;
+
 use crate::AppState;
 use crate::error::ApiError;
 use crate::segments::find_video;
@@ -29,12 +31,29 @@ pub async fn video(
     request: Request,
 ) -> Result<Response, ApiError> {
     let record = find_video(&state, &id).await?;
-    serve_file(
-        PathBuf::from(record.path),
-        request,
-        "the video file is missing",
-    )
-    .await
+    let path = within_media_roots(&record.path, &state.config.media_roots)
+        .await
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ForbiddenPath,
+                "this video's file is outside the media roots (VIDSEEK_MEDIA_ROOTS)",
+            )
+        })?;
+    serve_file(path, request, "the video file is missing").await
+}
+
+/// `path` with symlinks and `..` resolved, if it lies inside one of `roots`
+/// (a missing file or root counts as outside).
+async fn within_media_roots(path: &str, roots: &[PathBuf]) -> Option<PathBuf> {
+    let path = tokio::fs::canonicalize(path).await.ok()?;
+    for root in roots {
+        if let Ok(root) = tokio::fs::canonicalize(root).await
+            && path.starts_with(&root)
+        {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// `GET /media/thumbs/{id}/{index}.jpg`

@@ -135,12 +135,18 @@ impl Stack {
     }
 
     /// Catalog record plus two shot segments and a subtitle segment, with a
-    /// real file for the video and thumbnails on disk.
+    /// real file for the video (inside the default media roots) and
+    /// thumbnails on disk.
     pub async fn seed_video(&self, video_id: &str, content: &[u8]) -> VideoRecord {
-        let media = self.data_dir.path().join("media");
+        let media = self.data_dir.path().join("library/media");
         std::fs::create_dir_all(&media).unwrap();
         let path = media.join(format!("{video_id}.mp4"));
         std::fs::write(&path, content).unwrap();
+        self.seed_video_at(video_id, &path).await
+    }
+
+    /// As [`Stack::seed_video`], for a file that already exists anywhere.
+    pub async fn seed_video_at(&self, video_id: &str, path: &std::path::Path) -> VideoRecord {
         let record = VideoRecord {
             video_id: video_id.into(),
             name: format!("{video_id}.mp4"),
