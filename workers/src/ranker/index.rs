@@ -14,13 +14,16 @@ use std::collections::BinaryHeap;
 use std::ops::Range;
 
 use simsimd::SpatialSimilarity;
-use vidseek_protocol::rank::{RankRequest, RankedSegment, Space};
+use vidseek_protocol::encode::Calibration;
+use vidseek_protocol::rank::{RankRequest, RankedSegment, SegmentKind, Space};
 
 use super::lexical::LexicalQuery;
 use super::store::{Matrix, SegmentIndex};
 
-/// Fewer rows than this per thread are not worth a thread's start-up.
-const MIN_ROWS_PER_THREAD: usize = 4_096;
+/// Fewer rows than this per thread are not worth a thread: starting one
+/// costs tens of microseconds, and on a busy machine waiting for it to be
+/// scheduled costs more than scanning a small shard alone.
+const MIN_ROWS_PER_THREAD: usize = 32_768;
 
 /// A score ordered by `total_cmp`, so it can live in a heap.
 #[derive(Clone, Copy, PartialEq)]
@@ -80,14 +83,16 @@ fn top_k_on(
         let per_thread = rows.div_ceil(threads);
         std::thread::scope(|scope| {
             let scan = &scan;
-            let workers: Vec<_> = (0..rows)
+            // The calling thread scans the first range itself.
+            let workers: Vec<_> = (per_thread..rows)
                 .step_by(per_thread)
                 .map(|start| scope.spawn(move || scan.rows(start..(start + per_thread).min(rows))))
                 .collect();
-            workers
-                .into_iter()
-                .flat_map(|worker| worker.join().expect("a scan thread panicked"))
-                .collect()
+            let mut best = scan.rows(0..per_thread);
+            for worker in workers {
+                best.extend(worker.join().expect("a scan thread panicked"));
+            }
+            best
         })
     };
     let mut ranked: Vec<RankedSegment> = best
@@ -116,11 +121,17 @@ impl Scan<'_> {
     fn rows(&self, rows: Range<usize>) -> Vec<(Score, u32)> {
         let request = self.request;
         let mut heap: BinaryHeap<Reverse<(Score, u32)>> = BinaryHeap::with_capacity(request.k + 1);
+        let mut floor = CosineFloor::new(request, request.min_score);
         let block = self.matrix.block(rows.clone());
         for (row, vector) in rows.zip(block.chunks_exact(self.matrix.dim())) {
             let slot = self.slots.map_or(row as u32, |slots| slots[row]);
             let segment = self.index.segment(slot as usize);
             let cosine = f32::dot(vector, &request.vector).unwrap_or(0.0) as f32;
+            // Most rows cannot enter a full heap: skip their calibration. A
+            // cue's lexical match may still lift it, so cues are scored.
+            if cosine < floor.of(segment.kind) && segment.terms.is_empty() {
+                continue;
+            }
             let mut score = request
                 .calibration
                 .for_kind(segment.kind)
@@ -139,9 +150,52 @@ impl Scan<'_> {
             {
                 heap.pop();
                 heap.push(Reverse((Score(score), slot)));
+            } else {
+                continue;
+            }
+            if heap.len() == request.k
+                && let Some(Reverse((worst, _))) = heap.peek()
+            {
+                floor = CosineFloor::new(request, worst.0);
             }
         }
         heap.into_iter().map(|Reverse(best)| best).collect()
+    }
+}
+
+/// The cosine below which a segment of each kind cannot reach a score:
+/// calibration is a logistic `σ(a·cos + b)`, increasing when `a > 0`, so
+/// `σ(a·cos + b) ≥ s ⇔ cos ≥ (logit(s) − b) / a`. Where that does not
+/// hold (or `s` is 0 or 1) the floor is −∞ and nothing is skipped.
+struct CosineFloor {
+    shot: f32,
+    subtitle: f32,
+}
+
+impl CosineFloor {
+    /// Kept a little low, so float rounding never skips a row that the
+    /// exact comparison would keep.
+    const SLACK: f32 = 1e-3;
+
+    fn new(request: &RankRequest, score: f32) -> CosineFloor {
+        let of = |calibration: Calibration| {
+            if calibration.a > 0.0 && score > 0.0 && score < 1.0 {
+                ((score / (1.0 - score)).ln() - calibration.b) / calibration.a - Self::SLACK
+            } else {
+                f32::NEG_INFINITY
+            }
+        };
+        CosineFloor {
+            shot: of(request.calibration.shot),
+            subtitle: of(request.calibration.subtitle),
+        }
+    }
+
+    fn of(&self, kind: SegmentKind) -> f32 {
+        match kind {
+            SegmentKind::Shot => self.shot,
+            SegmentKind::Subtitle => self.subtitle,
+        }
     }
 }
 
