@@ -101,6 +101,11 @@ pub struct GatewayArgs {
     /// Seconds a search may wait for the workers.
     #[arg(long, env = "VIDSEEK_SEARCH_TIMEOUT_S", default_value_t = 10)]
     pub search_timeout_s: u64,
+    /// Comma-separated web origins (`http://host:port`) whose pages may call
+    /// the API and open the WebSocket, e.g. where the original seed page is
+    /// served; `*` for any. Default: none (the gateway's own pages only).
+    #[arg(long, env = "VIDSEEK_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 }
 
 /// Settings of the worker roles.

@@ -176,6 +176,12 @@ fn gateway_config(common: &Common, args: &GatewayArgs) -> vidseek_gateway::Gatew
         data_dir: absolute(&common.data_dir),
         api_token: args.api_token.clone().filter(|t| !t.is_empty()),
         media_roots: common.media_roots().iter().map(|p| absolute(p)).collect(),
+        cors_origins: args
+            .cors_origins
+            .iter()
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect(),
         max_upload_bytes: args.max_upload_mb * 1024 * 1024,
         search_timeout: Duration::from_secs(args.search_timeout_s.max(1)),
     }

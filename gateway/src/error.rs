@@ -71,7 +71,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::ForbiddenPath => StatusCode::FORBIDDEN,
+        ErrorCode::ForbiddenPath | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -161,6 +161,7 @@ mod tests {
             (ErrorCode::BadRequest, 400),
             (ErrorCode::Unauthorized, 401),
             (ErrorCode::ForbiddenPath, 403),
+            (ErrorCode::Forbidden, 403),
             (ErrorCode::NotFound, 404),
             (ErrorCode::TooLarge, 413),
             (ErrorCode::UnsupportedMedia, 415),

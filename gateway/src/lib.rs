@@ -52,6 +52,10 @@ pub struct GatewayConfig {
     /// media roots): a catalog record pointing elsewhere, which anyone who
     /// can write to NATS could plant, is not served.
     pub media_roots: Vec<PathBuf>,
+    /// Web origins (`https://host:port`) whose pages may call the API and
+    /// open the WebSocket; `*` allows any. Empty (the default): no CORS
+    /// headers, and a browser WebSocket only from the gateway's own pages.
+    pub cors_origins: Vec<String>,
     /// Largest accepted upload, in bytes.
     pub max_upload_bytes: u64,
     /// How long a search may go without an event from the query stage.
@@ -67,6 +71,7 @@ impl GatewayConfig {
             media_roots: vec![data_dir.join("library"), data_dir.join("samples")],
             data_dir,
             api_token: None,
+            cors_origins: Vec::new(),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             search_timeout: DEFAULT_SEARCH_TIMEOUT,
         }
@@ -143,7 +148,6 @@ fn absolute_data_dir(dir: &std::path::Path) -> Result<PathBuf, GatewayError> {
 fn router(state: AppState) -> Router {
     use routes::{health, media, search as search_routes, seed, videos};
 
-    // The seed page is served from another origin, so its routes answer any.
     let seed_routes = Router::new()
         .route("/text_query", get(seed::text_query))
         .route(
@@ -151,9 +155,9 @@ fn router(state: AppState) -> Router {
             axum::routing::post(seed::image_query).layer(DefaultBodyLimit::max(SEARCH_BODY_LIMIT)),
         )
         .route("/video_library", get(seed::video_library))
-        .route("/video_player", get(seed::video_player))
-        .layer(CorsLayer::permissive());
+        .route("/video_player", get(seed::video_player));
 
+    let cors = cors_layer(&state.config.cors_origins);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
@@ -188,7 +192,31 @@ fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(TraceLayer::new_for_http())
+        .layer(cors)
         .with_state(state)
+}
+
+/// CORS for the configured origins only (pages such as the seed design's,
+/// served elsewhere); with none configured, browsers keep other origins out.
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    use axum::http::{HeaderValue, Method, header};
+    use tower_http::cors::AllowOrigin;
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
 }
 
 /// Largest search request body: a base64 image in JSON is 4/3 of the image,

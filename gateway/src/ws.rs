@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -53,7 +53,28 @@ enum ClientMessage {
     description = "WebSocket. Send `{\"type\":\"search\",\"id\",\"text\"|\"image_base64\",\"k\"?}`; \
                    receive `partial` events as shards answer, then `done` or `error` (SearchEvent as JSON).",
     responses((status = 101, description = "Switching to the WebSocket protocol", body = SearchEvent)))]
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Browsers send any page's cookies-free WebSocket anywhere and CORS does
+    // not apply to it, so the Origin is checked here: the gateway's own pages
+    // and the configured origins only. Clients that are not browsers send no
+    // Origin and are let in.
+    if let Some(origin) = headers.get(axum::http::header::ORIGIN)
+        && !origin_allowed(
+            origin,
+            headers.get(axum::http::header::HOST),
+            &state.config.cors_origins,
+        )
+    {
+        return crate::error::ApiError::new(
+            ErrorCode::Forbidden,
+            "WebSocket connections are accepted from this gateway's pages and the origins in VIDSEEK_CORS_ORIGINS",
+        )
+        .into_response();
+    }
     // Browsers send a message as one frame, so the frame limit must allow
     // the largest accepted image too.
     // Counted before the 101 goes out, so the gauge never lags a client that
@@ -66,6 +87,27 @@ pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Res
             let (sink, stream) = socket.split();
             run(state, sink, stream).await;
         })
+}
+
+/// Whether a browser page at `origin` may open the socket: same host as the
+/// request (the gateway's own page), or a configured origin.
+fn origin_allowed(
+    origin: &axum::http::HeaderValue,
+    host: Option<&axum::http::HeaderValue>,
+    configured: &[String],
+) -> bool {
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let same_host = host.and_then(|h| h.to_str().ok()).is_some_and(|host| {
+        origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest == host)
+    });
+    same_host
+        || configured
+            .iter()
+            .any(|o| o == "*" || o.trim_end_matches('/') == origin)
 }
 
 /// Serves one socket until the client leaves or the gateway shuts down.

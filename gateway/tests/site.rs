@@ -3,12 +3,17 @@
 
 mod common;
 
-use common::{KNOWN_VIDEO, Stack};
+use common::{KNOWN_VIDEO, Options, Stack};
 use serde_json::Value;
 
 #[tokio::test]
 async fn seed_routes_answer_the_original_page() {
-    let stack = Stack::start().await;
+    // The seed page is served from another origin, allowed by configuration.
+    let stack = Stack::with(Options {
+        cors_origins: vec!["http://127.0.0.1:5999".into()],
+        ..Options::default()
+    })
+    .await;
     stack.seed_video(KNOWN_VIDEO, b"video").await;
 
     let response = stack
@@ -19,7 +24,10 @@ async fn seed_routes_answer_the_original_page() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:5999"
+    );
     let hits: Vec<Value> = response.json().await.unwrap();
     assert_eq!(hits.len(), 3);
     assert_eq!(hits[0]["id"], format!("{KNOWN_VIDEO}-1"));
@@ -42,7 +50,10 @@ async fn seed_routes_answer_the_original_page() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:5999"
+    );
     let hits: Vec<Value> = response.json().await.unwrap();
     assert_eq!(hits[0]["id"], "vimage01-1");
 

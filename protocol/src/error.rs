@@ -21,6 +21,8 @@ pub enum ErrorCode {
     ForbiddenPath,
     /// Missing or wrong API token.
     Unauthorized,
+    /// Not allowed from where it came (a web page of another origin).
+    Forbidden,
     /// A bounded queue is full; retry later.
     Overloaded,
     /// A downstream stage did not answer in time.
@@ -40,6 +42,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::ForbiddenPath => "forbidden_path",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Unavailable => "unavailable",

@@ -26,6 +26,7 @@ const testid = (id) => `[data-testid="${id}"]`;
 
 const media = testMedia();
 let stack;
+let seed; // the seed design's page, served from an origin of its own
 let browser;
 let workDir;
 const ingested = new Map(); // source path -> video record
@@ -34,8 +35,15 @@ before(
   async () => {
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vidseek-browser-media-'));
     const roots = [...new Set([...media.videos.map((v) => path.dirname(v)), workDir])];
-    // A token is set so that the page's 401 → token prompt path runs for real.
-    stack = await startStack({ mediaRoots: roots, token: randomBytes(12).toString('hex') });
+    // A token is set so that the page's 401 → token prompt path runs for real;
+    // the seed page's origin is allowed the way the README tells users to.
+    seed = await serveSeedPage();
+    stack = await startStack({
+      mediaRoots: roots,
+      token: randomBytes(12).toString('hex'),
+      corsOrigins: [seed.origin],
+    });
+    seed.pointAt(stack.baseUrl);
     const records = await Promise.all(media.videos.map((file) => ingestAndWait(stack, file)));
     media.videos.forEach((file, i) => ingested.set(file, records[i]));
 
@@ -60,6 +68,7 @@ after(async () => {
   }
   await browser?.close();
   await stack?.stop();
+  await seed?.close();
   if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
 
@@ -486,7 +495,6 @@ async function followSeedLink(page, links, pick, name) {
 }
 
 test('the seed design page works against the gateway with only its base URLs changed', async () => {
-  const seed = await serveSeedPage(stack.baseUrl);
   const page = await browser.newPage();
   try {
     // Text: /text_query, then /video_library per id, covers and /video_player links.
@@ -521,7 +529,6 @@ test('the seed design page works against the gateway with only its base URLs cha
     await followSeedLink(page, links, pick, '09-seed-player-image');
   } finally {
     await page.close();
-    await seed.close();
   }
 });
 

@@ -34,12 +34,14 @@ pub struct Options {
     pub api_token: Option<String>,
     pub max_upload_bytes: u64,
     pub search_timeout: Duration,
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             workers: true,
+            cors_origins: vec![],
             api_token: None,
             max_upload_bytes: 1024 * 1024,
             search_timeout: Duration::from_secs(1),
@@ -80,6 +82,7 @@ impl Stack {
         config.api_token = options.api_token;
         config.max_upload_bytes = options.max_upload_bytes;
         config.search_timeout = options.search_timeout;
+        config.cors_origins = options.cors_origins;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

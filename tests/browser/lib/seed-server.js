@@ -21,11 +21,16 @@ export function seedPageFor(gatewayBase) {
   return page;
 }
 
-/** Start the page's server on a random loopback port; resolves to { url, close }. */
-export async function serveSeedPage(gatewayBase) {
-  const html = seedPageFor(gatewayBase);
+/**
+ * Start the page's server on a random loopback port; resolves to
+ * { url, origin, pointAt(gatewayBase), close }. The origin is known before
+ * the gateway starts, so the gateway can be told to allow it
+ * (VIDSEEK_CORS_ORIGINS); `pointAt` then sets the page's base URLs.
+ */
+export async function serveSeedPage() {
+  let html = null;
   const server = http.createServer((req, res) => {
-    if (req.url === '/' || req.url.startsWith('/?')) {
+    if (html && (req.url === '/' || req.url.startsWith('/?'))) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
       res.end(html);
     } else {
@@ -34,8 +39,13 @@ export async function serveSeedPage(gatewayBase) {
     }
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${server.address().port}`;
   return {
-    url: `http://127.0.0.1:${server.address().port}/`,
+    url: `${origin}/`,
+    origin,
+    pointAt: (gatewayBase) => {
+      html = seedPageFor(gatewayBase);
+    },
     close: () =>
       new Promise((resolve) => {
         server.close(resolve);

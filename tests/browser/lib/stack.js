@@ -47,7 +47,7 @@ export function shardOf(videoId, shards = SHARDS) {
  * Spawn `vidseek up` and wait for its `vidseek ready: URL` line.
  * `mediaRoots`: directories the server may ingest server-side paths from.
  */
-export async function startStack({ mediaRoots = [], token = '' } = {}) {
+export async function startStack({ mediaRoots = [], token = '', corsOrigins = [] } = {}) {
   const bin = vidseekBinary();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vidseek-browser-'));
   const env = {
@@ -59,6 +59,8 @@ export async function startStack({ mediaRoots = [], token = '' } = {}) {
     VIDSEEK_SHARDS: String(SHARDS),
   };
   if (mediaRoots.length > 0) env.VIDSEEK_MEDIA_ROOTS = mediaRoots.join(':');
+  if (corsOrigins.length > 0) env.VIDSEEK_CORS_ORIGINS = corsOrigins.join(',');
+  else delete env.VIDSEEK_CORS_ORIGINS;
   // Each run gets its own embedded nats-server: an external one would share state between runs.
   delete env.VIDSEEK_NATS_URL;
   if (token) env.VIDSEEK_API_TOKEN = token;
