@@ -364,3 +364,140 @@ mod tests {
         }
     }
 }
+
+/// Whatever bytes arrive as a query image, `reduce` answers a picture that
+/// may cross NATS or an error a client can act on, and never panics.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use image::{ImageFormat, Rgb};
+    use proptest::prelude::*;
+
+    /// Small real files of every format the gateway accepts, with detail so
+    /// the compressed streams are not trivial.
+    fn originals() -> Vec<(ImageFormat, Vec<u8>)> {
+        let picture = DynamicImage::ImageRgb8(RgbImage::from_fn(48, 32, |x, y| {
+            Rgb([(x * 5) as u8, (y * 7) as u8, ((x * y) % 251) as u8])
+        }));
+        [
+            ImageFormat::Png,
+            ImageFormat::Jpeg,
+            ImageFormat::Gif,
+            ImageFormat::Bmp,
+            ImageFormat::WebP,
+        ]
+        .into_iter()
+        .map(|format| {
+            let mut out = Vec::new();
+            picture
+                .write_to(&mut Cursor::new(&mut out), format)
+                .unwrap();
+            (format, out)
+        })
+        .collect()
+    }
+
+    /// A PNG's header checksum recomputed, so a mutated header is read as
+    /// written instead of being refused for its checksum alone.
+    fn fix_png_header_crc(png: &mut [u8]) {
+        if png.len() >= 33 && png.starts_with(b"\x89PNG") {
+            let mut crc = flate2::Crc::new();
+            crc.update(&png[12..29]);
+            png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        }
+    }
+
+    fn assert_reduced_or_refused(input: &[u8]) {
+        match reduce(input) {
+            Ok(reduced) => {
+                let side = reduced.width.max(reduced.height);
+                assert!(reduced.width > 0 && reduced.height > 0);
+                assert!(side <= REDUCED_SIDE_PX, "{side} px");
+                assert!(reduced.bytes.len() <= REDUCED_MAX_BYTES);
+                if reduced.reencoded {
+                    assert_eq!(
+                        image::guess_format(&reduced.bytes).unwrap(),
+                        ImageFormat::Jpeg
+                    );
+                    let back = image::load_from_memory(&reduced.bytes).unwrap();
+                    assert_eq!(
+                        (back.width(), back.height()),
+                        (reduced.width, reduced.height)
+                    );
+                } else {
+                    assert_eq!(reduced.bytes, input);
+                }
+            }
+            Err(err) => {
+                let body = err.to_error_body();
+                assert!(
+                    matches!(
+                        body.error.code,
+                        ErrorCode::UnsupportedMedia | ErrorCode::TooLarge
+                    ),
+                    "{err}"
+                );
+                assert!(!body.error.message.is_empty());
+            }
+        }
+    }
+
+    proptest! {
+        // Each case decodes at most a few pictures; some mutations declare
+        // large ones, so the count stays modest.
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        #[test]
+        fn arbitrary_bytes_are_reduced_or_refused(
+            bytes in prop::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            assert_reduced_or_refused(&bytes);
+            let _ = check_decodable(&bytes);
+            let _ = check_nats_query(&bytes);
+        }
+
+        /// A signature followed by noise: the decoders are reached, not
+        /// just the format sniffing.
+        #[test]
+        fn signatures_followed_by_noise_are_refused_or_reduced(
+            which in 0usize..5,
+            noise in prop::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let originals = originals();
+            let (_, file) = &originals[which];
+            let mut bytes = file[..file.len().min(16)].to_vec();
+            bytes.extend(noise);
+            assert_reduced_or_refused(&bytes);
+        }
+
+        /// Real files with bytes of their headers (or anywhere) overwritten,
+        /// or cut short.
+        #[test]
+        fn mutated_real_images_are_reduced_or_refused(
+            which in 0usize..5,
+            in_header in any::<bool>(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in proptest::option::of(any::<prop::sample::Index>()),
+        ) {
+            let (_, original) = originals().swap_remove(which);
+            let mut bytes = original;
+            let span = if in_header { bytes.len().min(64) } else { bytes.len() };
+            for (at, byte) in edits {
+                bytes[at.index(span)] = byte;
+            }
+            fix_png_header_crc(&mut bytes);
+            if let Some(cut) = cut {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+            assert_reduced_or_refused(&bytes);
+        }
+    }
+
+    #[test]
+    fn the_originals_themselves_pass() {
+        for (format, bytes) in originals() {
+            let reduced = reduce(&bytes).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            assert_eq!((reduced.width, reduced.height), (48, 32), "{format:?}");
+        }
+    }
+}

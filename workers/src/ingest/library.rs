@@ -12,6 +12,13 @@ const ID_SAMPLE_BYTES: u64 = 1024 * 1024;
 /// Resolves a user-given path to a canonical file inside one of `roots`.
 /// Symlinks and `..` are resolved first, so neither can escape a root.
 pub fn resolve_media_path(path: &str, roots: &[PathBuf]) -> Result<PathBuf, ErrorBody> {
+    // No file name holds a NUL byte; without this it reads as "not found".
+    if path.contains('\0') {
+        return Err(ErrorBody::new(
+            ErrorCode::BadRequest,
+            "path contains a NUL byte",
+        ));
+    }
     let given = Path::new(path);
     if !given.is_absolute() {
         return Err(ErrorBody::new(
@@ -96,6 +103,10 @@ mod tests {
             ErrorCode::ForbiddenPath
         );
         assert_eq!(code("relative.mp4"), ErrorCode::BadRequest);
+        assert_eq!(
+            code(&format!("{}/a.mp4\0.srt", root.path().display())),
+            ErrorCode::BadRequest
+        );
         assert_eq!(
             code(&format!("{}/missing.mp4", root.path().display())),
             ErrorCode::NotFound

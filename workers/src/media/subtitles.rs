@@ -245,7 +245,12 @@ fn parse_timestamp(s: &str) -> std::result::Result<f64, String> {
     if m >= 60 || sec >= 60 {
         return Err(bad());
     }
-    Ok((h * 3600 + m * 60 + sec) as f64 + millis)
+    // Checked: a file may claim more hours than seconds fit in a u64.
+    let seconds = h
+        .checked_mul(3600)
+        .and_then(|s| s.checked_add(m * 60 + sec))
+        .ok_or_else(bad)?;
+    Ok(seconds as f64 + millis)
 }
 
 /// Joins a cue's lines without markup: `<i>`, `<c.yellow>`, `<00:01.000>`
@@ -451,5 +456,138 @@ mod tests {
         let path = dir.path().join("x.vtt");
         std::fs::write(&path, "WEBVTT\n\n00:01.000 --> 00:02.000\nhey\n").unwrap();
         assert_eq!(read_subtitles(&path).unwrap()[0].text, "hey");
+    }
+}
+
+/// Subtitle files come from users: any text must parse or fail with an
+/// error, and cues written the way players write them must come back as
+/// they were written.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FORMATS: [Option<SubtitleFormat>; 3] =
+        [None, Some(SubtitleFormat::Srt), Some(SubtitleFormat::Vtt)];
+
+    /// (start ms, end ms, lines of plain words)
+    type GeneratedCue = (u64, u64, Vec<String>);
+
+    fn cue() -> impl Strategy<Value = GeneratedCue> {
+        // Words of letters, digits and punctuation: no markup, no entities,
+        // no `-->`, nothing the parser is meant to change.
+        let line = prop::collection::vec("[a-zA-Z0-9éü你好,!?'()]{1,12}", 1..6)
+            .prop_map(|words| words.join(" "));
+        (
+            0u64..400 * 3_600_000,
+            0u64..600_000,
+            prop::collection::vec(line, 1..4),
+        )
+            .prop_map(|(start, length, lines)| (start, start + length, lines))
+    }
+
+    fn clock(ms: u64, separator: char) -> String {
+        format!(
+            "{:02}:{:02}:{:02}{separator}{:03}",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        )
+    }
+
+    fn srt(cues: &[GeneratedCue]) -> String {
+        cues.iter()
+            .enumerate()
+            .map(|(i, (start, end, lines))| {
+                format!(
+                    "{}\r\n{} --> {}\r\n{}\r\n\r\n",
+                    i + 1,
+                    clock(*start, ','),
+                    clock(*end, ','),
+                    lines.join("\r\n")
+                )
+            })
+            .collect()
+    }
+
+    fn vtt(cues: &[GeneratedCue]) -> String {
+        let body: String = cues
+            .iter()
+            .enumerate()
+            .map(|(i, (start, end, lines))| {
+                format!(
+                    "cue-{i}\n{} --> {} align:start\n{}\n\n",
+                    clock(*start, '.'),
+                    clock(*end, '.'),
+                    lines.join("\n")
+                )
+            })
+            .collect();
+        format!("WEBVTT\n\n{body}")
+    }
+
+    fn assert_same(parsed: &[Cue], generated: &[GeneratedCue]) {
+        let mut expected = generated.to_vec();
+        // The parser's sort is stable: equal starts keep file order.
+        expected.sort_by_key(|(start, _, _)| *start);
+        assert_eq!(parsed.len(), expected.len());
+        for (cue, (start, end, lines)) in parsed.iter().zip(&expected) {
+            assert!((cue.start - *start as f64 / 1000.0).abs() < 1e-6, "{cue:?}");
+            assert!((cue.end - *end as f64 / 1000.0).abs() < 1e-6, "{cue:?}");
+            assert_eq!(cue.text, lines.join("\n"));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            for format in FORMATS {
+                let _ = parse_subtitles(&text, format);
+            }
+        }
+
+        /// Text made of what subtitle files are made of reaches the timing,
+        /// markup and entity code, which random Unicode seldom does.
+        #[test]
+        fn subtitle_like_text_never_panics(
+            text in "(WEBVTT|NOTE|[0-9]{1,22}|[0-9]{16,19}:[0-5][0-9]:[0-5][0-9],[0-9]{3}|:|,|\\.| |-->|\n|\r|<|>|/|[ibc]|\\{|\\\\|\\}|&|;|amp|x){0,80}"
+        ) {
+            for format in FORMATS {
+                let _ = parse_subtitles(&text, format);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_decode_or_fail(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(text) = decode_text(&bytes) {
+                let _ = parse_subtitles(&text, None);
+            }
+        }
+
+        #[test]
+        fn generated_srt_parses_back(cues in prop::collection::vec(cue(), 0..12)) {
+            assert_same(&parse_subtitles(&srt(&cues), None).unwrap(), &cues);
+            assert_same(&parse_subtitles(&srt(&cues), Some(SubtitleFormat::Srt)).unwrap(), &cues);
+        }
+
+        #[test]
+        fn generated_vtt_parses_back(cues in prop::collection::vec(cue(), 0..12)) {
+            assert_same(&parse_subtitles(&vtt(&cues), None).unwrap(), &cues);
+            assert_same(&parse_subtitles(&vtt(&cues), Some(SubtitleFormat::Vtt)).unwrap(), &cues);
+        }
+    }
+
+    #[test]
+    fn hours_too_large_to_count_are_an_error() {
+        // 5124095576030432 h is over u64::MAX seconds: the sum used to overflow.
+        let srt = "1\n5124095576030432:00:00,000 --> 5124095576030432:00:01,000\nx\n";
+        for format in FORMATS {
+            let _ = parse_subtitles(srt, format);
+        }
+        let err = parse_subtitles(srt, Some(SubtitleFormat::Srt)).unwrap_err();
+        assert!(err.to_string().contains("bad timestamp"), "{err}");
     }
 }

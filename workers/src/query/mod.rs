@@ -211,14 +211,22 @@ impl QueryStage {
             return;
         };
         let request: Result<SearchRequest, ErrorBody> = rpc::decode_request(&message);
+        let format = rpc::format_of(message.headers.as_ref());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let query_id = rpc::query_id_of(&message).unwrap_or_default();
         let publisher = {
             let nats = self.nats.clone();
             async move {
                 while let Some(event) = rx.recv().await {
-                    let (headers, payload) =
-                        rpc::encode_reply(Format::MsgPack, &Ok::<_, ErrorBody>(event));
+                    // An error ends the stream as an error reply (header and
+                    // `{"error": ...}`), like every other subject's.
+                    let event = match event {
+                        SearchEvent::Error { code, message, .. } => {
+                            Err(ErrorBody::new(code, message))
+                        }
+                        event => Ok(event),
+                    };
+                    let (headers, payload) = rpc::encode_reply(format, &event);
                     if let Err(err) = nats
                         .publish_with_headers(reply_to.clone(), headers, payload)
                         .await
@@ -231,9 +239,15 @@ impl QueryStage {
         };
         let searching = async move {
             // Revalidated: the stream subject is open to any NATS client.
-            match request
-                .and_then(|r| SearchRequest::new(r.query_id, r.input, Some(r.k), Some(r.min_score)))
-            {
+            // Pictures from raw clients are checked from the header, as on
+            // the one-shot image subject.
+            let request = request.and_then(|r| {
+                if let QueryInput::Image { bytes } = &r.input {
+                    vidseek_bus::query_image::check_nats_query(bytes)?;
+                }
+                SearchRequest::new(r.query_id, r.input, Some(r.k), Some(r.min_score))
+            });
+            match request {
                 Ok(request) => self.search(request, |event| drop(tx.send(event))).await,
                 Err(body) => drop(tx.send(SearchEvent::error(query_id, body))),
             }
