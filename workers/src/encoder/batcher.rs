@@ -4,6 +4,8 @@
 //! The thread drains whatever requests are waiting into one batch, so under
 //! load many small requests cost one model call. A full queue is answered at
 //! once with [`BatchError::Overloaded`] instead of letting latency grow.
+//! A model call that panics fails its own batch only: the thread, and the
+//! encoder with it, keeps serving.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 
@@ -92,7 +94,19 @@ where
             items.extend(request.items);
             replies.push(request.reply);
         }
-        match run(items) {
+        // The model and the tokenizer are foreign code on odd inputs; a
+        // panic there must not end the thread that every later request needs.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(items)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown cause".into());
+                tracing::error!(panic = what, "encoder call panicked; the batch failed");
+                Err(format!("the encoder failed on this input ({what})"))
+            });
+        match result {
             Ok(outputs) if outputs.len() == size => {
                 let mut outputs = outputs.into_iter();
                 for (reply, count) in replies.into_iter().zip(counts) {
@@ -165,6 +179,21 @@ mod tests {
             // Outputs come back to the right caller, in order, from call 2.
             assert_eq!(handle.await.unwrap().unwrap(), vec![(i, 2), (i * 10, 2)]);
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_panicking_model_call_fails_its_batch_and_the_thread_lives_on() {
+        let batcher = Batcher::spawn("test", 4, 64, |items: Vec<u32>| {
+            assert!(!items.contains(&13), "unlucky input");
+            Ok(items)
+        });
+        match batcher.submit(vec![13]).await {
+            Err(BatchError::Failed(message)) => {
+                assert!(message.contains("unlucky input"), "{message}")
+            }
+            other => panic!("expected Failed, got {other:?}"),
+        }
+        assert_eq!(batcher.submit(vec![1, 2]).await, Ok(vec![1, 2]));
     }
 
     #[tokio::test(flavor = "current_thread")]
