@@ -17,9 +17,49 @@ impl Calibration {
     }
 }
 
+/// Most texts or images in one encode request. Ingest sends 32 subtitle
+/// cues or one segment's frames at a time; more is one client taking the
+/// model thread from everyone else.
+pub const MAX_ENCODE_ITEMS: usize = 256;
+/// Longest text encoded, in characters (queries stop at 1000; subtitle cues
+/// are rarely past a few hundred).
+pub const MAX_ENCODE_TEXT_CHARS: usize = 10_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncodeTextRequest {
     pub texts: Vec<String>,
+}
+
+impl EncodeTextRequest {
+    /// An empty list is the health probe; empty or overlong texts are refused.
+    pub fn validate(&self) -> Result<(), crate::ErrorBody> {
+        use crate::{ErrorBody, ErrorCode};
+        if self.texts.len() > MAX_ENCODE_ITEMS {
+            return Err(ErrorBody::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "{} texts in one request; the limit is {MAX_ENCODE_ITEMS}",
+                    self.texts.len()
+                ),
+            ));
+        }
+        for (i, text) in self.texts.iter().enumerate() {
+            if text.trim().is_empty() {
+                return Err(ErrorBody::new(
+                    ErrorCode::BadRequest,
+                    format!("text {i} is empty"),
+                ));
+            }
+            let chars = text.chars().count();
+            if chars > MAX_ENCODE_TEXT_CHARS {
+                return Err(ErrorBody::new(
+                    ErrorCode::TooLarge,
+                    format!("text {i} is {chars} characters; the limit is {MAX_ENCODE_TEXT_CHARS}"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +80,21 @@ pub struct EncodeTextResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncodeImageRequest {
     pub images: Vec<serde_bytes::ByteBuf>,
+}
+
+impl EncodeImageRequest {
+    pub fn validate(&self) -> Result<(), crate::ErrorBody> {
+        if self.images.len() > MAX_ENCODE_ITEMS {
+            return Err(crate::ErrorBody::new(
+                crate::ErrorCode::TooLarge,
+                format!(
+                    "{} images in one request; the limit is {MAX_ENCODE_ITEMS}",
+                    self.images.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// An image's two views: comparable with text queries, and with image queries.

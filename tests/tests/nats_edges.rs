@@ -381,6 +381,16 @@ fn cases(root: &Path) -> Vec<Case> {
         &b"{\"texts\":[\"\xff\"]}"[..],
         bad,
     );
+    t.json(s, "an empty text", r#"{"texts": ["a cat", " "]}"#, bad);
+    let long_text = json!({ "texts": [huge_text.clone()] }).to_string();
+    t.json(s, "a 200 000-character text", long_text, Error("too_large"));
+    let many_texts = json!({ "texts": vec!["a cat"; 10_000] }).to_string();
+    t.json(
+        s,
+        "10 000 texts in one request",
+        many_texts,
+        Error("too_large"),
+    );
 
     // vidseek.v1.encode.image (internal)
     let s = subjects::ENCODE_IMAGE;
@@ -401,6 +411,15 @@ fn cases(root: &Path) -> Vec<Case> {
     t.msgpack(s, "PNG cut in half", images(vec![half_png]), unsupported);
     let traversal = images(vec![b"../../etc/passwd".to_vec()]);
     t.msgpack(s, "\"../../etc/passwd\"", traversal, unsupported);
+    let many_images = images(vec![png(8, 8); 2_000]);
+    t.msgpack(
+        s,
+        "2 000 images in one request",
+        many_images,
+        Error("too_large"),
+    );
+    let bomb = images(vec![png_claiming(50_000, 50_000)]);
+    t.msgpack(s, "PNG declaring 50000x50000", bomb, Error("too_large"));
 
     // vidseek.v1.rank.0 (internal)
     let s = subjects::rank(0);

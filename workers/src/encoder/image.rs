@@ -9,6 +9,7 @@ use image::{ImageReader, Limits, RgbImage};
 use ort::session::Session;
 use ort::value::Tensor;
 use vidseek_protocol::encode::ImageVectors;
+use vidseek_protocol::error::ErrorCode;
 
 use crate::modelpack::{Bridge, ImageEncoder, ModelPack};
 
@@ -22,22 +23,34 @@ use vidseek_bus::query_image::{MAX_DECODED_BYTES, MAX_SIDE_PX};
 pub struct Pixels(Vec<f32>);
 
 /// Decodes an encoded image (JPEG, PNG, WebP, GIF, BMP) and preprocesses it
-/// as the pack's image encoder expects.
-pub fn preprocess(bytes: &[u8], spec: &ImageEncoder) -> Result<Pixels, String> {
+/// as the pack's image encoder expects. Errors say whether the picture is
+/// too large to decode (`too_large`) or not a picture we read
+/// (`unsupported_media`).
+pub fn preprocess(bytes: &[u8], spec: &ImageEncoder) -> Result<Pixels, (ErrorCode, String)> {
+    let unsupported = |message: String| (ErrorCode::UnsupportedMedia, message);
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| format!("unreadable image: {e}"))?;
+        .map_err(|e| unsupported(format!("unreadable image: {e}")))?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE_PX);
     limits.max_image_height = Some(MAX_SIDE_PX);
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     reader.limits(limits);
     if reader.format().is_none() {
-        return Err("not an image (supported: JPEG, PNG, WebP, GIF, BMP)".into());
+        return Err(unsupported(
+            "not an image (supported: JPEG, PNG, WebP, GIF, BMP)".into(),
+        ));
     }
-    let image = reader
-        .decode()
-        .map_err(|e| format!("cannot decode image: {e}"))?;
+    let image = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(limit) => (
+            ErrorCode::TooLarge,
+            format!(
+                "the picture is too large to decode ({limit}); reduce it to at most {} px on its longest side",
+                vidseek_bus::query_image::REDUCED_SIDE_PX
+            ),
+        ),
+        other => unsupported(format!("cannot decode image: {other}")),
+    })?;
     Ok(to_pixels(&flatten_on_white(image), spec))
 }
 
@@ -303,9 +316,10 @@ mod tests {
 
     #[test]
     fn garbage_and_huge_images_are_refused() {
-        let Err(message) = preprocess(b"definitely not an image", &spec(8)) else {
+        let Err((code, message)) = preprocess(b"definitely not an image", &spec(8)) else {
             panic!("text decoded as an image");
         };
+        assert_eq!(code, ErrorCode::UnsupportedMedia);
         assert!(message.contains("not an image"), "{message}");
         // A PNG header claiming 100000 x 100000 pixels.
         let mut png = Vec::new();
@@ -314,8 +328,15 @@ mod tests {
             .unwrap();
         png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-        assert!(preprocess(&png, &spec(8)).is_err());
-        let truncated = &png[..png.len() / 2];
-        assert!(preprocess(truncated, &spec(8)).is_err());
+        // The header chunk's checksum, so the decoder reads the size at all.
+        let mut crc = flate2::Crc::new();
+        crc.update(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        let truncated = png[..png.len() / 2].to_vec();
+        let Err((code, message)) = preprocess(&png, &spec(8)) else {
+            panic!("a 100000 px picture decoded");
+        };
+        assert_eq!(code, ErrorCode::TooLarge, "{message}");
+        assert!(preprocess(&truncated, &spec(8)).is_err());
     }
 }

@@ -93,6 +93,7 @@ impl Encoder {
         &self,
         request: EncodeTextRequest,
     ) -> Result<EncodeTextResponse, ErrorBody> {
+        request.validate()?;
         let mut unsupported_language = Vec::with_capacity(request.texts.len());
         let mut translations = Vec::with_capacity(request.texts.len());
         let mut texts = Vec::with_capacity(request.texts.len());
@@ -124,6 +125,7 @@ impl Encoder {
         &self,
         request: EncodeImageRequest,
     ) -> Result<EncodeImageResponse, ErrorBody> {
+        request.validate()?;
         let spec: ImageEncoder = self.manifest.image.clone();
         // Decoding is CPU work that parallelises; keep it off both the async
         // runtime and the model thread.
@@ -133,9 +135,8 @@ impl Encoder {
                 .iter()
                 .enumerate()
                 .map(|(i, bytes)| {
-                    image::preprocess(bytes, &spec).map_err(|e| {
-                        ErrorBody::new(ErrorCode::UnsupportedMedia, format!("image {i}: {e}"))
-                    })
+                    image::preprocess(bytes, &spec)
+                        .map_err(|(code, e)| ErrorBody::new(code, format!("image {i}: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
