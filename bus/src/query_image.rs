@@ -188,9 +188,12 @@ fn classify(error: ImageError) -> QueryImageError {
     }
 }
 
-/// Composites transparent pixels onto white; opaque images are only
-/// converted (or moved, when they already are RGB).
-fn flatten_on_white(image: DynamicImage) -> RgbImage {
+/// Composites transparent pixels onto white, as the packs' references do
+/// (dropping the alpha channel would show whatever colour hides under it,
+/// often black, turning a cut-out object into an object on black); opaque
+/// images are only converted (or moved, when they already are RGB). The
+/// encoder uses it too, so a picture looks the same at every stage.
+pub fn flatten_on_white(image: DynamicImage) -> RgbImage {
     if !image.color().has_alpha() {
         return image.into_rgb8();
     }

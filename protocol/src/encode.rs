@@ -31,7 +31,9 @@ pub struct EncodeTextRequest {
 }
 
 impl EncodeTextRequest {
-    /// An empty list is the health probe; empty or overlong texts are refused.
+    /// Floods and overlong texts are refused. An empty list is the health
+    /// probe; an empty text is encoded (as the tokenizer's empty sequence),
+    /// since public edges refuse empty queries before they get here.
     pub fn validate(&self) -> Result<(), crate::ErrorBody> {
         use crate::{ErrorBody, ErrorCode};
         if self.texts.len() > MAX_ENCODE_ITEMS {
@@ -44,12 +46,6 @@ impl EncodeTextRequest {
             ));
         }
         for (i, text) in self.texts.iter().enumerate() {
-            if text.trim().is_empty() {
-                return Err(ErrorBody::new(
-                    ErrorCode::BadRequest,
-                    format!("text {i} is empty"),
-                ));
-            }
             let chars = text.chars().count();
             if chars > MAX_ENCODE_TEXT_CHARS {
                 return Err(ErrorBody::new(

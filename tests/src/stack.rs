@@ -94,6 +94,54 @@ impl EmbeddedStack {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Submits a server-side file over `POST /api/v1/videos`; returns its
+    /// video id.
+    pub async fn submit(&self, http: &reqwest::Client, path: &Path) -> String {
+        let accepted: serde_json::Value = http
+            .post(self.url("/api/v1/videos"))
+            .json(&serde_json::json!({ "path": path }))
+            .send()
+            .await
+            .expect("POST /api/v1/videos")
+            .json()
+            .await
+            .expect("a JSON answer");
+        assert_eq!(accepted["status"], "queued", "{accepted}");
+        accepted["video_id"]
+            .as_str()
+            .expect("a video id")
+            .to_string()
+    }
+
+    /// Waits until video `id` is ready and returns its record; panics when
+    /// its ingest fails or takes over three minutes.
+    pub async fn wait_ready(&self, http: &reqwest::Client, id: &str) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            let record: serde_json::Value = http
+                .get(self.url(&format!("/api/v1/videos/{id}")))
+                .send()
+                .await
+                .expect("GET /api/v1/videos/{id}")
+                .json()
+                .await
+                .expect("a JSON answer");
+            match record["status"].as_str() {
+                Some("ready") => return record,
+                Some("failed") => panic!("ingest failed: {record}"),
+                _ if std::time::Instant::now() > deadline => panic!("ingest too slow: {record}"),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// [`EmbeddedStack::submit`], then [`EmbeddedStack::wait_ready`].
+    pub async fn ingest_and_wait(&self, http: &reqwest::Client, path: &Path) -> String {
+        let id = self.submit(http, path).await;
+        self.wait_ready(http, &id).await;
+        id
+    }
+
     /// Process id of `vidseek up`.
     pub fn pid(&self) -> u32 {
         self.child.id()

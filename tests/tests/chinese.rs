@@ -6,7 +6,7 @@
 //! searched as.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -49,25 +49,6 @@ async fn json(request: reqwest::RequestBuilder) -> Value {
     response.json().await.unwrap()
 }
 
-async fn ingest_and_wait(http: &reqwest::Client, stack: &EmbeddedStack, path: &Path) -> String {
-    let accepted = json(
-        http.post(stack.url("/api/v1/videos"))
-            .json(&json!({ "path": path })),
-    )
-    .await;
-    let id = accepted["video_id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let record = json(http.get(stack.url(&format!("/api/v1/videos/{id}")))).await;
-        match record["status"].as_str() {
-            Some("ready") => return id,
-            Some("failed") => panic!("ingest failed: {record}"),
-            _ if Instant::now() > deadline => panic!("ingest too slow: {record}"),
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
-
 /// Asserts that `answer`'s first result is the subtitle cue `cue`.
 fn assert_top_cue(answer: &Value, cue: usize, query: &str) {
     let top = &answer["results"][0];
@@ -87,7 +68,7 @@ async fn chinese_queries_and_subtitles_end_to_end() {
     write_srt(&media.path().join("talk.srt"));
     let stack = EmbeddedStack::start(media.path());
     let http = reqwest::Client::new();
-    let video_id = ingest_and_wait(&http, &stack, &video).await;
+    let video_id = stack.ingest_and_wait(&http, &video).await;
 
     // A Chinese cue is found by a Chinese query that shares some of its words.
     for (query, cue) in [("海边跳舞", 0), ("一碗面条", 2), ("厨房 面条", 2)] {

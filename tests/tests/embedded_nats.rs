@@ -5,10 +5,9 @@
 //! forever.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use vidseek_tests::media::scene_video;
 use vidseek_tests::stack::EmbeddedStack;
 
@@ -63,31 +62,6 @@ async fn wait_for(
     }
 }
 
-async fn ingest(http: &reqwest::Client, stack: &EmbeddedStack, path: &Path) -> String {
-    let accepted: Value = http
-        .post(stack.url("/api/v1/videos"))
-        .json(&json!({ "path": path }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = accepted["video_id"].as_str().expect("video id").to_string();
-    wait_for(
-        http,
-        stack,
-        &format!("/api/v1/videos/{id}"),
-        "ingest",
-        |r| {
-            assert_ne!(r["status"], "failed", "{r}");
-            r["status"] == "ready"
-        },
-    )
-    .await;
-    id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nats_server_is_restarted_and_nothing_is_lost() {
     let media = tempfile::tempdir().unwrap();
@@ -96,7 +70,7 @@ async fn a_killed_nats_server_is_restarted_and_nothing_is_lost() {
     scene_video(&second, 2, 2, "160x120");
     let stack = EmbeddedStack::start(media.path());
     let http = reqwest::Client::new();
-    let first_id = ingest(&http, &stack, &first).await;
+    let first_id = stack.ingest_and_wait(&http, &first).await;
     let before = get(&http, &stack, "/api/v1/search?text=a%20scene&k=100")
         .await
         .expect("search before the fault");
@@ -124,7 +98,7 @@ async fn a_killed_nats_server_is_restarted_and_nothing_is_lost() {
         .await
         .expect("the catalog record after the restart");
     assert_eq!(record["status"], "ready", "{record}");
-    ingest(&http, &stack, &second).await;
+    stack.ingest_and_wait(&http, &second).await;
     assert!(
         stack.log().contains("nats-server restarted"),
         "{}",

@@ -6,7 +6,7 @@
 //! pictures too large get clear errors, and the stack stays up.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
@@ -33,39 +33,6 @@ fn assert_coffee_first(what: &str, results: &Value) {
         matches!((start, end), (Some(s), Some(e)) if overlaps(s, e)),
         "{what}: the coffee photo is at 8–12 s, the top hit is {top}"
     );
-}
-
-async fn ingest_photos(http: &reqwest::Client, stack: &EmbeddedStack, media: &Path) {
-    let accepted: Value = http
-        .post(stack.url("/api/v1/videos"))
-        .json(&json!({ "path": media.join("photos.mp4") }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = accepted["video_id"]
-        .as_str()
-        .expect("a video id")
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let record: Value = http
-            .get(stack.url(&format!("/api/v1/videos/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        match record["status"].as_str() {
-            Some("ready") => return,
-            Some("failed") => panic!("ingest failed: {record}"),
-            _ if Instant::now() > deadline => panic!("ingest too slow: {record}"),
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
 }
 
 fn form(bytes: &[u8]) -> reqwest::multipart::Form {
@@ -158,7 +125,9 @@ async fn photos_of_every_size_find_their_segment_from_every_entry_point() {
     }
     let stack = EmbeddedStack::start(media.path());
     let http = reqwest::Client::new();
-    ingest_photos(&http, &stack, media.path()).await;
+    stack
+        .ingest_and_wait(&http, &media.path().join("photos.mp4"))
+        .await;
     let coffee = photos::video_frame(&sample("photos.mp4"), COFFEE_AT);
 
     for target in [MIB, 5 * MIB, MAX_IMAGE_BYTES - 64 * 1024] {

@@ -128,18 +128,6 @@ fn png(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
-/// A small PNG whose header claims `width` x `height`, checksum fixed: a
-/// decompression bomb as a decoder sees it.
-fn png_claiming(width: u32, height: u32) -> Vec<u8> {
-    let mut png = png(4, 4);
-    png[16..20].copy_from_slice(&width.to_be_bytes());
-    png[20..24].copy_from_slice(&height.to_be_bytes());
-    let mut crc = flate2::Crc::new();
-    crc.update(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
-    png
-}
-
 fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -258,7 +246,7 @@ fn cases(root: &Path) -> Vec<Case> {
     let path_b64 = json!({ "image_base64": base64(b"/etc/passwd") }).to_string();
     t.json(s, "base64 of \"/etc/passwd\"", path_b64, unsupported);
     t.json(s, "PNG cut in half", half_png.clone(), unsupported);
-    let bomb = png_claiming(50_000, 50_000);
+    let bomb = vidseek_tests::photos::png_bomb(50_000, 50_000);
     t.json(
         s,
         "PNG declaring 50000x50000",
@@ -381,7 +369,6 @@ fn cases(root: &Path) -> Vec<Case> {
         &b"{\"texts\":[\"\xff\"]}"[..],
         bad,
     );
-    t.json(s, "an empty text", r#"{"texts": ["a cat", " "]}"#, bad);
     let long_text = json!({ "texts": [huge_text.clone()] }).to_string();
     t.json(s, "a 200 000-character text", long_text, Error("too_large"));
     let many_texts = json!({ "texts": vec!["a cat"; 10_000] }).to_string();
@@ -418,7 +405,7 @@ fn cases(root: &Path) -> Vec<Case> {
         many_images,
         Error("too_large"),
     );
-    let bomb = images(vec![png_claiming(50_000, 50_000)]);
+    let bomb = images(vec![vidseek_tests::photos::png_bomb(50_000, 50_000)]);
     t.msgpack(s, "PNG declaring 50000x50000", bomb, Error("too_large"));
 
     // vidseek.v1.rank.0 (internal)

@@ -3,7 +3,7 @@
 //! image over REST, WebSocket and raw NATS.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -22,36 +22,6 @@ async fn json(request: reqwest::RequestBuilder) -> Value {
 
 fn overlaps(hit: &Value, (start, end): (f64, f64)) -> bool {
     hit["start"].as_f64().unwrap() < end && hit["end"].as_f64().unwrap() > start
-}
-
-async fn ingest(http: &reqwest::Client, stack: &EmbeddedStack, path: &Path) -> String {
-    let accepted: Value = json(
-        http.post(stack.url("/api/v1/videos"))
-            .json(&json!({ "path": path })),
-    )
-    .await;
-    assert_eq!(accepted["status"], "queued", "{accepted}");
-    accepted["video_id"].as_str().unwrap().to_string()
-}
-
-async fn wait_ready(http: &reqwest::Client, stack: &EmbeddedStack, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let record: Value = http
-            .get(stack.url(&format!("/api/v1/videos/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        match record["status"].as_str() {
-            Some("ready") => return record,
-            Some("failed") => panic!("ingest failed: {record}"),
-            _ if Instant::now() > deadline => panic!("ingest too slow: {record}"),
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
 }
 
 /// A frame of the coffee photo, cropped and scaled: a realistic image query.
@@ -86,21 +56,21 @@ async fn embedded_stack_end_to_end() {
         200
     );
 
-    let photos = ingest(&http, &stack, &media.path().join("photos.mp4")).await;
-    let bikes = ingest(&http, &stack, &media.path().join("bikes.mp4")).await;
-    let record = wait_ready(&http, &stack, &photos).await;
+    let photos = stack.submit(&http, &media.path().join("photos.mp4")).await;
+    let bikes = stack.submit(&http, &media.path().join("bikes.mp4")).await;
+    let record = stack.wait_ready(&http, &photos).await;
     assert!(
         (record["duration"].as_f64().unwrap() - 24.0).abs() < 0.5,
         "{record}"
     );
     assert!(record["segment_count"].as_u64().unwrap() >= 6, "{record}");
-    wait_ready(&http, &stack, &bikes).await;
+    stack.wait_ready(&http, &bikes).await;
     // Ingesting the same file again is the same video, not a second one.
     assert_eq!(
-        ingest(&http, &stack, &media.path().join("bikes.mp4")).await,
+        stack.submit(&http, &media.path().join("bikes.mp4")).await,
         bikes
     );
-    wait_ready(&http, &stack, &bikes).await;
+    stack.wait_ready(&http, &bikes).await;
     let videos: Value = json(http.get(stack.url("/api/v1/videos"))).await;
     assert_eq!(videos["videos"].as_array().unwrap().len(), 2, "{videos}");
 

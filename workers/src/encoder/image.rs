@@ -17,7 +17,7 @@ use super::{l2_normalise, runtime};
 
 // The largest decoded image accepted bounds memory for hostile inputs (a
 // tiny PNG can claim 100k x 100k pixels); the same limits as the gateway's.
-use vidseek_bus::query_image::{MAX_DECODED_BYTES, MAX_SIDE_PX};
+use vidseek_bus::query_image::{MAX_DECODED_BYTES, MAX_SIDE_PX, flatten_on_white};
 
 /// A preprocessed image: CHW f32, `size * size * 3` values.
 pub struct Pixels(Vec<f32>);
@@ -52,22 +52,6 @@ pub fn preprocess(bytes: &[u8], spec: &ImageEncoder) -> Result<Pixels, (ErrorCod
         other => unsupported(format!("cannot decode image: {other}")),
     })?;
     Ok(to_pixels(&flatten_on_white(image), spec))
-}
-
-/// Composites transparent images on white, as the pack's reference does:
-/// dropping the alpha channel would show whatever colour hides under it
-/// (often black), turning a cut-out object into an object on black.
-fn flatten_on_white(image: image::DynamicImage) -> RgbImage {
-    if !image.color().has_alpha() {
-        return image.to_rgb8();
-    }
-    let rgba = image.to_rgba8();
-    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-        let [r, g, b, a] = rgba.get_pixel(x, y).0;
-        let alpha = a as f32 / 255.0;
-        let blend = |c: u8| (c as f32 * alpha + 255.0 * (1.0 - alpha)).round() as u8;
-        image::Rgb([blend(r), blend(g), blend(b)])
-    })
 }
 
 /// Resizes the shorter side to `size`, centre-crops a square, normalises.
@@ -302,16 +286,6 @@ mod tests {
             "top-right is black: {}",
             data[7]
         );
-    }
-
-    #[test]
-    fn transparent_pixels_become_white() {
-        let mut rgba = image::RgbaImage::new(2, 1);
-        rgba.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
-        rgba.put_pixel(1, 0, image::Rgba([0, 0, 0, 255]));
-        let flat = flatten_on_white(image::DynamicImage::ImageRgba8(rgba));
-        assert_eq!(flat.get_pixel(0, 0).0, [255, 255, 255]);
-        assert_eq!(flat.get_pixel(1, 0).0, [0, 0, 0]);
     }
 
     #[test]
