@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::Stack;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 use vidseek_bus::query_image::{REDUCED_MAX_BYTES, REDUCED_SIDE_PX};
 use vidseek_bus::rpc;
 use vidseek_protocol::query::{MAX_IMAGE_BYTES, QueryInput, SearchRequest};
 use vidseek_protocol::subjects;
 use vidseek_tests::photos::{self, MIB};
+use vidseek_tests::websocket;
 
 /// What the fake query stage answers an image search with.
 const IMAGE_TOP_HIT: &str = "vimage01-1";
@@ -124,31 +124,15 @@ async fn seed(stack: &Stack, bytes: Vec<u8>) -> (u16, Value) {
 
 /// The final event of one WebSocket image search.
 async fn websocket(stack: &Stack, bytes: &[u8]) -> Value {
-    let (mut socket, _) = tokio_tungstenite::connect_async(&stack.ws_url)
-        .await
-        .unwrap();
+    let mut socket = websocket::connect(&stack.url("")).await;
     let message = json!({
         "type": "search",
         "id": "big",
         "image_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
     });
-    socket
-        .send(Message::text(message.to_string()))
+    websocket::search(&mut socket, message, Duration::from_secs(30))
         .await
-        .unwrap();
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(30), socket.next())
-            .await
-            .expect("an event within 30 s")
-            .expect("socket open")
-            .expect("valid frame");
-        if let Message::Text(text) = frame {
-            let event: Value = serde_json::from_str(text.as_str()).unwrap();
-            if event["type"] != "partial" {
-                return event;
-            }
-        }
-    }
+        .1
 }
 
 fn assert_found(what: &str, (status, body): (u16, Value)) {

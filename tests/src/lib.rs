@@ -9,3 +9,4 @@ pub mod photos;
 pub mod process;
 pub mod requests;
 pub mod stack;
+pub mod websocket;

@@ -8,11 +8,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 use vidseek_tests::media::scene_video;
 use vidseek_tests::stack::EmbeddedStack;
+use vidseek_tests::websocket;
 
 /// Cues of the test video: (start, end, text). Everything a query should
 /// find is said in exactly one cue.
@@ -97,27 +96,10 @@ async fn chinese_queries_and_subtitles_end_to_end() {
     }
 
     // WebSocket: the done event carries the translation.
-    let ws_url = stack.url("/api/v1/ws").replacen("http", "ws", 1);
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
-    socket
-        .send(Message::text(
-            json!({"type": "search", "id": "zh1", "text": "海边跳舞"}).to_string(),
-        ))
-        .await
-        .unwrap();
-    let done = loop {
-        let frame = tokio::time::timeout(Duration::from_secs(20), socket.next())
-            .await
-            .expect("an event in time")
-            .unwrap()
-            .unwrap();
-        let Message::Text(text) = frame else { continue };
-        let event: Value = serde_json::from_str(&text).unwrap();
-        if event["type"] == "done" {
-            break event;
-        }
-        assert_eq!(event["type"], "partial", "{event}");
-    };
+    let mut socket = websocket::connect(&stack.url("")).await;
+    let search = json!({"type": "search", "id": "zh1", "text": "海边跳舞"});
+    let (_, done) = websocket::search(&mut socket, search, Duration::from_secs(20)).await;
+    assert_eq!(done["type"], "done", "{done}");
     assert_eq!(done["query_translation"]["language"], "zh", "{done}");
     assert!(
         done["query_translation"]["text"]

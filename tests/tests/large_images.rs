@@ -9,14 +9,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 use vidseek_protocol::query::MAX_IMAGE_BYTES;
 use vidseek_protocol::subjects;
 use vidseek_tests::photos::{self, MIB};
 use vidseek_tests::requests::{Reply, request};
 use vidseek_tests::stack::{EmbeddedStack, sample, vidseek_bin};
+use vidseek_tests::websocket;
 
 /// The coffee photo is shown from 8 s to 12 s of the slideshow.
 const COFFEE: (f64, f64) = (8.0, 12.0);
@@ -54,31 +53,16 @@ async fn rest(http: &reqwest::Client, stack: &EmbeddedStack, bytes: &[u8]) -> (u
 }
 
 async fn websocket_final(stack: &EmbeddedStack, bytes: &[u8]) -> Value {
-    let ws_url = stack.url("/api/v1/ws").replacen("http://", "ws://", 1);
-    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let mut socket = websocket::connect(&stack.url("")).await;
     let message = json!({
         "type": "search",
         "id": "photo",
         "k": 3,
         "image_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
     });
-    socket
-        .send(Message::text(message.to_string()))
+    websocket::search(&mut socket, message, Duration::from_secs(60))
         .await
-        .unwrap();
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(60), socket.next())
-            .await
-            .expect("an event within 60 s")
-            .expect("socket open")
-            .expect("valid frame");
-        if let Message::Text(text) = frame {
-            let event: Value = serde_json::from_str(text.as_str()).unwrap();
-            if event["type"] != "partial" {
-                return event;
-            }
-        }
-    }
+        .1
 }
 
 /// The seed route answers segment ids; `/video_library` gives their times.

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 use vidseek_tests::stack::{EmbeddedStack, sample};
+use vidseek_tests::websocket;
 
 /// The photo slideshow shows each photo for 4 s (see photos.srt).
 const CAT: (f64, f64) = (4.0, 8.0);
@@ -179,30 +180,14 @@ async fn rest_image_search(
 }
 
 async fn websocket_streams_partials(stack: &EmbeddedStack, photos: &str) {
-    let ws_url = stack.url("/api/v1/ws").replacen("http", "ws", 1);
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
-    socket
-        .send(Message::text(
-            json!({"type": "search", "id": "q1", "text": "a cup of coffee"}).to_string(),
-        ))
-        .await
-        .unwrap();
-    let mut partials = vec![];
-    let done = loop {
-        let frame = tokio::time::timeout(Duration::from_secs(20), socket.next())
-            .await
-            .expect("an event in time")
-            .unwrap()
-            .unwrap();
-        let Message::Text(text) = frame else { continue };
-        let event: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(event["id"], "q1", "{event}");
-        match event["type"].as_str().unwrap() {
-            "partial" => partials.push(event),
-            "done" => break event,
-            other => panic!("unexpected {other}: {event}"),
-        }
-    };
+    let mut socket = websocket::connect(&stack.url("")).await;
+    let search = json!({"type": "search", "id": "q1", "text": "a cup of coffee"});
+    let (partials, done) = websocket::search(&mut socket, search, Duration::from_secs(20)).await;
+    assert_eq!(done["type"], "done", "{done}");
+    assert!(
+        partials.iter().chain([&done]).all(|e| e["id"] == "q1"),
+        "{partials:?} {done}"
+    );
     // Two shards: one partial after the first shard, then done.
     assert_eq!(partials.len(), 1, "{partials:?}");
     assert_eq!(partials[0]["shards_total"], 2);
