@@ -294,6 +294,48 @@ async fn delete_is_forwarded_and_unknown_ids_are_not_found() {
 }
 
 #[tokio::test]
+async fn server_paths_are_shown_only_to_an_authorised_caller_who_asks() {
+    let stack = Stack::with(Options {
+        api_token: Some("s3cret".into()),
+        ..Options::default()
+    })
+    .await;
+    let record = stack.seed_video(KNOWN_VIDEO, b"video bytes").await;
+    let full = record.path.clone();
+    assert!(full.starts_with('/'), "{full}");
+    let get = |path: &str| stack.http.get(stack.url(path));
+    let one = format!("/api/v1/videos/{KNOWN_VIDEO}");
+    // By default: the file name only, in the list and in the record.
+    let list: Value = get("/api/v1/videos")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["videos"][0]["path"],
+        format!("{KNOWN_VIDEO}.mp4"),
+        "{list}"
+    );
+    let body: Value = get(&one).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["path"], format!("{KNOWN_VIDEO}.mp4"), "{body}");
+    // Asking without the token is refused; with it, the full path.
+    for path in [
+        "/api/v1/videos?paths=true".to_string(),
+        format!("{one}?paths=true"),
+    ] {
+        let response = get(&path).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+        let response = get(&path).bearer_auth("s3cret").send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body: Value = response.json().await.unwrap();
+        let shown = body.get("videos").map_or(&body, |v| &v[0]);
+        assert_eq!(shown["path"], full.as_str(), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn the_api_token_guards_ingest_and_delete_only() {
     let stack = Stack::with(Options {
         api_token: Some("s3cret".into()),

@@ -61,14 +61,46 @@ pub struct SegmentList {
 pub struct ListParams {
     /// `name` (default) or `updated` (most recently changed first).
     pub sort: Option<String>,
+    /// `true`: show each file's full server path (needs the API token when
+    /// one is set); otherwise `path` is the file name only.
+    #[serde(default)]
+    pub paths: bool,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecordParams {
+    /// As for the list: `true` shows the full server path.
+    #[serde(default)]
+    pub paths: bool,
+}
+
+/// Server paths tell an outsider how the server's disks are laid out, so
+/// answers carry the file name only unless an authorised caller asks.
+fn reveal_paths(
+    asked: bool,
+    authorized: Result<Authorized, ApiError>,
+    records: &mut [VideoRecord],
+) -> Result<(), ApiError> {
+    if asked {
+        return authorized.map(|_| ());
+    }
+    for record in records {
+        if let Some(name) = FsPath::new(&record.path).file_name() {
+            record.path = name.to_string_lossy().into_owned();
+        }
+    }
+    Ok(())
 }
 
 /// `GET /api/v1/videos`
 #[utoipa::path(get, path = "/api/v1/videos", tag = "library", params(ListParams),
     responses((status = 200, description = "Every video", body = VideoList),
-        (status = 400, description = "Unknown sort order", body = vidseek_protocol::ErrorBody)))]
+        (status = 400, description = "Unknown sort order", body = vidseek_protocol::ErrorBody),
+        (status = 401, description = "`paths=true` without the API token", body = vidseek_protocol::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    authorized: Result<Authorized, ApiError>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<VideoList>, ApiError> {
     let params = query_params(params)?;
@@ -82,19 +114,27 @@ pub async fn list(
             )));
         }
     }
+    reveal_paths(params.paths, authorized, &mut videos)?;
     Ok(Json(VideoList { videos }))
 }
 
 /// `GET /api/v1/videos/{id}`
 #[utoipa::path(get, path = "/api/v1/videos/{id}", tag = "library",
-    params(("id" = String, Path, description = "Video id")),
+    params(("id" = String, Path, description = "Video id"), RecordParams),
     responses((status = 200, description = "The video's record", body = VideoRecord),
+        (status = 401, description = "`paths=true` without the API token", body = vidseek_protocol::ErrorBody),
         (status = 404, description = "Unknown video", body = vidseek_protocol::ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    authorized: Result<Authorized, ApiError>,
+    params: Result<Query<RecordParams>, QueryRejection>,
 ) -> Result<Json<VideoRecord>, ApiError> {
-    Ok(Json(find_video(&state, &id).await?))
+    let params = query_params(params)?;
+    let mut record = [find_video(&state, &id).await?];
+    reveal_paths(params.paths, authorized, &mut record)?;
+    let [record] = record;
+    Ok(Json(record))
 }
 
 /// `GET /api/v1/videos/{id}/segments`
