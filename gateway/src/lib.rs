@@ -49,8 +49,9 @@ pub struct GatewayConfig {
     /// When set, ingest and delete require `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
     /// Directories video files may be served from (the ingest service's
-    /// media roots): a catalog record pointing elsewhere, which anyone who
-    /// can write to NATS could plant, is not served.
+    /// media roots, resolved when the gateway starts): a catalog record
+    /// pointing elsewhere, which anyone who can write to NATS could plant,
+    /// is not served.
     pub media_roots: Vec<PathBuf>,
     /// Web origins (`https://host:port`) whose pages may call the API and
     /// open the WebSocket; `*` allows any. Empty (the default): no CORS
@@ -105,6 +106,13 @@ pub async fn serve(
     // Upload paths go to the ingest workers, which may run elsewhere and check
     // them against absolute media roots: make them absolute here.
     config.data_dir = absolute_data_dir(&config.data_dir)?;
+    // Resolved once here, so serving a video resolves only the file's path.
+    // A root that does not exist yet keeps its path as given.
+    for root in &mut config.media_roots {
+        if let Ok(resolved) = root.canonicalize() {
+            *root = resolved;
+        }
+    }
     let js = async_nats::jetstream::new(nats.clone());
     // Whichever process starts first creates the streams, so the gateway can
     // come up before any worker and still list an (empty) library.

@@ -96,25 +96,16 @@ async fn video_files_outside_the_media_roots_are_not_served() {
     std::os::unix::fs::symlink(&secret, &link).unwrap();
     stack.seed_video_at("vlinked001", &link).await;
     for id in ["vplanted01", "vlinked001"] {
-        let response = stack
-            .http
-            .get(stack.url(&format!("/media/videos/{id}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 403, "{id}");
-        let body: Value = response.json().await.unwrap();
+        let (status, body) = stack.get_json(&format!("/media/videos/{id}")).await;
+        assert_eq!(status, 403, "{id}");
         assert_eq!(body["error"]["code"], "forbidden_path", "{id}: {body}");
     }
     // Inside the roots it is served.
     stack.seed_video(KNOWN_VIDEO, b"video bytes").await;
-    let response = stack
-        .http
-        .get(stack.url(&format!("/media/videos/{KNOWN_VIDEO}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let (status, _) = stack
+        .get_json(&format!("/media/videos/{KNOWN_VIDEO}"))
+        .await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
@@ -303,31 +294,29 @@ async fn server_paths_are_shown_only_to_an_authorised_caller_who_asks() {
     let record = stack.seed_video(KNOWN_VIDEO, b"video bytes").await;
     let full = record.path.clone();
     assert!(full.starts_with('/'), "{full}");
-    let get = |path: &str| stack.http.get(stack.url(path));
     let one = format!("/api/v1/videos/{KNOWN_VIDEO}");
     // By default: the file name only, in the list and in the record.
-    let list: Value = get("/api/v1/videos")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, list) = stack.get_json("/api/v1/videos").await;
     assert_eq!(
         list["videos"][0]["path"],
         format!("{KNOWN_VIDEO}.mp4"),
         "{list}"
     );
-    let body: Value = get(&one).send().await.unwrap().json().await.unwrap();
+    let (_, body) = stack.get_json(&one).await;
     assert_eq!(body["path"], format!("{KNOWN_VIDEO}.mp4"), "{body}");
     // Asking without the token is refused; with it, the full path.
     for path in [
         "/api/v1/videos?paths=true".to_string(),
         format!("{one}?paths=true"),
     ] {
-        let response = get(&path).send().await.unwrap();
-        assert_eq!(response.status(), 401, "{path}");
-        let response = get(&path).bearer_auth("s3cret").send().await.unwrap();
+        assert_eq!(stack.get_json(&path).await.0, 401, "{path}");
+        let response = stack
+            .http
+            .get(stack.url(&path))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "{path}");
         let body: Value = response.json().await.unwrap();
         let shown = body.get("videos").map_or(&body, |v| &v[0]);

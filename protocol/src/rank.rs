@@ -206,11 +206,11 @@ mod tests {
         assert_eq!(parse_segment_id("-1"), None);
     }
 
-    #[test]
-    fn hostile_rank_requests_are_refused() {
+    /// A well-formed rank request in `space`.
+    fn rank_request(space: Space) -> RankRequest {
         let cal = Calibration { a: 1.0, b: 0.0 };
-        let good = RankRequest {
-            space: Space::Text,
+        RankRequest {
+            space,
             vector: vec![0.6, 0.8],
             k: 10,
             calibration: KindCalibration {
@@ -219,7 +219,13 @@ mod tests {
             },
             min_score: 0.0,
             terms: vec!["cat".into()],
-        };
+        }
+    }
+
+    #[test]
+    fn hostile_rank_requests_are_refused() {
+        let cal = Calibration { a: 1.0, b: 0.0 };
+        let good = rank_request(Space::Text);
         assert!(good.validate().is_ok());
         let probe = RankRequest {
             k: 0,
@@ -267,7 +273,6 @@ mod tests {
 
     #[test]
     fn messages_roundtrip() {
-        let cal = Calibration { a: 1.0, b: 0.0 };
         assert_roundtrip(&SegmentLogEntry::Upsert {
             video_id: "v1".into(),
             generation: "g1".into(),
@@ -283,17 +288,7 @@ mod tests {
         assert_roundtrip(&SegmentLogEntry::Delete {
             video_id: "v1".into(),
         });
-        assert_roundtrip(&RankRequest {
-            space: Space::Image,
-            vector: vec![1.0, 0.0],
-            k: 10,
-            calibration: KindCalibration {
-                shot: cal,
-                subtitle: cal,
-            },
-            min_score: 0.0,
-            terms: vec!["cat".into()],
-        });
+        assert_roundtrip(&rank_request(Space::Image));
         assert_roundtrip(&RankResponse {
             shard: 1,
             segments_indexed: 7,

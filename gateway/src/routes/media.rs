@@ -43,17 +43,13 @@ pub async fn video(
 }
 
 /// `path` with symlinks and `..` resolved, if it lies inside one of `roots`
-/// (a missing file or root counts as outside).
+/// (resolved when the gateway started); a missing file counts as outside.
 async fn within_media_roots(path: &str, roots: &[PathBuf]) -> Option<PathBuf> {
     let path = tokio::fs::canonicalize(path).await.ok()?;
-    for root in roots {
-        if let Ok(root) = tokio::fs::canonicalize(root).await
-            && path.starts_with(&root)
-        {
-            return Some(path);
-        }
-    }
-    None
+    roots
+        .iter()
+        .any(|root| path.starts_with(root))
+        .then_some(path)
 }
 
 /// `GET /media/thumbs/{id}/{index}.jpg`

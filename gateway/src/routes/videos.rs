@@ -77,10 +77,10 @@ pub struct RecordParams {
 
 /// Server paths tell an outsider how the server's disks are laid out, so
 /// answers carry the file name only unless an authorised caller asks.
-fn reveal_paths(
+fn reveal_paths<'a>(
     asked: bool,
     authorized: Result<Authorized, ApiError>,
-    records: &mut [VideoRecord],
+    records: impl IntoIterator<Item = &'a mut VideoRecord>,
 ) -> Result<(), ApiError> {
     if asked {
         return authorized.map(|_| ());
@@ -131,9 +131,8 @@ pub async fn get_one(
     params: Result<Query<RecordParams>, QueryRejection>,
 ) -> Result<Json<VideoRecord>, ApiError> {
     let params = query_params(params)?;
-    let mut record = [find_video(&state, &id).await?];
-    reveal_paths(params.paths, authorized, &mut record)?;
-    let [record] = record;
+    let mut record = find_video(&state, &id).await?;
+    reveal_paths(params.paths, authorized, [&mut record])?;
     Ok(Json(record))
 }
 

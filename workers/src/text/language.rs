@@ -10,9 +10,9 @@ pub fn detect(text: &str) -> &'static str {
     const LANGS: [&str; 7] = ["en", "zh", "ja", "ko", "ru", "ar", "el"];
     for c in text.chars() {
         let slot = match c as u32 {
-            0x3040..=0x30FF => 2,                                     // kana
-            0xAC00..=0xD7AF | 0x1100..=0x11FF => 3,                   // hangul
-            0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0xF900..=0xFAFF => 1, // han
+            0x3040..=0x30FF => 2,                   // kana
+            0xAC00..=0xD7AF | 0x1100..=0x11FF => 3, // hangul
+            _ if super::is_han(c) => 1,
             0x0400..=0x04FF => 4,
             0x0600..=0x06FF => 5,
             0x0370..=0x03FF => 6,

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{is_han, latin_words, normalise, script_runs, segmenter};
+use super::{latin_words, normalise, script_runs, segmenter};
 
 /// Longest headword considered when joining words into phrases, in characters.
 const MAX_PHRASE_CHARS: usize = 8;
@@ -117,11 +117,6 @@ impl Translator {
             }
         }
     }
-
-    /// Whether a text would go through [`Translator::translate`].
-    pub fn applies_to(text: &str) -> bool {
-        text.chars().any(is_han)
-    }
 }
 
 fn push_words<'a>(out: &mut Vec<&'a str>, english: &'a str) {
@@ -173,8 +168,6 @@ mod tests {
         let t = translator();
         assert_eq!(t.translate("a black bicycle"), None);
         assert_eq!(t.translate("的"), None);
-        assert!(Translator::applies_to("猫 cat"));
-        assert!(!Translator::applies_to("cat"));
     }
 
     #[test]
