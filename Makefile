@@ -38,9 +38,12 @@ test: ## install what is missing, then run the Rust, browser and model-pack test
 test-export: ## prove export_clip.py: random-weight CLIP packs, Rust vs torch (downloads ~2.7 GB once)
 	VIDSEEK_DATA_DIR=$(DATA) deploy/models/test_export.sh
 
-lint: ## rustfmt and clippy, warnings are errors
+lint: ## rustfmt, clippy (warnings are errors), and only the encoder links ONNX Runtime
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@for crate in vidseek-media vidseek-text vidseek-ranker vidseek-query vidseek-ingest vidseek-gateway; do \
+	  if $(CARGO) tree -q -p $$crate -e normal -i ort >/dev/null 2>&1; then \
+	    echo "$$crate depends on ort: only vidseek-encoder may link ONNX Runtime" >&2; exit 1; fi; done
 
 bench: ## run every bench/*/run.sh against a release build
 	deploy/setup.sh --for up

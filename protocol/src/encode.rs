@@ -106,6 +106,16 @@ pub struct EncodeImageResponse {
     pub image_image: Calibration,
 }
 
+/// Scales a vector to unit length (a zero vector stays zero): every
+/// embedding on the wire is L2-normalised, so a dot product is a cosine.
+pub fn l2_normalise(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

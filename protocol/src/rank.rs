@@ -60,7 +60,7 @@ pub struct SegmentRecord {
     #[serde(default)]
     pub image_vector: Option<Vec<f32>>,
     /// Subtitle cues: the words the lexical match finds them by
-    /// (`vidseek_workers::text::terms`); empty for shots.
+    /// (`vidseek_text::terms`); empty for shots.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub terms: Vec<String>,
 }

@@ -5,8 +5,8 @@ use async_nats::jetstream;
 use vidseek_bus::segment_log::{self, LogFollower};
 use vidseek_protocol::rank::{SegmentKind, SegmentMeta, SegmentRecord};
 use vidseek_protocol::subjects;
+use vidseek_ranker::SegmentIndex;
 use vidseek_tests::nats::NatsServer;
-use vidseek_workers::ranker::SegmentIndex;
 
 fn records(video: &str, count: u32) -> Vec<SegmentRecord> {
     (0..count)

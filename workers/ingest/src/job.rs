@@ -23,8 +23,8 @@ use vidseek_protocol::sharding::shard_of;
 use vidseek_protocol::subjects;
 
 use super::{IngestConfig, now_ms};
-use crate::encoder::l2_normalise;
-use crate::media::{self, AnalyzeOptions, AnalyzedSegment, Cue};
+use vidseek_media::{self as media, AnalyzeOptions, AnalyzedSegment, Cue};
+use vidseek_protocol::encode::l2_normalise;
 
 /// Segments whose frames are being encoded at once: enough for the encoder
 /// to batch them, few enough to bound memory.
@@ -473,7 +473,7 @@ impl Worker {
                     },
                     text_vector: vector,
                     image_vector: None,
-                    terms: crate::text::terms::terms(&cue.text),
+                    terms: vidseek_text::terms::terms(&cue.text),
                 });
             }
         }

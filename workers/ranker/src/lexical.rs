@@ -2,7 +2,7 @@
 //! or phrase said in a video is found even where the embedding misses it
 //! (a Chinese cue, a person's name, a product code).
 //!
-//! Both sides are reduced to terms by `crate::text::terms`. A cue's lexical
+//! Both sides are reduced to terms by `vidseek_text::terms`. A cue's lexical
 //! confidence is the share of the query's weight it contains, each term
 //! weighted by its BM25 inverse document frequency over this shard's cues
 //! (rare words count more; a word in every cue counts little), squared so

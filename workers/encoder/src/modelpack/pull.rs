@@ -515,7 +515,7 @@ async fn remove_file(path: &Path) -> Result<(), PullError> {
 mod tests {
     use super::*;
 
-    const CATALOG: &str = include_str!("../../../deploy/models/catalog.json");
+    const CATALOG: &str = include_str!("../../../../deploy/models/catalog.json");
 
     #[test]
     fn the_shipped_catalog_parses_and_unpublished_packs_say_so() {

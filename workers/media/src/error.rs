@@ -46,7 +46,7 @@ pub enum MediaError {
         /// The frame size the file declares.
         width: u32,
         height: u32,
-        /// [`crate::media::MAX_FRAME_SIDE`].
+        /// [`crate::MAX_FRAME_SIDE`].
         max: u32,
     },
     /// The video stream carries no usable timing (duration or frame rate).

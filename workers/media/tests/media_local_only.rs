@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use vidseek_workers::media::{self, AnalyzeOptions};
+use vidseek_media::{self as media, AnalyzeOptions};
 
 #[test]
 fn a_playlist_disguised_as_a_video_fetches_nothing() {

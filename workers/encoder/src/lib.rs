@@ -6,6 +6,7 @@
 mod batcher;
 mod clip_bpe;
 mod image;
+pub mod modelpack;
 pub mod runtime;
 mod text;
 
@@ -22,10 +23,11 @@ use vidseek_protocol::query::QueryTranslation;
 use vidseek_protocol::subjects;
 
 use crate::modelpack::{ImageEncoder, Manifest, ModelPack};
-use crate::text::language;
-use crate::text::translate::Translator;
 use batcher::{BatchError, Batcher};
 pub use image::Pixels;
+pub use vidseek_protocol::encode::l2_normalise;
+use vidseek_text::language;
+use vidseek_text::translate::Translator;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
@@ -219,13 +221,4 @@ pub async fn serve(
     }
     let _ = service.stop().await;
     Ok(())
-}
-
-/// Scales a vector to unit length (a zero vector stays zero).
-pub fn l2_normalise(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
 }

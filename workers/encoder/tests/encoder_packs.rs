@@ -28,17 +28,17 @@ use std::process::Command;
 
 use image::{DynamicImage, ImageFormat, RgbImage};
 use serde_bytes::ByteBuf;
+use vidseek_encoder::{Encoder, EncoderConfig, runtime};
 use vidseek_protocol::encode::{EncodeImageRequest, EncodeTextRequest, ImageVectors};
-use vidseek_workers::encoder::{Encoder, EncoderConfig, runtime};
 
 /// `crate::modelpack` for the included tokenizer source below.
 mod modelpack {
-    pub use vidseek_workers::modelpack::*;
+    pub use vidseek_encoder::modelpack::*;
 }
 
 /// The tokenizer is private to the encoder module; the test compiles its
 /// source file directly rather than widening the crate's API for a test.
-#[path = "../src/encoder/clip_bpe.rs"]
+#[path = "../src/clip_bpe.rs"]
 #[allow(dead_code)]
 mod clip_bpe;
 
@@ -176,9 +176,11 @@ const OPEN_CLIP_CASES: &[(&str, &[u32])] = &[
 ];
 
 fn workspace_root() -> PathBuf {
+    // This crate lives at workers/<crate>/.
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workers/ has a parent")
+        .ancestors()
+        .nth(2)
+        .expect("the workspace root is two levels up")
         .to_owned()
 }
 
@@ -189,7 +191,7 @@ fn env_or(var: &str, default: &str) -> PathBuf {
 }
 
 fn sha256(path: &Path) -> String {
-    vidseek_workers::modelpack::sha256_file(path).expect("readable")
+    vidseek_encoder::modelpack::sha256_file(path).expect("readable")
 }
 
 fn clip_vocab() -> PathBuf {
@@ -376,7 +378,7 @@ fn clip_tokenizer_matches_open_clip() {
 async fn clip_fixture_pack_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     make_fixture_pack(dir.path());
-    let pack = vidseek_workers::modelpack::ModelPack::open(dir.path()).unwrap();
+    let pack = vidseek_encoder::modelpack::ModelPack::open(dir.path()).unwrap();
     pack.verify().unwrap();
     let dim = pack.manifest.text.dim;
     // max_batch 3 so that the batches below are split across model calls.

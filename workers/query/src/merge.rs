@@ -4,7 +4,7 @@
 use vidseek_protocol::query::{SearchHit, play_url, thumbnail_url};
 use vidseek_protocol::rank::RankedSegment;
 
-use crate::ranker::index::sort_best_first;
+use vidseek_ranker::index::sort_best_first;
 
 /// The best `k` segments seen so far across shards.
 pub struct Merged {

@@ -365,7 +365,7 @@ impl QueryStage {
                 query_translation = encoded.translations.into_iter().next().flatten();
                 // Lexical terms come from the query as typed: a Chinese query
                 // matches Chinese cues, an English name matches itself.
-                terms = crate::text::terms::terms(text);
+                terms = vidseek_text::terms::terms(text);
                 let vector = encoded.vectors.into_iter().next().ok_or_else(|| {
                     ErrorBody::new(ErrorCode::Internal, "the encoder returned no vector")
                 })?;

@@ -31,7 +31,7 @@ pub struct Manifest {
 }
 
 /// A word table that turns queries in another language into text the
-/// encoder understands (see `crate::text::translate`).
+/// encoder understands (see `vidseek_text::translate`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Translation {
     /// `headword<TAB>english` lines in the pack directory.

@@ -3,7 +3,7 @@
 //! Builds a shard index of `--rows` synthetic unit vectors (dimension
 //! `--dim`, videos of 100 segments each, applied one log part at a time as a
 //! ranker does), times `--queries` top-k text queries through
-//! `vidseek_workers::ranker::top_k`, and prints one JSON object: latency
+//! `vidseek_ranker::top_k`, and prints one JSON object: latency
 //! percentiles, queries per second, the time one log entry holds the write
 //! lock, and memory against the raw vector bytes. With `--dump DIR` it also
 //! writes the matrix (`matrix.f32`), the queries (`queries.f32`) and the
@@ -21,7 +21,7 @@ use vidseek_protocol::encode::Calibration;
 use vidseek_protocol::rank::{
     KindCalibration, RankRequest, SegmentKind, SegmentLogEntry, SegmentMeta, SegmentRecord, Space,
 };
-use vidseek_workers::ranker::{SegmentIndex, top_k};
+use vidseek_ranker::{SegmentIndex, top_k};
 
 const SEGMENTS_PER_VIDEO: usize = 100;
 
