@@ -120,9 +120,15 @@ pub struct WorkerSettings {
     /// ONNX Runtime shared library (default: found in DATA_DIR/python).
     #[arg(long, env = "ORT_DYLIB_PATH")]
     pub ort_library: Option<PathBuf>,
-    /// Intra-op threads per ONNX session (default: all cores).
+    /// Intra-op threads per ONNX session (default: half the cores under
+    /// `up`, where rankers and ffmpeg share the process; all cores for a
+    /// `worker --role encoder`).
     #[arg(long, env = "VIDSEEK_ENCODER_THREADS")]
     pub encoder_threads: Option<usize>,
+    /// Milliseconds a model call waits after its first text or image for
+    /// others to share the forward pass (0: only those already waiting).
+    #[arg(long, env = "VIDSEEK_ENCODER_BATCH_WINDOW_MS", default_value_t = 2)]
+    pub encoder_batch_window_ms: u64,
     /// Seconds an ingest job may go without a heartbeat before another
     /// worker takes it over.
     #[arg(long, env = "VIDSEEK_INGEST_ACK_WAIT_S", default_value_t = 30)]

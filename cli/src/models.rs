@@ -154,6 +154,8 @@ pub async fn run(command: ModelsCommand, data_dir: &Path) -> anyhow::Result<()> 
                 threads: threads
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
                 max_batch: 32,
+                // One command-line call: nothing else to wait for.
+                batch_window: std::time::Duration::ZERO,
                 queue_depth: 256,
             };
             embed(&config, texts, images, json).await

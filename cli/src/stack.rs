@@ -31,7 +31,15 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-fn encoder_config(common: &Common, settings: &WorkerSettings) -> anyhow::Result<EncoderConfig> {
+/// `embedded`: the encoder shares its process with the rankers, ingest's
+/// ffmpeg and the gateway, so by default each ONNX session gets half the
+/// cores (text and image sessions busy at once then fill them, not twice
+/// over); an encoder in its own process gets them all.
+fn encoder_config(
+    common: &Common,
+    settings: &WorkerSettings,
+    embedded: bool,
+) -> anyhow::Result<EncoderConfig> {
     let pack_dir = settings
         .model_pack
         .clone()
@@ -44,11 +52,13 @@ fn encoder_config(common: &Common, settings: &WorkerSettings) -> anyhow::Result<
             "no ONNX Runtime library: run deploy/setup.sh (or `make up`), or set ORT_DYLIB_PATH",
         )?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let default_threads = if embedded { (cores / 2).max(1) } else { cores };
     Ok(EncoderConfig {
         pack_dir,
         ort_library,
-        threads: settings.encoder_threads.unwrap_or(cores),
+        threads: settings.encoder_threads.unwrap_or(default_threads).max(1),
         max_batch: 32,
+        batch_window: Duration::from_millis(settings.encoder_batch_window_ms),
         queue_depth: 256,
     })
 }
@@ -121,8 +131,12 @@ impl Roles<'_> {
     }
 }
 
-fn load_encoder(common: &Common, settings: &WorkerSettings) -> anyhow::Result<Encoder> {
-    let config = encoder_config(common, settings)?;
+fn load_encoder(
+    common: &Common,
+    settings: &WorkerSettings,
+    embedded: bool,
+) -> anyhow::Result<Encoder> {
+    let config = encoder_config(common, settings, embedded)?;
     let encoder = Encoder::load(&config).with_context(|| {
         format!(
             "cannot load model pack {} (run deploy/setup.sh to build the default pack)",
@@ -209,7 +223,7 @@ pub async fn worker(
     }
     let shutdown = shutdown_on_signal();
     let encoder = match role {
-        Role::Encoder => Some(load_encoder(common, settings)?),
+        Role::Encoder => Some(load_encoder(common, settings, false)?),
         _ => None,
     };
     let nats = connect(
@@ -261,7 +275,7 @@ pub async fn up(
     let data_dir = absolute(&common.data_dir);
     std::fs::create_dir_all(data_dir.join("library/uploads"))
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let encoder = load_encoder(common, settings)?;
+    let encoder = load_encoder(common, settings, true)?;
     let nats_server = match &common.nats_url {
         Some(_) => None,
         None => Some(NatsServer::start(nats_addr, &data_dir.join("nats")).await?),

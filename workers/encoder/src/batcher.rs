@@ -2,12 +2,18 @@
 //! OS thread (inference is CPU-bound and `Session::run` needs `&mut`); async
 //! callers hand it requests through a bounded queue and wait on a oneshot.
 //! The thread drains whatever requests are waiting into one batch, so under
-//! load many small requests cost one model call. A full queue is answered at
+//! load many small requests cost one model call. A short batching window
+//! lets requests that arrive just after the first one (a query beside a
+//! running ingest, several users typing at once) join it: one forward pass of
+//! a few items costs little more than one of a single item, while back-to-back
+//! passes each pay the full fixed cost. A batch closes when the window ends
+//! or it is full, whichever comes first. A full queue is answered at
 //! once with [`BatchError::Overloaded`] instead of letting latency grow.
 //! A model call that panics fails its own batch only: the thread, and the
 //! encoder with it, keeps serving.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -43,15 +49,22 @@ impl<I, O> Clone for Batcher<I, O> {
 
 impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// Starts the thread. `run` maps a batch of items to one output per item.
-    /// `queue_depth` requests may wait; `max_batch` items go into one call.
-    pub fn spawn<F>(name: &'static str, queue_depth: usize, max_batch: usize, mut run: F) -> Self
+    /// `queue_depth` requests may wait; `max_batch` items go into one call;
+    /// a batch waits at most `window` after its first request for others.
+    pub fn spawn<F>(
+        name: &'static str,
+        queue_depth: usize,
+        max_batch: usize,
+        window: Duration,
+        mut run: F,
+    ) -> Self
     where
         F: FnMut(Vec<I>) -> Result<Vec<O>, String> + Send + 'static,
     {
         let (queue, requests) = mpsc::sync_channel::<Request<I, O>>(queue_depth);
         std::thread::Builder::new()
             .name(format!("vidseek-{name}-encoder"))
-            .spawn(move || batch_loop(requests, max_batch, &mut run))
+            .spawn(move || batch_loop(requests, max_batch, window, &mut run))
             .expect("spawn encoder thread");
         Batcher { name, queue }
     }
@@ -71,20 +84,28 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     }
 }
 
-fn batch_loop<I, O, F>(requests: Receiver<Request<I, O>>, max_batch: usize, run: &mut F)
-where
+fn batch_loop<I, O, F>(
+    requests: Receiver<Request<I, O>>,
+    max_batch: usize,
+    window: Duration,
+    run: &mut F,
+) where
     F: FnMut(Vec<I>) -> Result<Vec<O>, String>,
 {
     while let Ok(first) = requests.recv() {
+        let closes = Instant::now() + window;
         let mut batch = vec![first];
         let mut size = batch[0].items.len();
         while size < max_batch {
-            match requests.try_recv() {
+            // A zero window (or one already over) still takes whatever is
+            // queued: recv_timeout with no time left is a try_recv.
+            let left = closes.saturating_duration_since(Instant::now());
+            match requests.recv_timeout(left) {
                 Ok(next) => {
                     size += next.items.len();
                     batch.push(next);
                 }
-                Err(_) => break,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
         let counts: Vec<usize> = batch.iter().map(|r| r.items.len()).collect();
@@ -144,14 +165,20 @@ mod tests {
         let (started_tx, started) = channel();
         let (release, release_rx) = channel::<()>();
         let mut calls = 0;
-        let batcher = Batcher::spawn("test", queue_depth, 64, move |items: Vec<u32>| {
-            calls += 1;
-            if calls == 1 {
-                started_tx.send(()).unwrap();
-                release_rx.recv().unwrap();
-            }
-            Ok(items.into_iter().map(|i| (i, calls)).collect())
-        });
+        let batcher = Batcher::spawn(
+            "test",
+            queue_depth,
+            64,
+            Duration::ZERO,
+            move |items: Vec<u32>| {
+                calls += 1;
+                if calls == 1 {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                }
+                Ok(items.into_iter().map(|i| (i, calls)).collect())
+            },
+        );
         (batcher, started, release)
     }
 
@@ -183,7 +210,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_panicking_model_call_fails_its_batch_and_the_thread_lives_on() {
-        let batcher = Batcher::spawn("test", 4, 64, |items: Vec<u32>| {
+        let batcher = Batcher::spawn("test", 4, 64, Duration::ZERO, |items: Vec<u32>| {
             assert!(!items.contains(&13), "unlucky input");
             Ok(items)
         });
@@ -217,5 +244,52 @@ mod tests {
         release.send(()).unwrap();
         assert_eq!(busy.await.unwrap(), Ok(vec![(1, 1)]));
         assert_eq!(queued.await.unwrap(), Ok(vec![(2, 2)]));
+    }
+
+    /// A batcher that tags outputs with call numbers, batching for `window`.
+    fn windowed(max_batch: usize, window: Duration) -> Tagging {
+        let mut calls = 0;
+        Batcher::spawn("test", 16, max_batch, window, move |items: Vec<u32>| {
+            calls += 1;
+            Ok(items.into_iter().map(|i| (i, calls)).collect())
+        })
+    }
+
+    // The model thread runs on real time, so these use real time too: a
+    // window far longer than any scheduling delay, closed by the size cap.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_arriving_within_the_window_joins_the_batch() {
+        let batcher = windowed(2, Duration::from_secs(60));
+        let first = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.submit(vec![1]).await }
+        });
+        tokio::task::yield_now().await;
+        // Well after the thread has taken the first request: without a
+        // window it would already be running alone.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = batcher.submit(vec![2]).await;
+        assert_eq!(first.await.unwrap(), Ok(vec![(1, 1)]));
+        assert_eq!(second, Ok(vec![(2, 1)]));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lone_request_waits_out_the_window_then_runs_alone() {
+        let window = Duration::from_millis(40);
+        let batcher = windowed(8, window);
+        let started = Instant::now();
+        assert_eq!(batcher.submit(vec![7]).await, Ok(vec![(7, 1)]));
+        assert!(started.elapsed() >= window, "{:?}", started.elapsed());
+        assert_eq!(batcher.submit(vec![8]).await, Ok(vec![(8, 2)]));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_batch_does_not_wait_for_the_window() {
+        let batcher = windowed(2, Duration::from_secs(3600));
+        // Two items fill the batch at once; only a window that ignored the
+        // cap would hold them past the timeout.
+        let answer =
+            tokio::time::timeout(Duration::from_secs(30), batcher.submit(vec![1, 2])).await;
+        assert_eq!(answer, Ok(Ok(vec![(1, 1), (2, 1)])));
     }
 }

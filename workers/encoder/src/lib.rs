@@ -13,6 +13,7 @@ mod text;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::service::ServiceExt;
 use vidseek_protocol::encode::{
@@ -48,6 +49,9 @@ pub struct EncoderConfig {
     pub threads: usize,
     /// Largest number of texts or images in one model call.
     pub max_batch: usize,
+    /// How long a model call waits after its first request for others to
+    /// share it (zero: only those already queued).
+    pub batch_window: Duration,
     /// Requests that may wait per tower before callers get `overloaded`.
     pub queue_depth: usize,
 }
@@ -75,13 +79,18 @@ impl Encoder {
         Ok(Encoder {
             manifest: Arc::new(pack.manifest),
             translators: Arc::new(translators),
-            text: Batcher::spawn("text", config.queue_depth, config.max_batch, move |texts| {
-                text_model.encode(texts)
-            }),
+            text: Batcher::spawn(
+                "text",
+                config.queue_depth,
+                config.max_batch,
+                config.batch_window,
+                move |texts| text_model.encode(texts),
+            ),
             image: Batcher::spawn(
                 "image",
                 config.queue_depth,
                 config.max_batch,
+                config.batch_window,
                 move |pixels| image_model.encode(pixels),
             ),
         })

@@ -266,6 +266,7 @@ fn load(pack_dir: &Path, max_batch: usize) -> Encoder {
         ort_library: ort_library(),
         threads: 1,
         max_batch,
+        batch_window: std::time::Duration::ZERO,
         queue_depth: 256,
     })
     .unwrap_or_else(|e| panic!("cannot load the pack in {}: {e}", pack_dir.display()))
