@@ -4,16 +4,61 @@
 import { apiFetch, setTokenPrompt } from './api.js';
 import { initialLanguage, language, setLanguage, storedLanguage } from './i18n.js';
 import { LibraryView } from './library.js';
+import { readMoment, withMoment } from './moment.js';
 import { Player } from './player.js';
 import { SearchView } from './search.js';
 
 setLanguage(initialLanguage(storedLanguage(), navigator.languages || [navigator.language]));
 
+// The address follows the query and the playing moment (see moment.js).
+let moment = readMoment(location.href);
+function showMoment(change) {
+  moment = { ...moment, ...change };
+  const href = withMoment(location.href, moment);
+  if (href !== location.href) history.replaceState(null, '', href);
+}
+// A moment named by the address when the page opened, played once its query answers.
+let momentToReopen = moment.video ? { video: moment.video, time: moment.time ?? 0, segment: moment.segment } : null;
+
 const player = new Player({
   onStatus: (key, vars, tone) => search.setStatus(key, vars, tone),
   onSegmentChange: (segmentId) => search.markPlaying(segmentId),
+  onMoment: (playing) => showMoment(playing),
 });
-const search = new SearchView({ onPlay: (result) => player.play(result) });
+const search = new SearchView({
+  onPlay: (result) => player.play(result),
+  onQuery: (text) => showMoment({ text, video: null, time: null, segment: null }),
+  onResults: (results) => {
+    if (!momentToReopen) return;
+    const reopened = momentIn(results, momentToReopen);
+    momentToReopen = null;
+    player.play(reopened);
+    search.markPlaying(reopened.segment_id);
+  },
+});
+
+/**
+ * What to play for a moment: the result it was opened from (else one of its
+ * video covering `time`, else the whole video), from `time`. The address
+ * holds whole seconds, so a segment starting within that second plays from
+ * its own start.
+ */
+function momentIn(results, { video, time, segment }) {
+  const inVideo = results.filter((r) => r.video_id === video);
+  const covering =
+    inVideo.find((r) => String(r.segment_id) === segment && r.start < time + 1 && time < r.end) ??
+    inVideo.find((r) => r.start < time + 1 && time < r.end);
+  if (covering) return { ...covering, start: Math.floor(covering.start) === time ? covering.start : time };
+  return {
+    video_id: video,
+    video_name: inVideo[0]?.video_name ?? video,
+    play_url: `/media/videos/${encodeURIComponent(video)}`,
+    segment_id: null,
+    start: time,
+    end: 0,
+  };
+}
+
 const library = new LibraryView({
   onPlay: (video) => {
     showView('search');
@@ -90,8 +135,25 @@ setTokenPrompt(
     }),
 );
 
+// Esc closes the player (a dialog handles its own Esc) and puts focus back on the results or the search box.
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape' || dialog.open || document.body.dataset.view !== 'search') return;
+  const playing = search.list.querySelector('.card.playing') || search.list.querySelector('.card');
+  if (!player.close()) return;
+  (playing || document.getElementById('search-input')).focus();
+});
+
 showView('search');
-document.getElementById('search-input').focus();
+const searchInput = document.getElementById('search-input');
+searchInput.focus();
+if (moment.text) {
+  searchInput.value = moment.text;
+  search.search({ text: moment.text });
+} else if (momentToReopen) {
+  // A moment without a query: just play it.
+  player.play(momentIn([], momentToReopen));
+  momentToReopen = null;
+}
 
 // Tell a first-time user with an empty library where to start.
 apiFetch('/api/v1/videos')

@@ -7,9 +7,15 @@ import { formatTime, timelineSpan } from './format.js';
 import { t } from './i18n.js';
 
 export class Player {
-  constructor({ onStatus, onSegmentChange }) {
+  /**
+   * `onMoment({ video, time, segment })` hears where playback is (whole
+   * seconds; all null once the player is closed), so the page's address can follow.
+   */
+  constructor({ onStatus, onSegmentChange, onMoment = () => {} }) {
     this.onStatus = onStatus;
     this.onSegmentChange = onSegmentChange;
+    this.onMoment = onMoment;
+    this.reportedSecond = null;
     this.video = document.getElementById('player');
     this.panel = document.getElementById('player-panel');
     this.empty = document.getElementById('player-empty');
@@ -32,7 +38,10 @@ export class Player {
       }
       this.applyPendingSeek();
     });
-    this.video.addEventListener('timeupdate', () => this.updatePlayhead());
+    this.video.addEventListener('timeupdate', () => {
+      this.updatePlayhead();
+      this.reportMoment();
+    });
     this.video.addEventListener('seeked', () => this.updatePlayhead());
     this.video.addEventListener('error', () => {
       if (!this.current) return;
@@ -65,6 +74,7 @@ export class Player {
     this.empty.hidden = true;
     this.title.textContent = this.current.name;
     this.showSegmentLabel();
+    this.reportedSecond = null;
 
     const wanted = new URL(result.play_url, location.href).href;
     if (this.video.currentSrc !== wanted && this.video.src !== wanted) {
@@ -78,6 +88,7 @@ export class Player {
       this.duration = null;
       this.segments = [];
     }
+    this.reportMoment();
     this.renderTimeline();
     this.loadVideoInfo(result.video_id).then((info) => {
       if (this.current?.videoId !== result.video_id) return;
@@ -86,6 +97,37 @@ export class Player {
       this.renderTimeline();
     });
     if (window.matchMedia('(max-width: 900px)').matches) this.panel.scrollIntoView({ block: 'start', behavior: 'smooth' });
+  }
+
+  /** Tell the page where playback is, once per whole second (a pending seek counts as the position). */
+  reportMoment() {
+    if (!this.current) return;
+    const second = Math.floor(this.pendingSeek ?? this.video.currentTime);
+    if (second === this.reportedSecond) return;
+    this.reportedSecond = second;
+    this.onMoment({ video: this.current.videoId, time: second, segment: this.current.segment?.segment_id ?? null });
+  }
+
+  /** Stop playing and empty the player (Esc). Returns whether anything was open. */
+  close() {
+    if (!this.current) return false;
+    this.video.pause();
+    this.video.removeAttribute('src');
+    this.video.load();
+    this.current = null;
+    this.pendingSeek = null;
+    this.reportedSecond = null;
+    this.duration = null;
+    this.segments = [];
+    this.panel.classList.remove('has-video');
+    this.empty.hidden = false;
+    this.title.textContent = '';
+    this.showSegmentLabel();
+    this.renderTimeline();
+    this.updatePlayhead();
+    this.onSegmentChange(null);
+    this.onMoment({ video: null, time: null, segment: null });
+    return true;
   }
 
   applyPendingSeek() {
@@ -112,6 +154,8 @@ export class Player {
     const playing = this.video.play();
     if (playing) playing.catch(() => {});
     this.onSegmentChange(segment.segment_id);
+    this.reportedSecond = null;
+    this.reportMoment();
   }
 
   showSegmentLabel() {
@@ -160,13 +204,15 @@ export class Player {
     const hasActive = active && active.segment_id != null;
     const segments =
       !hasActive || this.segments.some((s) => s.segment_id === active.segment_id) ? this.segments : [...this.segments, active];
-    const hasSubtitles = segments.some((s) => s.kind === 'subtitle');
+    // Text segments (subtitle cues, text read from the picture) share the second lane.
+    const isText = (segment) => segment.kind === 'subtitle' || segment.kind === 'ocr';
+    const hasSubtitles = segments.some(isText);
     this.timeline.classList.toggle('two-lanes', hasSubtitles);
     for (const segment of segments) {
       const { left, width } = timelineSpan(segment.start, segment.end, this.duration);
       const marker = document.createElement('button');
       marker.type = 'button';
-      marker.className = `marker ${segment.kind === 'subtitle' ? 'lane-subtitle' : 'lane-shot'}`;
+      marker.className = `marker ${isText(segment) ? 'lane-subtitle' : 'lane-shot'}`;
       marker.dataset.testid = 'timeline-marker';
       marker.dataset.segmentId = String(segment.segment_id);
       marker.dataset.start = String(segment.start);

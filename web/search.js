@@ -3,6 +3,7 @@
 
 import { SearchSocket, searchOverHttp } from './api.js';
 import { bytesToBase64, formatTime, scorePercent } from './format.js';
+import { exportRows, toCsv } from './moment.js';
 import { reduceForUpload } from './query-image.js';
 import { t } from './i18n.js';
 
@@ -11,8 +12,15 @@ const K = 10;
 const QUERY_DEADLINE_MS = 30000;
 
 export class SearchView {
-  constructor({ onPlay }) {
+  /**
+   * `onPlay(result)` plays a result; `onQuery(text)` is told of each new
+   * query (null for a picture) and `onResults(results)` of each final answer,
+   * so the page's address can follow them.
+   */
+  constructor({ onPlay, onQuery = () => {}, onResults = () => {} }) {
     this.onPlay = onPlay;
+    this.onQuery = onQuery;
+    this.onResults = onResults;
     this.form = document.getElementById('search-form');
     this.input = document.getElementById('search-input');
     this.imageInput = document.getElementById('image-input');
@@ -25,6 +33,7 @@ export class SearchView {
     this.intro = document.getElementById('search-intro');
     this.warnings = document.getElementById('search-warnings');
     this.translationLine = document.getElementById('query-translation');
+    this.exportTools = document.getElementById('results-export');
 
     this.sequence = 0;
     this.active = null; // { id, query, deadline } of the query whose answers we still show
@@ -92,6 +101,35 @@ export class SearchView {
       const card = event.target.closest('[data-testid="result-card"]');
       if (card) this.play(card);
     });
+    // Arrow keys move between results (Enter or Space plays the focused one: cards are buttons).
+    this.list.addEventListener('keydown', (event) => {
+      const cards = [...this.cards.values()];
+      const at = cards.indexOf(event.target.closest('[data-testid="result-card"]'));
+      if (at < 0) return;
+      const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 }[event.key];
+      const to = { Home: 0, End: cards.length - 1 }[event.key] ?? (step === undefined ? null : at + step);
+      if (to === null || to < 0 || to >= cards.length) return;
+      event.preventDefault();
+      cards[to].focus();
+    });
+    document.getElementById('export-json').addEventListener('click', () => this.exportResults('json'));
+    document.getElementById('export-csv').addEventListener('click', () => this.exportResults('csv'));
+  }
+
+  /** Download the results shown as JSON or CSV, each row with a link that reopens its moment. */
+  exportResults(format) {
+    const text = this.active?.query?.text ?? null;
+    const rows = exportRows(
+      [...this.cards.values()].map((card) => card._result),
+      { text, pageHref: location.href },
+    );
+    const body = format === 'csv' ? toCsv(rows) : `${JSON.stringify({ query: text, results: rows }, null, 2)}\n`;
+    const type = format === 'csv' ? 'text/csv;charset=utf-8' : 'application/json';
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(new Blob([body], { type }));
+    link.download = `vidseek-results.${format}`;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
   }
 
   /** A pasted image (Ctrl+V anywhere on the search view) becomes the query. */
@@ -137,7 +175,9 @@ export class SearchView {
     this.showShards(0, null);
     this.showWarnings([]);
     this.showTranslation(null);
+    this.exportTools.hidden = true;
     this.setStatus('status.searching');
+    this.onQuery(query.text ?? null);
 
     const message = { type: 'search', id, k: K };
     if (query.text !== undefined) {
@@ -230,6 +270,8 @@ export class SearchView {
     this.shardProgress.hidden = true;
     this.list.dataset.state = 'done';
     this.list.setAttribute('aria-busy', 'false');
+    this.exportTools.hidden = results.length === 0;
+    this.onResults(results);
     const ms = Math.round(tookMs ?? 0);
     if (results.length === 0) {
       const query = this.active?.query;
@@ -395,7 +437,9 @@ function fillCard(card, result, index) {
   card.querySelector('.range').textContent = `${start} – ${end}`;
   card.querySelector('.name').textContent = result.video_name || result.video_id;
   const kind = card.querySelector('.kind');
-  kind.textContent = t(result.kind === 'subtitle' ? 'result.kind.subtitle' : 'result.kind.shot');
+  // Subtitles and text read from the picture (ocr) show their text below.
+  const kindKey = ['subtitle', 'ocr'].includes(result.kind) ? result.kind : 'shot';
+  kind.textContent = t(`result.kind.${kindKey}`);
   kind.dataset.kind = result.kind || 'shot';
   const subtitle = card.querySelector('.subtitle');
   subtitle.textContent = result.text ? `“${result.text}”` : '';

@@ -684,6 +684,59 @@ test('language switch changes the UI strings, is remembered, and a Chinese query
   await page.close();
 });
 
+test('the address reopens a query and its playing moment; arrows, Enter and Esc drive the results; results export', async () => {
+  const page = await browser.newPage();
+  await page.goto(stack.baseUrl);
+  await page.fill(testid('search-input'), media.textQuery);
+  await page.press(testid('search-input'), 'Enter');
+  const cards = await waitForFinalResults(page);
+  const results = await resultsOf(cards);
+  assert.equal(new URL(page.url()).searchParams.get('q'), media.textQuery, 'the address carries the query');
+
+  // Keyboard: the arrow key moves from the first card to the second, Enter plays it.
+  assert.ok(results.length >= 2, `two results to move between: ${JSON.stringify(results)}`);
+  await cards.first().focus();
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await cards.nth(1).evaluate((el) => el === document.activeElement), true, 'ArrowDown focuses the next result');
+  await page.keyboard.press('Enter');
+  const second = results[1];
+  await expectPlayerWithin(page, second.start, second.end);
+  await page.evaluate(() => document.querySelector('[data-testid="player"]').pause());
+  await page.waitForFunction((video) => new URL(location.href).searchParams.get('v') === video, second.videoId);
+  const shared = new URL(page.url());
+  const secondT = Number(shared.searchParams.get('t'));
+  assert.equal(shared.searchParams.get('s'), second.segmentId, 'the address names the result played');
+  assert.ok(Math.abs(secondT - Math.floor(second.start)) <= 1, `t=${secondT} is where the segment starts (${second.start})`);
+
+  // Export: the CSV has a header and one row per card, each linking to its moment.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click(testid('export-csv'))]);
+  const csv = fs.readFileSync(await download.path(), 'utf8').trim().split('\r\n');
+  assert.equal(csv[0].split(',')[1], 'video_id');
+  assert.equal(csv.length, results.length + 1, `one CSV row per result: ${csv.join(' | ')}`);
+  assert.ok(csv[2].includes(`v=${encodeURIComponent(second.videoId)}`), `row 2 links to its video: ${csv[2]}`);
+
+  // Esc closes the player and gives focus back to the result that was playing.
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !document.querySelector('[data-testid="player"]').getAttribute('src'));
+  assert.equal(await cards.nth(1).evaluate((el) => el === document.activeElement), true, 'focus returns to the played result');
+  assert.equal(new URL(page.url()).searchParams.get('v'), null, 'a closed player leaves the address');
+
+  // The shared address, opened fresh: same query, same results, playing from the same second.
+  const reopened = await browser.newPage();
+  await reopened.goto(shared.href);
+  const again = await resultsOf(await waitForFinalResults(reopened));
+  assert.equal(await reopened.inputValue(testid('search-input')), media.textQuery);
+  assert.deepEqual(again.map((r) => r.segmentId), results.map((r) => r.segmentId), 'the same results');
+  await expectPlayerWithin(reopened, secondT, secondT + 1);
+  assert.equal(
+    await reopened.evaluate(() => document.querySelector('[data-testid="player"]').currentSrc.includes('/media/videos/')),
+    true,
+  );
+  await expectTimelineHighlights(reopened, second.segmentId);
+  await reopened.close();
+  await page.close();
+});
+
 test('no uncaught errors in any page', () => {
   assert.deepEqual(browser.pageErrors, []);
 });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { bytesToBase64, formatTime, scorePercent, timelineSpan } from '../../web/format.js';
 import { STRINGS, initialLanguage, setLanguage, t } from '../../web/i18n.js';
+import { exportRows, readMoment, toCsv, withMoment } from '../../web/moment.js';
 import { seedPageFor } from './lib/seed-server.js';
 import { REPO_ROOT } from './lib/stack.js';
 
@@ -122,4 +123,31 @@ test('the seed page fixture changes only in its three base URLs', () => {
     'var IMAGE_BASE = "http://127.0.0.1:9";',
     'var LIBRARY_BASE = "http://127.0.0.1:9";',
   ]);
+});
+
+test('a moment round-trips through the address, other parameters kept', () => {
+  const href = withMoment('http://host:8080/?lang=zh#top', { text: '一个人 & a bike', video: 'v1', time: 12.9, segment: 'v1-3' });
+  assert.deepEqual(readMoment(href), { text: '一个人 & a bike', video: 'v1', time: 12, segment: 'v1-3' });
+  assert.equal(new URL(href).searchParams.get('lang'), 'zh');
+  assert.equal(new URL(href).hash, '#top');
+  // Clearing the moment removes its parameters; a time without a video means nothing.
+  assert.equal(withMoment(href, {}), 'http://host:8080/?lang=zh#top');
+  assert.deepEqual(readMoment('http://h/?t=5&s=x&q=%20'), { text: null, video: null, time: null, segment: null });
+  assert.deepEqual(readMoment('http://h/?v=a&t=-3'), { text: null, video: 'a', time: null, segment: null });
+  assert.deepEqual(readMoment('http://h/?v=a'), { text: null, video: 'a', time: null, segment: null });
+});
+
+test('exported rows link to their moment and CSV quotes what needs quoting', () => {
+  const results = [
+    { video_id: 'v1', video_name: 'a, "b"', segment_id: 's1', kind: 'subtitle', start: 3.5, end: 6, score: 0.9, text: 'line\ntwo' },
+    { video_id: 'v2', segment_id: 's2', start: 0, end: 2, score: 0.5 },
+  ];
+  const rows = exportRows(results, { text: 'bike', pageHref: 'http://h/' });
+  assert.equal(rows[0].link, 'http://h/?q=bike&v=v1&t=3&s=s1');
+  assert.equal(rows[1].kind, 'shot');
+  assert.equal(rows[1].rank, 2);
+  const lines = toCsv(rows).split('\r\n');
+  assert.equal(lines[0], 'rank,video_id,video_name,segment_id,kind,start,end,score,text,link');
+  assert.equal(lines[1], '1,v1,"a, ""b""",s1,subtitle,3.5,6,0.9,"line\ntwo",http://h/?q=bike&v=v1&t=3&s=s1');
+  assert.equal(lines.at(-1), '');
 });
