@@ -32,6 +32,8 @@ pub enum SegmentLogError {
     Publish(#[from] jetstream::context::PublishError),
     #[error("cannot purge the segment log: {0}")]
     Purge(#[from] stream::PurgeError),
+    #[error("cannot read the segment log's state: {0}")]
+    Info(#[from] stream::InfoError),
     #[error("corrupt segment log entry: {0}")]
     Corrupt(#[from] codec::CodecError),
     #[error("a single segment is larger than a segment-log message ({0} bytes)")]
@@ -74,22 +76,61 @@ impl VideoSegments {
     }
 }
 
-/// Follows the log entries matching `filter` from the start: the entries
-/// present when it was opened come first, and [`LogFollower::caught_up`]
-/// says when they have all been delivered.
+/// Where the segment log stands: which incarnation of the stream (its
+/// creation time changes when it is deleted and created again) and the
+/// sequence numbers it holds. A ranker's snapshot names the incarnation and
+/// the last sequence it applied; one that does not fit is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPosition {
+    pub created_unix_ns: i64,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+}
+
+/// The segment log's current [`LogPosition`].
+pub async fn position(js: &jetstream::Context) -> Result<LogPosition, SegmentLogError> {
+    let mut stream = js.get_stream(subjects::SEGMENTS_STREAM).await?;
+    let info = stream.info().await?;
+    Ok(LogPosition {
+        created_unix_ns: i64::try_from(info.created.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+        first_sequence: info.state.first_sequence,
+        last_sequence: info.state.last_sequence,
+    })
+}
+
+/// Follows the log entries matching `filter` from the start (or after a
+/// given sequence): the entries present when it was opened come first, and
+/// [`LogFollower::caught_up`] says when they have all been delivered.
 pub struct LogFollower {
     messages: consumer::pull::Ordered,
     backlog: u64,
     delivered: u64,
+    last_sequence: u64,
 }
 
 impl LogFollower {
     pub async fn open(js: &jetstream::Context, filter: String) -> Result<Self, SegmentLogError> {
+        Self::open_after(js, filter, 0).await
+    }
+
+    /// Follows only the entries after stream sequence `applied` (0: all),
+    /// for a reader that restored everything up to it from elsewhere.
+    pub async fn open_after(
+        js: &jetstream::Context,
+        filter: String,
+        applied: u64,
+    ) -> Result<Self, SegmentLogError> {
         let stream = js.get_stream(subjects::SEGMENTS_STREAM).await?;
+        let deliver_policy = match applied {
+            0 => consumer::DeliverPolicy::All,
+            applied => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: applied + 1,
+            },
+        };
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject: filter,
-                deliver_policy: consumer::DeliverPolicy::All,
+                deliver_policy,
                 ..Default::default()
             })
             .await?;
@@ -98,7 +139,14 @@ impl LogFollower {
             messages: consumer.messages().await?,
             backlog,
             delivered: 0,
+            last_sequence: applied,
         })
+    }
+
+    /// The stream sequence of the last entry delivered (or the one it was
+    /// opened after).
+    pub fn last_sequence(&self) -> u64 {
+        self.last_sequence
     }
 
     /// True once every entry that existed at [`LogFollower::open`] was read.
@@ -114,6 +162,7 @@ impl LogFollower {
         };
         self.delivered += 1;
         if let Ok(info) = message.info() {
+            self.last_sequence = info.stream_sequence;
             // The server's own count is exact even if entries were appended
             // or purged since the consumer was created.
             if info.pending == 0 {

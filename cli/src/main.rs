@@ -137,6 +137,19 @@ pub struct WorkerSettings {
     /// and hands it back to the queue (a hung decode or encoder).
     #[arg(long, env = "VIDSEEK_INGEST_STALL_S", default_value_t = 300)]
     pub ingest_stall_s: u64,
+    /// Where rankers keep index snapshots, one directory per shard
+    /// (default: DATA_DIR/ranker).
+    #[arg(long, env = "VIDSEEK_RANKER_SNAPSHOT_DIR")]
+    pub ranker_snapshot_dir: Option<PathBuf>,
+    /// Seconds between snapshots of a ranker index that changed; one is
+    /// also written on a graceful stop (0: no snapshots, every start
+    /// replays the whole segment log).
+    #[arg(long, env = "VIDSEEK_RANKER_SNAPSHOT_S", default_value_t = 300)]
+    pub ranker_snapshot_s: u64,
+    /// Rows of a shard's vector space below which a query scans every row
+    /// exactly; from there on an HNSW graph proposes the candidates.
+    #[arg(long, env = "VIDSEEK_RANKER_EXACT_BELOW", default_value_t = vidseek_ranker::DEFAULT_EXACT_BELOW)]
+    pub ranker_exact_below: usize,
 }
 
 #[derive(Args, Clone, Debug)]

@@ -10,6 +10,7 @@ use vidseek_encoder::{Encoder, EncoderConfig, runtime};
 use vidseek_ingest::IngestConfig;
 use vidseek_protocol::query::HealthReport;
 use vidseek_query::QueryConfig;
+use vidseek_ranker::RankerConfig;
 
 use crate::embedded_nats::NatsServer;
 use crate::{Common, GatewayArgs, Role, WorkerSettings};
@@ -83,6 +84,20 @@ fn query_config(settings: &WorkerSettings) -> QueryConfig {
     }
 }
 
+fn ranker_config(common: &Common, settings: &WorkerSettings, shard: u32) -> RankerConfig {
+    let snapshots = settings.ranker_snapshot_s > 0;
+    let root = settings
+        .ranker_snapshot_dir
+        .clone()
+        .unwrap_or_else(|| common.data_dir.join("ranker"));
+    RankerConfig {
+        shard,
+        snapshot_dir: snapshots.then(|| absolute(&root.join(shard.to_string()))),
+        snapshot_interval: Duration::from_secs(settings.ranker_snapshot_s),
+        exact_below: settings.ranker_exact_below,
+    }
+}
+
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
@@ -113,7 +128,8 @@ impl Roles<'_> {
                 );
             }
             Role::Ranker => {
-                tasks.spawn(async move { Ok(vidseek_ranker::run(nats, shard, shutdown).await?) });
+                let config = ranker_config(self.common, self.settings, shard);
+                tasks.spawn(async move { Ok(vidseek_ranker::run(nats, config, shutdown).await?) });
             }
             Role::Query => {
                 let config = query_config(self.settings);

@@ -8,6 +8,18 @@
 //! run time. A large shard is split into contiguous row ranges scanned on
 //! scoped threads, each keeping its own heap; the heaps are merged at the
 //! end. The caller runs this off the async runtime: it is CPU-bound.
+//!
+//! From [`SegmentIndex::exact_below`] rows on, a space is searched through
+//! its approximate graphs instead ([`crate::ann`]): each segment kind's
+//! graph proposes its nearest rows by cosine, the rows still waiting to
+//! enter a graph and the cues holding a query term are added, and every
+//! candidate is scored exactly as the full scan scores it. Calibration is
+//! increasing in the cosine within a kind, so a kind's best scores are
+//! among its nearest rows, and a cue that a lexical match lifts is a
+//! candidate through its terms: the answer is the exact scan's, except
+//! where the graph misses a true neighbour. A calibration that is not
+//! increasing (`a ≤ 0`) is scanned exactly. The exact scan is also the
+//! reference the graphs' recall is measured against (`bench/ranker`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,13 +29,21 @@ use simsimd::SpatialSimilarity;
 use vidseek_protocol::encode::Calibration;
 use vidseek_protocol::rank::{RankRequest, RankedSegment, SegmentKind, Space};
 
+use super::ann::GraphId;
 use super::lexical::LexicalQuery;
-use super::store::{Matrix, SegmentIndex};
+use super::store::{Matrix, NO_ROW, SegmentIndex};
 
 /// Fewer rows than this per thread are not worth a thread: starting one
 /// costs tens of microseconds, and on a busy machine waiting for it to be
 /// scheduled costs more than scanning a small shard alone.
 const MIN_ROWS_PER_THREAD: usize = 32_768;
+
+/// Each kind's graph is asked for this many candidates per requested hit
+/// (and at least [`MIN_CANDIDATES`]): the graph's vectors are quantised, so
+/// a true neighbour may rank a little low among them before the exact
+/// re-score puts it back in place.
+const CANDIDATES_PER_HIT: usize = 4;
+const MIN_CANDIDATES: usize = 40;
 
 /// A score ordered by `total_cmp`, so it can live in a heap.
 #[derive(Clone, Copy, PartialEq)]
@@ -77,7 +97,18 @@ fn top_k_on(
     };
     let rows = matrix.rows();
     let threads = threads.min(rows / min_rows_per_thread).max(1);
-    let best: Vec<(Score, u32)> = if threads == 1 {
+    let increasing = GraphId::ALL
+        .iter()
+        .all(|id| request.calibration.for_kind(id.kind).a > 0.0);
+    // While most of a space still waits for its graphs (a rebuild), a
+    // plain scan is the faster exact answer.
+    let settled = index.unsettled_in(request.space) * 4 < rows;
+    let approximate = (rows >= index.exact_below() && increasing && settled)
+        .then(|| scan.approximate())
+        .flatten();
+    let best: Vec<(Score, u32)> = if let Some(best) = approximate {
+        best
+    } else if threads == 1 {
         scan.rows(0..rows)
     } else {
         let per_thread = rows.div_ceil(threads);
@@ -116,50 +147,104 @@ struct Scan<'a> {
     request: &'a RankRequest,
 }
 
+/// The best `k` scores seen so far, and the cosine floor they set.
+struct Best {
+    heap: BinaryHeap<Reverse<(Score, u32)>>,
+    floor: CosineFloor,
+}
+
 impl Scan<'_> {
+    fn best(&self) -> Best {
+        Best {
+            heap: BinaryHeap::with_capacity(self.request.k + 1),
+            floor: CosineFloor::new(self.request, self.request.min_score),
+        }
+    }
+
     /// The best `k` of `rows` as (score, slot), in no particular order.
     fn rows(&self, rows: Range<usize>) -> Vec<(Score, u32)> {
-        let request = self.request;
-        let mut heap: BinaryHeap<Reverse<(Score, u32)>> = BinaryHeap::with_capacity(request.k + 1);
-        let mut floor = CosineFloor::new(request, request.min_score);
+        let mut best = self.best();
         let block = self.matrix.block(rows.clone());
         for (row, vector) in rows.zip(block.chunks_exact(self.matrix.dim())) {
             let slot = self.slots.map_or(row as u32, |slots| slots[row]);
-            let segment = self.index.segment(slot as usize);
-            let cosine = f32::dot(vector, &request.vector).unwrap_or(0.0) as f32;
-            // Most rows cannot enter a full heap: skip their calibration. A
-            // cue's lexical match may still lift it, so cues are scored.
-            if cosine < floor.of(segment.kind) && segment.terms.is_empty() {
-                continue;
-            }
-            let mut score = request
-                .calibration
-                .for_kind(segment.kind)
-                .confidence(cosine);
-            if let Some(lexical) = self.lexical {
-                score = score.max(lexical.confidence(&segment.terms));
-            }
-            if score < request.min_score {
-                continue;
-            }
-            if heap.len() < request.k {
-                heap.push(Reverse((Score(score), slot)));
-            } else if heap
-                .peek()
-                .is_some_and(|Reverse((worst, _))| score > worst.0)
-            {
-                heap.pop();
-                heap.push(Reverse((Score(score), slot)));
-            } else {
-                continue;
-            }
-            if heap.len() == request.k
-                && let Some(Reverse((worst, _))) = heap.peek()
-            {
-                floor = CosineFloor::new(request, worst.0);
+            self.consider(&mut best, slot, vector);
+        }
+        best.heap.into_iter().map(|Reverse(best)| best).collect()
+    }
+
+    /// The best `k` among the graphs' candidates, the rows still waiting
+    /// for a graph and the cues holding a query term, scored exactly;
+    /// `None` if a graph could not answer.
+    fn approximate(&self) -> Option<Vec<(Score, u32)>> {
+        let request = self.request;
+        let index = self.index;
+        let count = (request.k.saturating_mul(CANDIDATES_PER_HIT)).max(MIN_CANDIDATES);
+        let mut candidates: Vec<u32> = vec![];
+        for id in GraphId::ALL.iter().filter(|id| id.space == request.space) {
+            let graph = index.graph(*id);
+            let live = |key| index.slot_of(key).is_some();
+            let found = graph.search(&request.vector, count, live)?;
+            candidates.extend(found.into_iter().filter_map(|key| index.slot_of(key)));
+            candidates.extend(graph.pending.iter().filter_map(|&key| index.slot_of(key)));
+        }
+        if self.lexical.is_some() {
+            for term in &request.terms {
+                candidates.extend(index.cue_slots(term));
             }
         }
-        heap.into_iter().map(|Reverse(best)| best).collect()
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut best = self.best();
+        for slot in candidates {
+            let row = match request.space {
+                Space::Text => slot,
+                Space::Image => index.segment(slot as usize).image_row,
+            };
+            if row != NO_ROW {
+                let row = row as usize;
+                self.consider(&mut best, slot, self.matrix.block(row..row + 1));
+            }
+        }
+        Some(best.heap.into_iter().map(|Reverse(best)| best).collect())
+    }
+
+    /// Scores one row and keeps it if it is among the best so far.
+    fn consider(&self, best: &mut Best, slot: u32, vector: &[f32]) {
+        let request = self.request;
+        let segment = self.index.segment(slot as usize);
+        let cosine = f32::dot(vector, &request.vector).unwrap_or(0.0) as f32;
+        // Most rows cannot enter a full heap: skip their calibration. A
+        // cue's lexical match may still lift it, so cues are scored.
+        if cosine < best.floor.of(segment.kind) && segment.terms.is_empty() {
+            return;
+        }
+        let mut score = request
+            .calibration
+            .for_kind(segment.kind)
+            .confidence(cosine);
+        if let Some(lexical) = self.lexical {
+            score = score.max(lexical.confidence(&segment.terms));
+        }
+        if score < request.min_score {
+            return;
+        }
+        let heap = &mut best.heap;
+        if heap.len() < request.k {
+            heap.push(Reverse((Score(score), slot)));
+        } else if heap
+            .peek()
+            .is_some_and(|Reverse((worst, _))| score > worst.0)
+        {
+            heap.pop();
+            heap.push(Reverse((Score(score), slot)));
+        } else {
+            return;
+        }
+        if heap.len() == request.k
+            && let Some(Reverse((worst, _))) = heap.peek()
+        {
+            best.floor = CosineFloor::new(request, worst.0);
+        }
     }
 }
 
@@ -211,6 +296,7 @@ pub fn sort_best_first(ranked: &mut [RankedSegment]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, Rng};
     use vidseek_protocol::encode::Calibration;
     use vidseek_protocol::rank::{
         KindCalibration, SegmentKind, SegmentLogEntry, SegmentMeta, SegmentRecord,
@@ -338,6 +424,96 @@ mod tests {
         let mut wrong_dim = request(Space::Text, [1.0, 0.0], 10, 0.0);
         wrong_dim.vector.push(0.0);
         assert!(top_k(&index, &wrong_dim).is_empty());
+    }
+
+    /// The exact answer to `request`: the same index scanned in full.
+    fn exact(index: &mut SegmentIndex, request: &RankRequest) -> Vec<String> {
+        let below = index.exact_below();
+        index.set_exact_below(usize::MAX);
+        let hits = testing::ids(&top_k(index, request));
+        index.set_exact_below(below);
+        hits
+    }
+
+    /// Mean share of the exact top-10 that the graphs' answer holds, over
+    /// text and image queries; a query with terms must match exactly (its
+    /// cues come from the postings, not the graphs).
+    fn recall(rng: &mut Rng, index: &mut SegmentIndex, gone: &[String]) -> f64 {
+        let (mut found, mut wanted) = (0, 0);
+        for i in 0..40 {
+            let space = if i % 2 == 0 {
+                Space::Text
+            } else {
+                Space::Image
+            };
+            let terms: &[&str] = if i % 4 == 0 { &["w7"] } else { &[] };
+            let request = testing::request(rng, space, terms);
+            let want = exact(index, &request);
+            let got = testing::ids(&top_k(index, &request));
+            assert_eq!(got.len(), want.len());
+            if !terms.is_empty() {
+                assert_eq!(got, want, "lexical hits");
+            }
+            for id in &got {
+                let video = id.split('-').next().unwrap_or_default();
+                assert!(!gone.iter().any(|g| g == video), "{id} was removed");
+            }
+            found += got.iter().filter(|id| want.contains(id)).count();
+            wanted += want.len();
+        }
+        found as f64 / wanted as f64
+    }
+
+    #[test]
+    fn the_graphs_find_what_the_exact_scan_finds() {
+        let mut rng = Rng(7);
+        let mut index = testing::shard(&mut rng, 60, 0);
+        index.settle_all();
+        assert_eq!(index.unsettled(), 0);
+        let recall = recall(&mut rng, &mut index, &[]);
+        assert!(recall >= 0.95, "recall@10 {recall}");
+    }
+
+    #[test]
+    fn removed_and_replaced_segments_never_come_back_from_the_graphs() {
+        let mut rng = Rng(11);
+        let mut index = testing::shard(&mut rng, 40, 0);
+        index.settle_all();
+        let epoch = index.graphs[0].epoch;
+        let gone: Vec<String> = (0..2).map(|v| format!("v{v}")).collect();
+        for video in &gone {
+            index.apply(SegmentLogEntry::Delete {
+                video_id: video.clone(),
+            });
+        }
+        for v in 2..4 {
+            index.apply(testing::video(&mut rng, &format!("v{v}"), "g2", 50));
+        }
+        assert_eq!(index.graphs[0].epoch, epoch, "not worn enough to rebuild");
+        // The replacements wait outside the graphs and are scored exactly,
+        // then enter them.
+        assert!(index.unsettled() > 0);
+        for _ in 0..2 {
+            let recall = recall(&mut rng, &mut index, &gone);
+            assert!(recall >= 0.95, "recall@10 {recall}");
+            index.settle_all();
+        }
+    }
+
+    #[test]
+    fn heavy_churn_rebuilds_the_graphs_under_new_keys() {
+        let mut rng = Rng(13);
+        let mut index = testing::shard(&mut rng, 20, 0);
+        index.settle_all();
+        let epoch = index.graphs[0].epoch;
+        for v in 0..8 {
+            index.apply(testing::video(&mut rng, &format!("v{v}"), "g2", 50));
+        }
+        assert!(index.graphs[0].epoch > epoch, "rebuilt");
+        assert!(index.key_slots.len() < index.len() + 400, "keys compacted");
+        index.settle_all();
+        let recall = recall(&mut rng, &mut index, &[]);
+        assert!(recall >= 0.95, "recall@10 {recall}");
     }
 
     #[test]

@@ -9,24 +9,67 @@
 //! on tokio's blocking pool under the read lock; the log follower takes the
 //! write lock only to apply one entry (one part of a video: at most a few
 //! hundred rows copied), so a reader waits at most one entry's apply, and an
-//! update waits at most for the scans already running.
+//! update waits at most for the scans already running. Rows enter the
+//! approximate graphs ([`ann`]) in batches under the read lock, beside the
+//! scans, between log entries.
+//!
+//! With a snapshot directory, the index is written there ([`snapshot`])
+//! every `snapshot_interval` while it changes and on a graceful stop, and a
+//! starting ranker loads it and follows the log only after the sequence it
+//! was taken at. A snapshot that is corrupt, of another format or stale is
+//! refused with a log line and the whole log is replayed instead.
 
+pub mod ann;
 pub mod index;
 mod lexical;
+pub mod snapshot;
 pub mod store;
+#[cfg(test)]
+mod testing;
 
+use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use async_nats::service::ServiceExt;
 use tokio_util::sync::CancellationToken;
-use vidseek_bus::segment_log::LogFollower;
+use vidseek_bus::segment_log::{self, LogFollower, LogPosition};
 use vidseek_protocol::error::{ErrorBody, ErrorCode};
 use vidseek_protocol::rank::{RankRequest, RankResponse};
 use vidseek_protocol::subjects;
 
 pub use index::top_k;
-pub use store::SegmentIndex;
+pub use store::{DEFAULT_EXACT_BELOW, SegmentIndex};
+
+/// Rows inserted into a graph per batch: large enough to use every core,
+/// small enough that a log entry waits little behind one.
+const SETTLE_BATCH: usize = 4096;
+
+/// How a ranker runs.
+#[derive(Debug, Clone)]
+pub struct RankerConfig {
+    pub shard: u32,
+    /// This shard's snapshot directory; `None`: no snapshots, every start
+    /// replays the whole log.
+    pub snapshot_dir: Option<PathBuf>,
+    /// How often a changed index is written to its snapshot.
+    pub snapshot_interval: Duration,
+    /// Rows of a space below which queries scan it exactly.
+    pub exact_below: usize,
+}
+
+impl RankerConfig {
+    /// Shard `shard` without snapshots, with the default exact-scan size.
+    pub fn new(shard: u32) -> RankerConfig {
+        RankerConfig {
+            shard,
+            snapshot_dir: None,
+            snapshot_interval: Duration::from_secs(300),
+            exact_below: DEFAULT_EXACT_BELOW,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RankerError {
@@ -42,22 +85,50 @@ pub enum RankerError {
 struct Shard {
     segments: SegmentIndex,
     ready: bool,
+    /// Stream sequence of the last log entry applied.
+    applied: u64,
 }
 
-/// Runs shard `shard` until `shutdown` fires.
+/// Runs a ranker for `config.shard` until `shutdown` fires.
 pub async fn run(
     nats: async_nats::Client,
-    shard: u32,
+    config: RankerConfig,
     shutdown: CancellationToken,
 ) -> Result<(), RankerError> {
+    let started = Instant::now();
+    let shard = config.shard;
     let js = jetstream::new(nats.clone());
     vidseek_bus::streams::ensure_all(&js, 1).await?;
-    let state = Arc::new(RwLock::new(Shard::default()));
-    let mut follower = LogFollower::open(&js, subjects::segments_of_shard(shard)).await?;
+    let log = segment_log::position(&js).await?;
+    let (segments, applied) = restore(&config, log).await;
+    let state = Arc::new(RwLock::new(Shard {
+        segments,
+        ready: false,
+        applied,
+    }));
+    let mut follower =
+        LogFollower::open_after(&js, subjects::segments_of_shard(shard), applied).await?;
+    let snapshot_to = config
+        .snapshot_dir
+        .clone()
+        .map(|dir| (dir, log.created_unix_ns));
 
     let service = nats
         .service_builder()
         .description(format!("vidseek ranker, shard {shard}"))
+        // `$SRV.STATS` carries each replica's size and readiness, which is
+        // what `vidseek status` shows per shard.
+        .stats_handler({
+            let state = state.clone();
+            move |_, _| {
+                let state = read(&state);
+                serde_json::json!({
+                    "shard": shard,
+                    "segments": state.segments.len(),
+                    "ready": state.ready,
+                })
+            }
+        })
         .start(subjects::SERVICE_RANKER, env!("CARGO_PKG_VERSION"))
         .await
         .map_err(RankerError::Service)?;
@@ -84,18 +155,56 @@ pub async fn run(
         })
     };
     let following = async {
+        let mut snapshotted = (applied, Instant::now());
+        // Set when a graph refuses rows; retried after the next entry.
+        let mut settle_failed = false;
         loop {
-            if follower.caught_up() {
+            let (ready, unsettled, current) = {
                 let mut shard_state = write(&state);
-                if !shard_state.ready {
+                if follower.caught_up() && !shard_state.ready {
                     shard_state.ready = true;
-                    tracing::info!(shard, segments = shard_state.segments.len(), "shard ready");
+                    tracing::info!(
+                        shard,
+                        segments = shard_state.segments.len(),
+                        ready_after_ms = started.elapsed().as_millis() as u64,
+                        "shard ready"
+                    );
                 }
+                let unsettled = shard_state.segments.unsettled() > 0;
+                (shard_state.ready, unsettled, shard_state.applied)
+            };
+            if let Some((dir, log_created)) = &snapshot_to
+                && ready
+                && current != snapshotted.0
+                && snapshotted.1.elapsed() >= config.snapshot_interval
+            {
+                save_snapshot(&state, dir, *log_created, false).await;
+                snapshotted = (current, Instant::now());
             }
-            match follower.next().await {
-                Some(Ok(entry)) => write(&state).segments.apply(entry),
+            let entry = if ready && unsettled && !settle_failed {
+                // A waiting log entry goes first; otherwise one batch of
+                // rows enters its graph.
+                tokio::select! {
+                    biased;
+                    entry = follower.next() => entry,
+                    () = std::future::ready(()) => {
+                        settle_failed = !settle_batch(&state).await;
+                        continue;
+                    }
+                }
+            } else {
+                follower.next().await
+            };
+            match entry {
+                Some(Ok(entry)) => {
+                    let mut shard_state = write(&state);
+                    shard_state.segments.apply(entry);
+                    shard_state.applied = follower.last_sequence();
+                    settle_failed = false;
+                }
                 Some(Err(err)) => {
-                    tracing::error!(shard, error = %err, "skipping unreadable segment-log entry")
+                    tracing::error!(shard, error = %err, "skipping unreadable segment-log entry");
+                    write(&state).applied = follower.last_sequence();
                 }
                 None => return,
             }
@@ -107,7 +216,110 @@ pub async fn run(
         _ = following => tracing::error!(shard, "segment log closed"),
     }
     let _ = service.stop().await;
+    if let Some((dir, log_created)) = &snapshot_to
+        && read(&state).ready
+    {
+        save_snapshot(&state, dir, *log_created, true).await;
+    }
     Ok(())
+}
+
+/// The index from the snapshot, if there is a usable one, and the log
+/// sequence to follow from; otherwise an empty index and 0 (the whole log).
+async fn restore(config: &RankerConfig, log: LogPosition) -> (SegmentIndex, u64) {
+    let empty = || (SegmentIndex::with_exact_below(config.exact_below), 0);
+    let Some(dir) = config.snapshot_dir.clone() else {
+        return empty();
+    };
+    let (shard, exact_below) = (config.shard, config.exact_below);
+    let loaded = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        snapshot::read(&dir, &log, exact_below).map(|loaded| (loaded, started.elapsed()))
+    })
+    .await;
+    match loaded {
+        Ok(Ok(((index, applied), took))) => {
+            tracing::info!(
+                shard,
+                segments = index.len(),
+                sequence = applied.sequence,
+                load_ms = took.as_millis() as u64,
+                "loaded the index snapshot; following the log after it"
+            );
+            (index, applied.sequence)
+        }
+        Ok(Err(snapshot::SnapshotError::Missing(dir))) => {
+            tracing::info!(shard, dir = %dir.display(), "no index snapshot; replaying the whole segment log");
+            empty()
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(shard, error = %err, "refusing the index snapshot; rebuilding from the whole segment log");
+            empty()
+        }
+        Err(err) => {
+            tracing::error!(shard, error = %err, "loading the index snapshot panicked; replaying the whole segment log");
+            empty()
+        }
+    }
+}
+
+/// Writes the index to its snapshot. While running it holds the read lock
+/// (queries go on, the log waits); at `stopping` the write lock, so that no
+/// graph batch still running can change a graph while it is saved.
+async fn save_snapshot(
+    state: &Arc<RwLock<Shard>>,
+    dir: &std::path::Path,
+    log_created: i64,
+    stopping: bool,
+) {
+    let (state, dir) = (state.clone(), dir.to_path_buf());
+    let written = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let write_with = |shard: &Shard| {
+            let applied = snapshot::Applied {
+                log_created_unix_ns: log_created,
+                sequence: shard.applied,
+            };
+            snapshot::write(&dir, &shard.segments, applied).map(|bytes| (bytes, shard.applied))
+        };
+        let written = if stopping {
+            write_with(&write(&state))
+        } else {
+            write_with(&read(&state))
+        };
+        written.map(|(bytes, sequence)| (bytes, sequence, started.elapsed()))
+    })
+    .await;
+    match written {
+        Ok(Ok((bytes, sequence, took))) => {
+            tracing::info!(
+                bytes,
+                sequence,
+                took_ms = took.as_millis() as u64,
+                "index snapshot written"
+            )
+        }
+        Ok(Err(err)) => tracing::error!(error = %err, "cannot write the index snapshot"),
+        Err(err) => tracing::error!(error = %err, "writing the index snapshot panicked"),
+    }
+}
+
+/// Inserts one batch of waiting rows into its graph; false if the graph
+/// refused them.
+async fn settle_batch(state: &Arc<RwLock<Shard>>) -> bool {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let Some(batch) = write(&state).segments.unsettled_batch(SETTLE_BATCH) else {
+            return false;
+        };
+        let settled = read(&state).segments.settle(&batch);
+        if settled {
+            write(&state).segments.settled(&batch);
+        }
+        settled
+    })
+    .await
+    .unwrap_or(false)
 }
 
 // A panic during a scan holds only the read lock, which does not poison it;

@@ -13,14 +13,30 @@
 //! [`SegmentIndex::apply`] gives the segment log's meaning to its entries: a
 //! new generation replaces a video, the same generation and part replaces
 //! that part (redelivery is idempotent), and a delete removes the video.
+//!
+//! Each segment also gets a key that never changes while it lives (slots
+//! do, on swap-removal): the approximate graphs ([`crate::ann`]) and the
+//! lexical postings name segments by key, and `key_slots` maps a key back
+//! to its slot, or to nothing once the segment is gone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use vidseek_protocol::rank::{SegmentKind, SegmentLogEntry, SegmentMeta, SegmentRecord};
+use vidseek_protocol::rank::{SegmentKind, SegmentLogEntry, SegmentMeta, SegmentRecord, Space};
 
-/// A segment without a row in a matrix.
-const NO_ROW: u32 = u32::MAX;
+use crate::ann::{Graph, GraphId};
+
+/// A segment without a row in a matrix, or a key without a segment.
+pub(crate) const NO_ROW: u32 = u32::MAX;
+
+/// Below this many rows in a space a query scans every row exactly; from
+/// it on, the approximate graphs propose candidates.
+pub const DEFAULT_EXACT_BELOW: usize = 50_000;
+
+/// Re-key and rebuild the graphs once this share of their nodes (1/4)
+/// has been removed since they were built: HNSW recall decays as
+/// removed nodes are reused.
+const REBUILD_REMOVED_DIVISOR: usize = 4;
 
 /// A growing matrix reserves an eighth more rows than it needs, not the
 /// doubling of `Vec`, so spare capacity stays a small share of the vectors.
@@ -30,8 +46,8 @@ const GROWTH_DIVISOR: usize = 8;
 /// first vector and again whenever the matrix is empty.
 #[derive(Debug, Default)]
 pub struct Matrix {
-    dim: usize,
-    data: Vec<f32>,
+    pub(crate) dim: usize,
+    pub(crate) data: Vec<f32>,
 }
 
 impl Matrix {
@@ -82,23 +98,25 @@ impl Matrix {
 
 /// What a video's segments share, stored once per video.
 #[derive(Debug, PartialEq)]
-struct VideoLabel {
-    id: String,
-    name: String,
+pub(crate) struct VideoLabel {
+    pub(crate) id: String,
+    pub(crate) name: String,
 }
 
 /// A segment's metadata and lexical terms, without its vectors.
 #[derive(Debug)]
 pub struct Segment {
-    video: Arc<VideoLabel>,
-    segment_id: Box<str>,
-    index: u32,
-    part: u32,
-    image_row: u32,
-    start: f64,
-    end: f64,
+    pub(crate) video: Arc<VideoLabel>,
+    pub(crate) segment_id: Box<str>,
+    pub(crate) index: u32,
+    pub(crate) part: u32,
+    pub(crate) image_row: u32,
+    /// Stable while the segment lives; see the module comment.
+    pub(crate) key: u64,
+    pub(crate) start: f64,
+    pub(crate) end: f64,
     pub kind: SegmentKind,
-    text: Option<Box<str>>,
+    pub(crate) text: Option<Box<str>>,
     /// Subtitle cues' distinct terms; empty for shots.
     pub terms: Box<[Box<str>]>,
 }
@@ -119,30 +137,196 @@ impl Segment {
 }
 
 #[derive(Debug)]
-struct Video {
-    generation: String,
-    label: Arc<VideoLabel>,
+pub(crate) struct Video {
+    pub(crate) generation: String,
+    pub(crate) label: Arc<VideoLabel>,
     /// Slots of each part's segments.
-    parts: BTreeMap<u32, Vec<u32>>,
+    pub(crate) parts: BTreeMap<u32, Vec<u32>>,
+}
+
+/// The cues that contain one term.
+#[derive(Debug, Default)]
+pub(crate) struct Postings {
+    /// Live cues with the term: its document frequency.
+    pub(crate) cues: u32,
+    /// Their keys, and keys of removed cues until the list is compacted.
+    pub(crate) keys: Vec<u64>,
+}
+
+/// A batch of rows waiting for one graph; see [`SegmentIndex::unsettled_batch`].
+#[derive(Debug)]
+pub struct SettleBatch {
+    id: GraphId,
+    count: usize,
+    epoch: u64,
 }
 
 /// One shard's segments, as the segment log describes them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SegmentIndex {
     /// Slot `i` is row `i` of `text`.
-    segments: Vec<Segment>,
-    text: Matrix,
-    image: Matrix,
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) text: Matrix,
+    pub(crate) image: Matrix,
     /// Image row → slot.
-    image_slots: Vec<u32>,
-    videos: HashMap<String, Video>,
-    /// Number of subtitle cues with terms, and how many contain each term:
-    /// the lexical match's document frequencies, kept as segments come and go.
-    cues: u32,
-    document_frequency: HashMap<Box<str>, u32>,
+    pub(crate) image_slots: Vec<u32>,
+    pub(crate) videos: HashMap<String, Video>,
+    /// Number of subtitle cues with terms, and per term the cues holding
+    /// it: the lexical match's document frequencies and candidates.
+    pub(crate) cues: u32,
+    pub(crate) terms: HashMap<Box<str>, Postings>,
+    /// Key → slot, [`NO_ROW`] for a removed segment.
+    pub(crate) key_slots: Vec<u32>,
+    /// The approximate graphs, by [`GraphId::position`].
+    pub(crate) graphs: [Graph; GraphId::COUNT],
+    exact_below: usize,
+}
+
+impl Default for SegmentIndex {
+    fn default() -> Self {
+        SegmentIndex::with_exact_below(DEFAULT_EXACT_BELOW)
+    }
 }
 
 impl SegmentIndex {
+    /// An empty index that scans spaces of fewer than `rows` rows exactly
+    /// and asks the approximate graphs from there on (0: always).
+    pub fn with_exact_below(rows: usize) -> SegmentIndex {
+        SegmentIndex {
+            segments: vec![],
+            text: Matrix::default(),
+            image: Matrix::default(),
+            image_slots: vec![],
+            videos: HashMap::new(),
+            cues: 0,
+            terms: HashMap::new(),
+            key_slots: vec![],
+            graphs: Default::default(),
+            exact_below: rows,
+        }
+    }
+
+    /// Rows from which a space is searched through its graphs.
+    pub fn exact_below(&self) -> usize {
+        self.exact_below
+    }
+
+    pub fn set_exact_below(&mut self, rows: usize) {
+        self.exact_below = rows;
+    }
+
+    pub(crate) fn graph(&self, id: GraphId) -> &Graph {
+        &self.graphs[id.position()]
+    }
+
+    /// The slot of a live segment's key.
+    pub(crate) fn slot_of(&self, key: u64) -> Option<u32> {
+        self.key_slots
+            .get(key as usize)
+            .copied()
+            .filter(|&slot| slot != NO_ROW)
+    }
+
+    /// Slots of the live cues that contain `term`.
+    pub(crate) fn cue_slots(&self, term: &str) -> impl Iterator<Item = u32> + '_ {
+        self.terms
+            .get(term)
+            .into_iter()
+            .flat_map(|postings| postings.keys.iter())
+            .filter_map(|&key| self.slot_of(key))
+    }
+
+    /// Rows waiting to enter the approximate graphs.
+    pub fn unsettled(&self) -> usize {
+        self.graphs.iter().map(|g| g.pending.len()).sum()
+    }
+
+    /// Rows of `space` waiting to enter its graphs.
+    pub(crate) fn unsettled_in(&self, space: Space) -> usize {
+        GraphId::ALL
+            .iter()
+            .filter(|id| id.space == space)
+            .map(|id| self.graphs[id.position()].pending.len())
+            .sum()
+    }
+
+    /// Picks the next batch of up to `budget` waiting segments for one
+    /// graph and makes room for them (needs the write side); `None` when
+    /// nothing waits. The batch is then inserted by [`SegmentIndex::settle`]
+    /// under the read side, beside running searches, and credited by
+    /// [`SegmentIndex::settled`] under the write side again.
+    pub fn unsettled_batch(&mut self, budget: usize) -> Option<SettleBatch> {
+        let id = GraphId::ALL
+            .into_iter()
+            .find(|id| !self.graphs[id.position()].pending.is_empty())?;
+        let dim = match id.space {
+            Space::Text => self.text.dim(),
+            Space::Image => self.image.dim(),
+        };
+        let graph = &mut self.graphs[id.position()];
+        let count = budget.min(graph.pending.len());
+        if let Err(err) = graph.reserve(dim, count) {
+            // The rows stay waiting, so they are still found (exactly).
+            tracing::error!(graph = id.name(), error = %err, "cannot grow the approximate index");
+            return None;
+        }
+        Some(SettleBatch {
+            id,
+            count,
+            epoch: graph.epoch,
+        })
+    }
+
+    /// Inserts a batch picked by [`SegmentIndex::unsettled_batch`]; needs
+    /// only the read side. Rows removed meanwhile are skipped. False if
+    /// the graph refused them: they stay waiting (and found exactly).
+    pub fn settle(&self, batch: &SettleBatch) -> bool {
+        let graph = &self.graphs[batch.id.position()];
+        if graph.epoch != batch.epoch {
+            return true;
+        }
+        let matrix = match batch.id.space {
+            Space::Text => &self.text,
+            Space::Image => &self.image,
+        };
+        let vectors: Vec<(u64, &[f32])> = graph.pending[..batch.count.min(graph.pending.len())]
+            .iter()
+            .filter_map(|&key| {
+                let slot = self.slot_of(key)?;
+                let row = match batch.id.space {
+                    Space::Text => slot,
+                    Space::Image => self.segments[slot as usize].image_row,
+                };
+                (row != NO_ROW).then(|| (key, matrix.block(row as usize..row as usize + 1)))
+            })
+            .collect();
+        match graph.add(&vectors) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(graph = batch.id.name(), error = %err, "cannot insert into the approximate index");
+                false
+            }
+        }
+    }
+
+    /// Takes an inserted batch off the waiting list.
+    pub fn settled(&mut self, batch: &SettleBatch) {
+        let graph = &mut self.graphs[batch.id.position()];
+        if graph.epoch == batch.epoch {
+            graph.pending.drain(..batch.count.min(graph.pending.len()));
+        }
+    }
+
+    /// Inserts every waiting row at once (on every core).
+    pub fn settle_all(&mut self) {
+        while let Some(batch) = self.unsettled_batch(usize::MAX) {
+            if !self.settle(&batch) {
+                return;
+            }
+            self.settled(&batch);
+        }
+    }
+
     /// Applies one segment-log entry.
     pub fn apply(&mut self, entry: SegmentLogEntry) {
         match entry {
@@ -198,6 +382,49 @@ impl SegmentIndex {
                 }
             }
         }
+        self.rebuild_if_worn();
+    }
+
+    /// Re-keys the segments and queues them all for fresh graphs once
+    /// removals have worn the graphs (or dead keys outnumber live ones);
+    /// a space left empty drops its graphs, so a new dimension can start.
+    fn rebuild_if_worn(&mut self) {
+        let removed: usize = self.graphs.iter().map(|g| g.removed).sum();
+        let dead_keys = self.key_slots.len() - self.segments.len();
+        let worn = removed > 0 && removed * REBUILD_REMOVED_DIVISOR >= self.segments.len();
+        if !worn && dead_keys <= self.segments.len() + 65_536 {
+            for id in GraphId::ALL {
+                let rows = match id.space {
+                    Space::Text => self.text.rows(),
+                    Space::Image => self.image.rows(),
+                };
+                if rows == 0 {
+                    self.graphs[id.position()].clear();
+                }
+            }
+            return;
+        }
+        tracing::info!(
+            segments = self.segments.len(),
+            removed,
+            "rebuilding the approximate index"
+        );
+        self.key_slots = (0..self.segments.len() as u32).collect();
+        for graph in &mut self.graphs {
+            graph.clear();
+        }
+        for postings in self.terms.values_mut() {
+            postings.keys.clear();
+        }
+        for (slot, segment) in self.segments.iter_mut().enumerate() {
+            segment.key = slot as u64;
+            queue(&mut self.graphs, segment);
+            for term in segment.terms.iter() {
+                if let Some(postings) = self.terms.get_mut(term) {
+                    postings.keys.push(segment.key);
+                }
+            }
+        }
     }
 
     /// Number of segments.
@@ -232,7 +459,7 @@ impl SegmentIndex {
     }
 
     pub fn document_frequency(&self, term: &str) -> u32 {
-        self.document_frequency.get(term).copied().unwrap_or(0)
+        self.terms.get(term).map_or(0, |p| p.cues)
     }
 
     /// One video's segments, in segment order.
@@ -247,6 +474,12 @@ impl SegmentIndex {
             .unwrap_or_default();
         metas.sort_by_key(|m| m.index);
         metas
+    }
+
+    /// Heap bytes of the approximate graphs (their quantised vectors and
+    /// links) and the rows waiting for them.
+    pub fn graph_memory_bytes(&self) -> usize {
+        self.graphs.iter().map(Graph::memory_bytes).sum()
     }
 
     /// Heap bytes held, by capacity: the vectors, the segment table and
@@ -279,8 +512,16 @@ impl SegmentIndex {
                         .sum::<usize>()
             })
             .sum();
+        let postings: usize = self
+            .terms
+            .iter()
+            .map(|(term, p)| term.len() + size_of::<(Box<str>, Postings)>() + p.keys.capacity() * 8)
+            .sum();
         self.text.bytes()
             + self.image.bytes()
+            + self.graph_memory_bytes()
+            + self.key_slots.capacity() * size_of::<u32>()
+            + postings
             + self.image_slots.capacity() * size_of::<u32>()
             + self.segments.capacity() * size_of::<Segment>()
             + strings
@@ -317,16 +558,17 @@ impl SegmentIndex {
             None => NO_ROW,
         };
         self.text.push(&record.text_vector);
+        let key = self.key_slots.len() as u64;
+        self.key_slots.push(slot);
         let mut terms = record.terms;
         terms.sort_unstable();
         terms.dedup();
         if !terms.is_empty() {
             self.cues += 1;
             for term in &terms {
-                *self
-                    .document_frequency
-                    .entry(term.as_str().into())
-                    .or_default() += 1;
+                let postings = self.terms.entry(term.as_str().into()).or_default();
+                postings.cues += 1;
+                postings.keys.push(key);
             }
         }
         let video = if label.id == meta.video_id && label.name == meta.video_name {
@@ -345,12 +587,14 @@ impl SegmentIndex {
             index: meta.index,
             part,
             image_row,
+            key,
             start: meta.start,
             end: meta.end,
             kind: meta.kind,
             text: meta.text.map(String::into_boxed_str),
             terms: terms.into_iter().map(String::into_boxed_str).collect(),
         });
+        queue(&mut self.graphs, &self.segments[slot as usize]);
         Some(slot)
     }
 
@@ -367,8 +611,13 @@ impl SegmentIndex {
     fn remove_slot(&mut self, slot: usize) {
         let removed = self.segments.swap_remove(slot);
         self.text.swap_remove(slot);
+        self.key_slots[removed.key as usize] = NO_ROW;
+        for graph in graphs_of(&removed) {
+            self.graphs[graph.position()].remove(removed.key);
+        }
         let moved_from = self.segments.len() as u32;
         if let Some(moved) = self.segments.get(slot) {
+            self.key_slots[moved.key as usize] = slot as u32;
             if moved.image_row != NO_ROW {
                 self.image_slots[moved.image_row as usize] = slot as u32;
             }
@@ -393,14 +642,35 @@ impl SegmentIndex {
         if !removed.terms.is_empty() {
             self.cues -= 1;
             for term in removed.terms.iter() {
-                if let Some(count) = self.document_frequency.get_mut(term) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.document_frequency.remove(term);
+                if let Some(postings) = self.terms.get_mut(term) {
+                    postings.cues -= 1;
+                    if postings.cues == 0 {
+                        self.terms.remove(term);
+                    } else if postings.keys.len() > 2 * postings.cues as usize + 16 {
+                        // Removed keys are skipped when read; dropped here
+                        // once they are half the list.
+                        let key_slots = &self.key_slots;
+                        postings
+                            .keys
+                            .retain(|&key| key_slots[key as usize] != NO_ROW);
                     }
                 }
             }
         }
+    }
+}
+
+/// The graphs a segment belongs in: its kind's, in each space it has a
+/// vector for.
+fn graphs_of(segment: &Segment) -> impl Iterator<Item = GraphId> {
+    let image = (segment.image_row != NO_ROW).then_some(GraphId::new(Space::Image, segment.kind));
+    std::iter::once(GraphId::new(Space::Text, segment.kind)).chain(image)
+}
+
+/// Queues a new segment for its graphs.
+fn queue(graphs: &mut [Graph; GraphId::COUNT], segment: &Segment) {
+    for graph in graphs_of(segment) {
+        graphs[graph.position()].pending.push(segment.key);
     }
 }
 
@@ -630,6 +900,16 @@ mod tests {
                 }
             }
             assert_eq!(index.image_slots().len(), index.image_vectors().rows());
+            for (slot, segment) in index.segments.iter().enumerate() {
+                assert_eq!(index.slot_of(segment.key), Some(slot as u32), "step {step}");
+            }
+            let live_keys = index.key_slots.iter().filter(|&&s| s != NO_ROW).count();
+            assert_eq!(live_keys, index.len());
+            if step % 50 == 0 {
+                // Graph inserts and removals ride along with the churn.
+                index.settle_all();
+                assert_eq!(index.unsettled(), 0);
+            }
         }
     }
 }
