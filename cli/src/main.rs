@@ -46,6 +46,11 @@ pub struct Common {
     /// no video file outside them.
     #[arg(long, global = true, env = "VIDSEEK_MEDIA_ROOTS")]
     pub media_roots: Option<String>,
+    /// Replicas of the ingest queue, the segment log and the catalog (3 on a
+    /// 3-node NATS cluster). Applied at start to streams that exist too;
+    /// unset keeps what they have (new ones get 1).
+    #[arg(long, global = true, env = "VIDSEEK_REPLICAS")]
+    pub replicas: Option<usize>,
 }
 
 impl Common {

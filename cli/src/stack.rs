@@ -190,6 +190,23 @@ async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
         .with_context(|| format!("cannot connect to NATS at {url}"))
 }
 
+/// Creates the streams, or brings them to `VIDSEEK_REPLICAS`, and holds
+/// this process to the shard count the segment log records (`shards`: the
+/// count it routes with, `None` when it does not route).
+async fn configure_streams(
+    nats: &async_nats::Client,
+    common: &Common,
+    shards: Option<u32>,
+) -> anyhow::Result<()> {
+    let js = async_nats::jetstream::new(nats.clone());
+    let layout = vidseek_bus::streams::Layout {
+        replicas: common.replicas,
+        shards,
+    };
+    vidseek_bus::streams::configure(&js, layout).await?;
+    Ok(())
+}
+
 async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
@@ -215,6 +232,7 @@ fn gateway_config(common: &Common, args: &GatewayArgs) -> vidseek_gateway::Gatew
 pub async fn gateway(common: &Common, args: &GatewayArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let nats = connect(&common.nats_url(), "vidseek-gateway").await?;
+    configure_streams(&nats, common, None).await?;
     let listener = bind(&args.http_addr).await?;
     eprintln!("vidseek gateway: http://{}", listener.local_addr()?);
     let stop = shutdown.clone();
@@ -247,6 +265,9 @@ pub async fn worker(
         &format!("vidseek-{role:?}").to_lowercase(),
     )
     .await?;
+    if role != Role::Encoder {
+        configure_streams(&nats, common, Some(settings.shards)).await?;
+    }
     let mut tasks = JoinSet::new();
     let roles = Roles {
         nats: &nats,
@@ -303,8 +324,7 @@ pub async fn up(
     let nats_supervisor = nats_server
         .map(|server| tokio::spawn(server.supervise(stop_nats.clone(), shutdown.clone())));
     let nats = connect(&url, "vidseek-up").await?;
-    let js = async_nats::jetstream::new(nats.clone());
-    vidseek_bus::streams::ensure_all(&js, 1).await?;
+    configure_streams(&nats, common, Some(settings.shards)).await?;
 
     let mut tasks = JoinSet::new();
     let roles = Roles {
