@@ -14,7 +14,7 @@ TARGET := $(abspath $(or $(CARGO_TARGET_DIR),target))
 # ORT_DYLIB_PATH and VIDSEEK_MODEL_PACK, written by deploy/setup.sh.
 LOAD_ENV := . $(DATA)/env
 
-.PHONY: help up test lint bench setup test-export
+.PHONY: help up test lint bench setup test-export soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 20
@@ -52,6 +52,11 @@ bench: ## run every bench/*/run.sh against a release build
 	  runs=(bench/*/run.sh); \
 	  if [ $${#runs[@]} -eq 0 ]; then echo "no bench/*/run.sh yet"; fi; \
 	  for run in "$${runs[@]}"; do echo "==> $$run"; "$$run"; done
+
+soak: ## mixed search and ingest against a release fleet for VIDSEEK_SOAK_SECS (300); memory, descriptors, lost jobs, 5xx
+	deploy/setup.sh --for up
+	$(CARGO) build --release -p vidseek
+	$(LOAD_ENV) && VIDSEEK_BIN=$(TARGET)/release/vidseek $(CARGO) run --quiet -p vidseek-tests --bin soak
 
 setup: ## only install what `make up` needs (deploy/setup.sh --for up)
 	deploy/setup.sh --for up

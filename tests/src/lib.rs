@@ -10,4 +10,5 @@ pub mod photos;
 pub mod process;
 pub mod requests;
 pub mod stack;
+pub mod tiny_pack;
 pub mod websocket;

@@ -17,22 +17,23 @@ impl NatsServer {
     /// it accepts clients. Panics with a hint when the binary is missing.
     pub fn start() -> NatsServer {
         let store = tempfile::tempdir().expect("temp dir for JetStream");
-        let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
-        let mut child = Command::new(&bin)
-            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {bin}: {e} (install it with deploy/setup.sh or apt-get install nats-server)")
-            });
-        let port = read_client_port(&mut child);
+        let (child, port) = spawn(store.path(), "-1");
         NatsServer {
             child,
             port,
             _store: store,
         }
+    }
+
+    /// SIGKILLs the server (a crash: nothing flushed on the way out) and
+    /// starts it again on the same port with the same JetStream store, as a
+    /// supervisor would.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, port) = spawn(self._store.path(), &self.port.to_string());
+        assert_eq!(port, self.port, "nats-server came back on another port");
+        self.child = child;
     }
 
     pub fn port(&self) -> u16 {
@@ -60,6 +61,23 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `nats-server` on `port` ("-1": a random one) storing JetStream in
+/// `store`; returns it and the port it listens on.
+fn spawn(store: &Path, port: &str) -> (Child, u16) {
+    let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
+    let mut child = Command::new(&bin)
+        .args(["-a", "127.0.0.1", "-p", port, "-js", "-sd"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {bin}: {e} (install it with deploy/setup.sh or apt-get install nats-server)")
+        });
+    let port = read_client_port(&mut child);
+    (child, port)
 }
 
 /// Reads the server's log until it says where it listens for clients; the

@@ -54,6 +54,17 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// Freezes the process (SIGSTOP): it keeps its connections but answers
+    /// nothing, so work routed to it piles up in flight, as on a machine
+    /// that hangs before it dies.
+    pub fn freeze(&mut self) {
+        let status = Command::new("kill")
+            .args(["-STOP", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "cannot SIGSTOP {}", self.name);
+    }
+
     /// Waits until a line of the log contains `needle`; returns that line.
     pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
@@ -207,18 +218,22 @@ impl Fleet {
 
     /// Starts `vidseek gateway` on a free port; returns its base URL.
     pub fn gateway(&mut self) -> String {
-        let index = self.spawn(
-            "gateway",
-            &["gateway"],
-            &[("VIDSEEK_HTTP_ADDR", "127.0.0.1:0")],
-        );
+        self.gateway_on("127.0.0.1:0").1
+    }
+
+    /// Starts `vidseek gateway` listening on `address` (`host:port`, port 0
+    /// for a free one); returns its process index and base URL.
+    pub fn gateway_on(&mut self, address: &str) -> (usize, String) {
+        let index = self.spawn("gateway", &["gateway"], &[("VIDSEEK_HTTP_ADDR", address)]);
         let line = self.processes[index]
             .wait_for_line("vidseek gateway: http://", Duration::from_secs(60));
-        line.split("vidseek gateway: ")
+        let url = line
+            .split("vidseek gateway: ")
             .nth(1)
             .expect("gateway address")
             .trim()
-            .to_string()
+            .to_string();
+        (index, url)
     }
 
     pub fn process(&mut self, index: usize) -> &mut Process {
