@@ -5,10 +5,12 @@
 //! ([`rpc`]), the JetStream streams and buckets every role expects
 //! ([`streams`]), and the video catalog kept in a key-value bucket
 //! ([`catalog`]), the segment log the index is rebuilt from
-//! ([`segment_log`]), and query images reduced to fit a NATS message
-//! ([`query_image`]).
+//! ([`segment_log`]), query images reduced to fit a NATS message
+//! ([`query_image`]), the serving loop every role's endpoints share, with
+//! its admission limit ([`service`]), and query deadlines ([`deadline`]).
 
 pub mod catalog;
+pub mod deadline;
 pub mod query_image;
 pub mod rpc;
 pub mod segment_log;

@@ -14,6 +14,8 @@ use vidseek_protocol::codec::{self, CONTENT_TYPE, Format};
 use vidseek_protocol::subjects::{HEADER_ERROR, HEADER_QUERY_ID};
 use vidseek_protocol::{ErrorBody, ErrorCode};
 
+use crate::deadline::Deadline;
+
 /// The format a message was sent in.
 pub fn format_of(headers: Option<&HeaderMap>) -> Format {
     Format::from_content_type(
@@ -115,16 +117,39 @@ pub async fn request_with_retry<Req: Serialize, Resp: DeserializeOwned>(
     budget: Duration,
     query_id: Option<&str>,
 ) -> Result<Resp, ErrorBody> {
-    let first = request(client, subject.to_string(), body, budget / 3, query_id).await;
+    request_with_retry_until(client, subject, body, Deadline::after(budget), query_id).await
+}
+
+/// [`request_with_retry`] within a query's deadline, which travels with
+/// both tries.
+pub async fn request_with_retry_until<Req: Serialize, Resp: DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: &str,
+    body: &Req,
+    deadline: Deadline,
+    query_id: Option<&str>,
+) -> Result<Resp, ErrorBody> {
+    if deadline.expired() {
+        return Err(deadline.exceeded(subject));
+    }
+    let first_try = deadline.remaining() / 3;
+    let first = send(
+        client,
+        subject.to_string(),
+        body,
+        first_try,
+        headers(query_id, Some(deadline)),
+    )
+    .await;
     match first {
         Err(error)
             if matches!(
                 error.error.code,
                 ErrorCode::Timeout | ErrorCode::Unavailable
-            ) =>
+            ) && !deadline.expired() =>
         {
             tracing::warn!(subject, error = %error.error.message, "no answer; retrying once");
-            request(client, subject.to_string(), body, budget * 2 / 3, query_id).await
+            request_until(client, subject.to_string(), body, deadline, query_id).await
         }
         other => other,
     }
@@ -147,10 +172,18 @@ pub async fn health(
 
 /// Headers of an internal MessagePack request.
 pub fn msgpack_headers(query_id: Option<&str>) -> HeaderMap {
+    headers(query_id, None)
+}
+
+/// Headers of an internal MessagePack request that carries a deadline.
+pub fn headers(query_id: Option<&str>, deadline: Option<Deadline>) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, Format::MsgPack.content_type());
     if let Some(id) = query_id {
         headers.insert(HEADER_QUERY_ID, id);
+    }
+    if let Some(deadline) = deadline {
+        deadline.insert_into(&mut headers);
     }
     headers
 }
@@ -165,10 +198,45 @@ pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
     timeout: Duration,
     query_id: Option<&str>,
 ) -> Result<Resp, ErrorBody> {
+    send(client, subject, request, timeout, msgpack_headers(query_id)).await
+}
+
+/// [`request`] carrying `deadline`, waiting for the answer until then: an
+/// answer that would come later is not waited for (and, sent to an inbox
+/// nobody reads any more, is dropped by the server). A deadline already
+/// passed is `timeout` without sending anything.
+pub async fn request_until<Req: Serialize, Resp: DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: String,
+    request: &Req,
+    deadline: Deadline,
+    query_id: Option<&str>,
+) -> Result<Resp, ErrorBody> {
+    let timeout = deadline.remaining();
+    if timeout.is_zero() {
+        return Err(deadline.exceeded(&subject));
+    }
+    send(
+        client,
+        subject,
+        request,
+        timeout,
+        headers(query_id, Some(deadline)),
+    )
+    .await
+}
+
+async fn send<Req: Serialize, Resp: DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: String,
+    request: &Req,
+    timeout: Duration,
+    headers: HeaderMap,
+) -> Result<Resp, ErrorBody> {
     let payload = codec::encode(Format::MsgPack, request).map_err(|e| e.to_error_body())?;
     let nats_request = async_nats::Request::new()
         .payload(Bytes::from(payload))
-        .headers(msgpack_headers(query_id))
+        .headers(headers)
         .timeout(Some(timeout));
     let reply = client
         .send_request(subject.clone(), nats_request)

@@ -8,8 +8,9 @@ use vidseek_bus::segment_log::SegmentLogError;
 use vidseek_bus::streams::StreamSetupError;
 use vidseek_protocol::{ErrorBody, ErrorCode};
 
-/// Seconds a client is asked to wait after an `overloaded` answer.
-const RETRY_AFTER_SECS: &str = "1";
+/// Seconds a client is asked to wait after an `overloaded` answer that
+/// carries no hint of its own.
+const RETRY_AFTER_SECS: u64 = 1;
 
 /// Why a request failed. Client-facing errors carry their code and message;
 /// internal ones are logged in full and answered with a generic message, so
@@ -75,7 +76,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        // Overload (retry soon) stays distinguishable from an outage (503).
+        ErrorCode::Overloaded => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -89,10 +91,14 @@ pub fn error_response(body: &ErrorBody) -> Response {
     let mut response = (status_of(code), axum::Json(body)).into_response();
     match code {
         ErrorCode::Overloaded => {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+            // Whole seconds, rounded up: the header has no finer unit.
+            let secs = body
+                .error
+                .retry_after_ms
+                .map_or(RETRY_AFTER_SECS, |ms| ms.div_ceil(1000).max(1));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         ErrorCode::Unauthorized => {
             response
@@ -151,8 +157,12 @@ mod tests {
     #[test]
     fn overloaded_asks_to_retry() {
         let response = error_response(&ErrorBody::new(ErrorCode::Overloaded, "busy"));
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        // A worker's hint is kept, rounded up to whole seconds.
+        let hinted = ErrorBody::overloaded("busy", std::time::Duration::from_millis(2500));
+        let response = error_response(&hinted);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
     }
 
     #[test]
@@ -165,7 +175,7 @@ mod tests {
             (ErrorCode::NotFound, 404),
             (ErrorCode::TooLarge, 413),
             (ErrorCode::UnsupportedMedia, 415),
-            (ErrorCode::Overloaded, 503),
+            (ErrorCode::Overloaded, 429),
             (ErrorCode::Timeout, 504),
             (ErrorCode::Unavailable, 503),
             (ErrorCode::Internal, 500),

@@ -29,9 +29,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 use vidseek_bus::catalog::Catalog;
+use vidseek_bus::service::Admission;
 
 pub use error::{ApiError, GatewayError, status_of};
 
@@ -39,6 +41,15 @@ pub use error::{ApiError, GatewayError, status_of};
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// Default wait for the query stage's next event.
 pub const DEFAULT_SEARCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on searches in flight across every route; the query
+/// stage's own bound per endpoint is the same.
+pub const DEFAULT_MAX_SEARCHES: usize = 256;
+/// Default bound on open WebSockets.
+pub const DEFAULT_MAX_WEBSOCKETS: usize = 1024;
+/// Default bound on searches one WebSocket has in flight.
+pub const DEFAULT_MAX_SEARCHES_PER_SOCKET: usize = 16;
+/// Default bound on uploads being received at once (each streams to disk).
+pub const DEFAULT_MAX_UPLOADS: usize = 8;
 
 /// What the gateway needs besides its NATS connection and listener.
 #[derive(Debug, Clone)]
@@ -59,8 +70,19 @@ pub struct GatewayConfig {
     pub cors_origins: Vec<String>,
     /// Largest accepted upload, in bytes.
     pub max_upload_bytes: u64,
-    /// How long a search may go without an event from the query stage.
+    /// How long a search may go without an event from the query stage;
+    /// also the deadline each search carries to the workers.
     pub search_timeout: Duration,
+    /// Searches in flight at once over every route (REST, seed, WebSocket);
+    /// one more is answered 429 `overloaded` with `Retry-After`.
+    pub max_searches: usize,
+    /// Open WebSockets; one more handshake is answered 429.
+    pub max_websockets: usize,
+    /// Searches one WebSocket may have in flight; one more gets an
+    /// `overloaded` error event and the socket stays open.
+    pub max_searches_per_socket: usize,
+    /// Uploads received at once; one more is answered 429.
+    pub max_uploads: usize,
 }
 
 impl GatewayConfig {
@@ -75,6 +97,10 @@ impl GatewayConfig {
             cors_origins: Vec::new(),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             search_timeout: DEFAULT_SEARCH_TIMEOUT,
+            max_searches: DEFAULT_MAX_SEARCHES,
+            max_websockets: DEFAULT_MAX_WEBSOCKETS,
+            max_searches_per_socket: DEFAULT_MAX_SEARCHES_PER_SOCKET,
+            max_uploads: DEFAULT_MAX_UPLOADS,
         }
     }
 }
@@ -90,6 +116,13 @@ pub(crate) struct AppState {
     pub metrics: metrics::Metrics,
     /// Reduces image queries before they cross NATS, a bounded number at once.
     pub images: search::ImageReducer,
+    /// Admission to searches, WebSockets and uploads (see [`GatewayConfig`]).
+    pub searches: Admission,
+    pub websockets: Admission,
+    pub uploads: Admission,
+    /// Open WebSockets, which a stopping gateway waits for: graceful
+    /// shutdown of the HTTP server does not cover upgraded connections.
+    pub sockets: TaskTracker,
     /// Flips to true when the server shuts down; long-lived WebSockets watch it
     /// because graceful shutdown does not wait for upgraded connections.
     pub shutdown: watch::Receiver<bool>,
@@ -120,7 +153,15 @@ pub async fn serve(
     let catalog = Catalog::open(&js).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let images = search::ImageReducer::for_this_machine(config.search_timeout);
+    let sockets = TaskTracker::new();
+    // A stopping gateway lets WebSocket searches already admitted finish;
+    // they end within the search timeout either way.
+    let socket_grace = config.search_timeout + Duration::from_secs(1);
     let state = AppState {
+        searches: Admission::new(config.max_searches),
+        websockets: Admission::new(config.max_websockets),
+        uploads: Admission::new(config.max_uploads),
+        sockets: sockets.clone(),
         config: Arc::new(config),
         nats,
         js,
@@ -138,10 +179,19 @@ pub async fn serve(
         tracing::info!("gateway shutting down");
         let _ = stop_tx.send(true);
     };
+    // Stops accepting, then waits for the requests in flight.
     axum::serve(listener, router(state))
         .with_graceful_shutdown(signal)
         .await
-        .map_err(GatewayError::Serve)
+        .map_err(GatewayError::Serve)?;
+    sockets.close();
+    if tokio::time::timeout(socket_grace, sockets.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("WebSockets still open after the grace period; closing them");
+    }
+    Ok(())
 }
 
 fn absolute_data_dir(dir: &std::path::Path) -> Result<PathBuf, GatewayError> {

@@ -5,13 +5,18 @@
 //! [`SearchEvent::Partial`] per shard, then a final `Done` or `Error`. Each
 //! route (WebSocket, REST, seed) consumes the same [`SearchStream`], and
 //! every image query is reduced here, in [`start`], before it crosses NATS.
+//!
+//! A search is admitted first ([`admit`]: a bounded number at once over
+//! every route, more is `overloaded`), before its body is read or its image
+//! decoded, and carries a deadline of one search timeout to the workers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::Subscriber;
 use futures::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use vidseek_bus::deadline::Deadline;
 use vidseek_bus::query_image;
 use vidseek_bus::rpc;
 use vidseek_protocol::codec::{self, Format};
@@ -31,6 +36,22 @@ pub struct SearchStream {
     started: Instant,
     finished: bool,
     metrics: Metrics,
+    _admitted: Admitted,
+}
+
+/// A search's place among those in flight; the place frees when the search
+/// (its [`SearchStream`]) is dropped.
+pub struct Admitted {
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Admits one search, or `overloaded` when the gateway has its limit of
+/// searches in flight.
+pub fn admit(state: &AppState) -> Result<Admitted, ErrorBody> {
+    state
+        .searches
+        .try_admit("the gateway's search")
+        .map(|permit| Admitted { _permit: permit })
 }
 
 /// Validates a query into a request with a fresh query id.
@@ -107,9 +128,11 @@ impl ImageReducer {
 #[tracing::instrument(skip_all, fields(query_id = %request.query_id))]
 pub async fn start(
     state: &AppState,
+    admitted: Admitted,
     mut request: SearchRequest,
 ) -> Result<SearchStream, ErrorBody> {
     let nats = &state.nats;
+    let deadline = Deadline::after(state.config.search_timeout);
     request.input = state.images.reduce(request.input).await?;
     let payload = codec::encode(Format::MsgPack, &request).map_err(|e| e.to_error_body())?;
     // The server would refuse it with a bare "max payload exceeded"; a
@@ -133,7 +156,7 @@ pub async fn start(
     nats.publish_with_reply_and_headers(
         subjects::SEARCH_STREAM,
         inbox_subject,
-        rpc::msgpack_headers(Some(&request.query_id)),
+        rpc::headers(Some(&request.query_id), Some(deadline)),
         payload.into(),
     )
     .await
@@ -145,6 +168,7 @@ pub async fn start(
         started: Instant::now(),
         finished: false,
         metrics: state.metrics.clone(),
+        _admitted: admitted,
     })
 }
 
@@ -239,12 +263,13 @@ impl SearchStream {
 /// Validates, sends and waits: what the REST and seed routes need.
 pub async fn run_to_completion(
     state: &AppState,
+    admitted: Admitted,
     input: QueryInput,
     k: Option<usize>,
     min_score: Option<f32>,
 ) -> Result<SearchResponse, ErrorBody> {
     let request = build_request(input, k, min_score)?;
-    let stream = start(state, request).await?;
+    let stream = start(state, admitted, request).await?;
     tracing::debug!(query_id = stream.query_id(), "search sent");
     stream.finish().await
 }

@@ -7,7 +7,10 @@
 //! Server → client: [`SearchEvent`]s as JSON text, addressed with the client's
 //! id. Several searches may run at once; a new search with an id already in
 //! flight replaces it. A malformed message is answered with an `error` event
-//! and the socket stays open.
+//! and the socket stays open, and so is a search over the socket's limit or
+//! the gateway's (`overloaded`). A handshake over the gateway's limit of
+//! open sockets is answered 429. When the gateway stops, a socket reads no
+//! more searches, lets those in flight finish, then closes.
 //!
 //! One reader loop dispatches, one writer task owns the socket's sink and
 //! drains a bounded queue, so a slow browser slows its own searches only.
@@ -20,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 use vidseek_protocol::query::SearchEvent;
 use vidseek_protocol::{ErrorBody, ErrorCode};
 
@@ -30,8 +33,6 @@ use crate::{AppState, SEARCH_BODY_LIMIT, search};
 
 /// Messages waiting for the socket; searches wait when it is full.
 const WRITE_QUEUE: usize = 64;
-/// Searches one socket may have in flight; more is `overloaded`.
-const MAX_SEARCHES_PER_SOCKET: usize = 16;
 /// Client ids are echoed back; keep them short.
 const MAX_ID_CHARS: usize = 128;
 
@@ -75,17 +76,24 @@ pub async fn upgrade(
         )
         .into_response();
     }
+    let admitted = match state.websockets.try_admit("the gateway's WebSocket") {
+        Ok(admitted) => admitted,
+        Err(body) => return ApiError::from(body).into_response(),
+    };
     // Browsers send a message as one frame, so the frame limit must allow
     // the largest accepted image too.
     // Counted before the 101 goes out, so the gauge never lags a client that
     // is already connected; a failed upgrade drops the guard again.
     let open = state.metrics.websocket_opened();
+    let sockets = state.sockets.clone();
     ws.max_message_size(SEARCH_BODY_LIMIT)
         .max_frame_size(SEARCH_BODY_LIMIT)
-        .on_upgrade(move |socket: WebSocket| async move {
-            let _open = open;
-            let (sink, stream) = socket.split();
-            run(state, sink, stream).await;
+        .on_upgrade(move |socket: WebSocket| {
+            sockets.track_future(async move {
+                let _open = (open, admitted);
+                let (sink, stream) = socket.split();
+                run(state, sink, stream).await;
+            })
         })
 }
 
@@ -128,7 +136,7 @@ where
         let _ = sink.close().await;
     });
 
-    let mut searches: HashMap<String, AbortHandle> = HashMap::new();
+    let mut searches: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut shutdown = state.shutdown.clone();
     loop {
         let message = tokio::select! {
@@ -136,6 +144,13 @@ where
             _ = shutdown.wait_for(|stopping| *stopping) => None,
         };
         let Some(message) = message else {
+            // The gateway is stopping: searches already admitted get their
+            // answers (each ends within the search timeout), then the close.
+            let running: Vec<_> = searches.drain().map(|(_, search)| search).collect();
+            let aborts: Vec<_> = running.iter().map(JoinHandle::abort_handle).collect();
+            let grace = state.config.search_timeout;
+            let _ = tokio::time::timeout(grace, futures::future::join_all(running)).await;
+            aborts.iter().for_each(|search| search.abort());
             let _ = tx.send(Message::Close(None)).await;
             break;
         };
@@ -166,7 +181,7 @@ where
 async fn handle_text(
     state: &AppState,
     tx: &mpsc::Sender<Message>,
-    searches: &mut HashMap<String, AbortHandle>,
+    searches: &mut HashMap<String, JoinHandle<()>>,
     text: &str,
 ) {
     let message: ClientMessage = match serde_json::from_str(text) {
@@ -207,14 +222,22 @@ async fn handle_text(
                 previous.abort();
             }
             searches.retain(|_, search| !search.is_finished());
-            if searches.len() >= MAX_SEARCHES_PER_SOCKET {
-                let body = ErrorBody::new(
-                    ErrorCode::Overloaded,
-                    format!("at most {MAX_SEARCHES_PER_SOCKET} searches at once per connection"),
+            let per_socket = state.config.max_searches_per_socket;
+            if searches.len() >= per_socket {
+                let body = ErrorBody::overloaded(
+                    format!("at most {per_socket} searches at once per connection"),
+                    vidseek_bus::service::RETRY_AFTER,
                 );
                 send_error(tx, &id, body).await;
                 return;
             }
+            let admitted = match search::admit(state) {
+                Ok(admitted) => admitted,
+                Err(body) => {
+                    send_error(tx, &id, body).await;
+                    return;
+                }
+            };
             let (k, min_score) = (query.k, query.min_score);
             let request = query
                 .into_input()
@@ -231,9 +254,10 @@ async fn handle_text(
                 state.clone(),
                 tx.clone(),
                 id.clone(),
+                admitted,
                 request,
             ));
-            searches.insert(id, task.abort_handle());
+            searches.insert(id, task);
         }
     }
 }
@@ -242,10 +266,12 @@ async fn stream_search(
     state: AppState,
     tx: mpsc::Sender<Message>,
     id: String,
+    admitted: search::Admitted,
     request: vidseek_protocol::query::SearchRequest,
 ) {
-    // Admitted by now (the per-socket limit), so decoding its image may start.
-    let mut stream = match search::start(&state, request).await {
+    // Admitted by now (the socket's and the gateway's limits), so decoding
+    // its image may start.
+    let mut stream = match search::start(&state, admitted, request).await {
         Ok(stream) => stream,
         Err(body) => {
             send_error(&tx, &id, body).await;

@@ -282,7 +282,7 @@ async fn rest_search_errors_follow_the_status_table() {
                 "/api/v1/search?text={}",
                 QUERY_OVERLOADED.replace(' ', "%20")
             ),
-            503,
+            429,
             "overloaded",
         ),
         (

@@ -62,6 +62,10 @@ impl std::fmt::Display for ErrorCode {
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
+    /// With `overloaded`: how long the caller should wait before trying
+    /// again. Absent otherwise, so the body keeps its two-field shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// The wire shape of every error reply.
@@ -77,8 +81,16 @@ impl ErrorBody {
             error: ErrorDetail {
                 code,
                 message: message.into(),
+                retry_after_ms: None,
             },
         }
+    }
+
+    /// An `overloaded` answer asking the caller to retry after `retry_after`.
+    pub fn overloaded(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        let mut body = ErrorBody::new(ErrorCode::Overloaded, message);
+        body.error.retry_after_ms = Some(retry_after.as_millis().max(1) as u64);
+        body
     }
 }
 
@@ -104,6 +116,21 @@ mod tests {
         );
         let back: ErrorBody = serde_json::from_value(json).unwrap();
         assert_eq!(back, body);
+    }
+
+    #[test]
+    fn the_retry_hint_is_an_optional_field() {
+        let body = ErrorBody::overloaded("busy", std::time::Duration::from_millis(250));
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {"code": "overloaded", "message": "busy", "retry_after_ms": 250}})
+        );
+        assert_eq!(serde_json::from_value::<ErrorBody>(json).unwrap(), body);
+        // Bodies from peers that do not know the field still decode.
+        let old = serde_json::json!({"error": {"code": "overloaded", "message": "busy"}});
+        let old: ErrorBody = serde_json::from_value(old).unwrap();
+        assert_eq!(old.error.retry_after_ms, None);
     }
 
     #[test]

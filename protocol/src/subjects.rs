@@ -67,6 +67,10 @@ pub const SERVICE_INGEST: &str = "vidseek-ingest";
 pub const HEADER_QUERY_ID: &str = "Vidseek-Query-Id";
 /// Header set on replies that carry an [`crate::ErrorBody`] instead of a result.
 pub const HEADER_ERROR: &str = "Vidseek-Error";
+/// Header carrying a query's deadline (milliseconds since the Unix epoch)
+/// from the gateway through the query stage to encoders and rankers: work
+/// whose deadline has passed is refused with `timeout` instead of done.
+pub const HEADER_DEADLINE: &str = "Vidseek-Deadline";
 
 #[cfg(test)]
 mod tests {

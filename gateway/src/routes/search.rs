@@ -36,6 +36,7 @@ pub fn query_params<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, Ap
     responses(
         (status = 200, description = "Top results, best first", body = SearchResponse),
         (status = 400, description = "Missing or bad parameters", body = vidseek_protocol::ErrorBody),
+        (status = 429, description = "Too many searches in flight; retry after Retry-After seconds", body = vidseek_protocol::ErrorBody),
         (status = 503, description = "No query stage is running", body = vidseek_protocol::ErrorBody),
         (status = 504, description = "The query stage did not answer in time", body = vidseek_protocol::ErrorBody),
     ))]
@@ -47,7 +48,15 @@ pub async fn search_get(
     let text = params
         .text
         .ok_or_else(|| ApiError::bad_request("the text parameter is missing"))?;
-    run(&state, form::text_input(text)?, params.k, params.min_score).await
+    let admitted = search::admit(&state)?;
+    run(
+        &state,
+        admitted,
+        form::text_input(text)?,
+        params.k,
+        params.min_score,
+    )
+    .await
 }
 
 /// `POST /api/v1/search`: multipart (`image`, or `text`), JSON
@@ -63,6 +72,7 @@ pub async fn search_get(
         (status = 400, description = "Malformed body", body = vidseek_protocol::ErrorBody),
         (status = 413, description = "Image over the size limit", body = vidseek_protocol::ErrorBody),
         (status = 415, description = "Unsupported body type", body = vidseek_protocol::ErrorBody),
+        (status = 429, description = "Too many searches in flight; retry after Retry-After seconds", body = vidseek_protocol::ErrorBody),
         (status = 503, description = "No query stage is running", body = vidseek_protocol::ErrorBody),
     ))]
 pub async fn search_post(
@@ -71,9 +81,12 @@ pub async fn search_post(
     request: Request,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let params = query_params(params)?;
+    // Admitted before the body is read: a refused search costs no upload.
+    let admitted = search::admit(&state)?;
     let (input, k, min_score) = read_query_body(&state, request).await?;
     run(
         &state,
+        admitted,
         input,
         k.or(params.k),
         min_score.or(params.min_score),
@@ -140,10 +153,11 @@ async fn read_body(request: Request) -> Result<bytes::Bytes, ApiError> {
 
 async fn run(
     state: &AppState,
+    admitted: search::Admitted,
     input: QueryInput,
     k: Option<usize>,
     min_score: Option<f32>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let response = search::run_to_completion(state, input, k, min_score).await?;
+    let response = search::run_to_completion(state, admitted, input, k, min_score).await?;
     Ok(Json(response))
 }

@@ -46,7 +46,8 @@ pub async fn text_query(
     let text = query_params(params)?
         .text
         .ok_or_else(|| ApiError::bad_request("the text parameter is missing"))?;
-    top_ten(&state, form::text_input(text)?).await
+    let admitted = search::admit(&state)?;
+    top_ten(&state, admitted, form::text_input(text)?).await
 }
 
 /// `POST /image_query` (multipart field `image`)
@@ -58,15 +59,20 @@ pub async fn image_query(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Vec<SeedHit>>, ApiError> {
     let multipart = multipart.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let admitted = search::admit(&state)?;
     let form = SearchForm::read(multipart).await?;
     let bytes = form
         .image
         .ok_or_else(|| ApiError::bad_request("the form has no image field"))?;
-    top_ten(&state, QueryInput::Image { bytes }).await
+    top_ten(&state, admitted, QueryInput::Image { bytes }).await
 }
 
-async fn top_ten(state: &AppState, input: QueryInput) -> Result<Json<Vec<SeedHit>>, ApiError> {
-    let response = search::run_to_completion(state, input, Some(SEED_K), None).await?;
+async fn top_ten(
+    state: &AppState,
+    admitted: search::Admitted,
+    input: QueryInput,
+) -> Result<Json<Vec<SeedHit>>, ApiError> {
+    let response = search::run_to_completion(state, admitted, input, Some(SEED_K), None).await?;
     let mut hits: Vec<SeedHit> = response
         .results
         .into_iter()

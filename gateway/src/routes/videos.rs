@@ -201,6 +201,7 @@ pub async fn delete(
         (status = 404, description = "No such file", body = vidseek_protocol::ErrorBody),
         (status = 413, description = "Upload over the size limit", body = vidseek_protocol::ErrorBody),
         (status = 415, description = "Not a video we can decode", body = vidseek_protocol::ErrorBody),
+        (status = 429, description = "Too many uploads at once; retry after Retry-After seconds", body = vidseek_protocol::ErrorBody),
         (status = 503, description = "No ingest worker is running", body = vidseek_protocol::ErrorBody)))]
 pub async fn create(
     _: Authorized,
@@ -214,6 +215,8 @@ pub async fn create(
         .unwrap_or_default()
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
+        // Admitted before a byte is read; the place frees when the upload ends.
+        let _admitted = state.uploads.try_admit("the gateway's upload")?;
         return upload(&state, request).await;
     }
     if !content_type.starts_with("application/json") {

@@ -35,6 +35,8 @@ pub struct Options {
     pub max_upload_bytes: u64,
     pub search_timeout: Duration,
     pub cors_origins: Vec<String>,
+    /// Any other setting (the admission limits).
+    pub tune: fn(&mut GatewayConfig),
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             api_token: None,
             max_upload_bytes: 1024 * 1024,
             search_timeout: Duration::from_secs(1),
+            tune: |_| {},
         }
     }
 }
@@ -83,6 +86,7 @@ impl Stack {
         config.max_upload_bytes = options.max_upload_bytes;
         config.search_timeout = options.search_timeout;
         config.cors_origins = options.cors_origins;
+        (options.tune)(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

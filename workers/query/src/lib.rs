@@ -4,6 +4,14 @@
 //! gateway's subject) publishes the improved top-k after each shard answers,
 //! then a final event; `vidseek.v1.search.text|image` answer once, in JSON
 //! unless the caller sent MessagePack, so any NATS client can search.
+//!
+//! Every query has a deadline: the one its `Vidseek-Deadline` header carries
+//! (the gateway sets it), never later than this stage's own budget. A query
+//! whose deadline has passed is answered `timeout` before any work; the
+//! encoder and the shards are asked with the time that is left, and a shard
+//! that has not answered by then is left out of the merge (its answer, if it
+//! comes, is dropped), so the answer holds the others' results with
+//! `shards_done < shards_total` and a warning.
 
 mod merge;
 
@@ -15,7 +23,9 @@ use base64::Engine;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
+use vidseek_bus::deadline::Deadline;
 use vidseek_bus::rpc;
+use vidseek_bus::service::Admission;
 use vidseek_protocol::codec::Format;
 use vidseek_protocol::encode::{
     EncodeImageRequest, EncodeImageResponse, EncodeTextRequest, EncodeTextResponse,
@@ -56,6 +66,20 @@ struct Encoded {
     rank_request: RankRequest,
     warnings: Vec<Warning>,
     query_translation: Option<QueryTranslation>,
+}
+
+impl QueryConfig {
+    /// The latest deadline this stage gives a query: the encoder's time
+    /// plus a shard's, from when it arrives.
+    fn own_deadline(&self) -> Deadline {
+        Deadline::after(self.encode_timeout + self.shard_timeout)
+    }
+
+    /// The deadline of a query arriving in `message`.
+    fn deadline_of(&self, message: &Message) -> Deadline {
+        let own = self.own_deadline();
+        Deadline::of(message.headers.as_ref()).map_or(own, |carried| carried.min(own))
+    }
 }
 
 #[derive(Clone)]
@@ -107,12 +131,18 @@ pub async fn run(
     let s = stage.clone();
     let serve_text = vidseek_bus::service::serve_messages(text, move |message| {
         let stage = s.clone();
-        async move { stage.search_once(text_request(&message)?).await }
+        async move {
+            let deadline = stage.config.deadline_of(&message);
+            stage.search_once(text_request(&message)?, deadline).await
+        }
     });
     let s = stage.clone();
     let serve_image = vidseek_bus::service::serve_messages(image, move |message| {
         let stage = s.clone();
-        async move { stage.search_once(image_request(&message)?).await }
+        async move {
+            let deadline = stage.config.deadline_of(&message);
+            stage.search_once(image_request(&message)?, deadline).await
+        }
     });
     let s = stage.clone();
     let serve_health = vidseek_bus::service::serve_messages(health, move |_| {
@@ -120,9 +150,20 @@ pub async fn run(
         async move { Ok::<_, ErrorBody>(stage.health().await) }
     });
     let serve_stream = async {
+        // Bounded like the service endpoints: a query over the limit (or
+        // past its deadline) is answered at once, without a task.
+        let admission = Admission::per_endpoint();
         while let Some(message) = stream.next().await {
-            let stage = stage.clone();
-            tokio::spawn(async move { stage.search_streaming(message).await });
+            match admission.admit(&message) {
+                Ok(permit) => {
+                    let stage = stage.clone();
+                    vidseek_bus::service::spawn_in_flight(async move {
+                        let _permit = permit;
+                        stage.search_streaming(message).await
+                    });
+                }
+                Err(refusal) => rpc::reply(&nats, &message, &Err::<(), _>(refusal)).await,
+            }
         }
     };
     tokio::select! {
@@ -175,10 +216,15 @@ fn image_request(message: &Message) -> Result<SearchRequest, ErrorBody> {
 
 impl QueryStage {
     /// Runs a search to the end and returns the final answer.
-    async fn search_once(&self, request: SearchRequest) -> Result<SearchResponse, ErrorBody> {
+    async fn search_once(
+        &self,
+        request: SearchRequest,
+        deadline: Deadline,
+    ) -> Result<SearchResponse, ErrorBody> {
         let query_id = request.query_id.clone();
         let mut last = None;
-        self.search(request, |event| last = Some(event)).await;
+        self.search(request, deadline, |event| last = Some(event))
+            .await;
         match last {
             Some(SearchEvent::Done {
                 took_ms,
@@ -212,6 +258,7 @@ impl QueryStage {
         };
         let request: Result<SearchRequest, ErrorBody> = rpc::decode_request(&message);
         let format = rpc::format_of(message.headers.as_ref());
+        let deadline = self.config.deadline_of(&message);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let query_id = rpc::query_id_of(&message).unwrap_or_default();
         let publisher = {
@@ -248,7 +295,10 @@ impl QueryStage {
                 SearchRequest::new(r.query_id, r.input, Some(r.k), Some(r.min_score))
             });
             match request {
-                Ok(request) => self.search(request, |event| drop(tx.send(event))).await,
+                Ok(request) => {
+                    self.search(request, deadline, |event| drop(tx.send(event)))
+                        .await
+                }
                 Err(body) => drop(tx.send(SearchEvent::error(query_id, body))),
             }
         };
@@ -257,30 +307,41 @@ impl QueryStage {
 
     /// Encodes the query, scatters it to the shards and reports every
     /// improvement through `emit`: partial events, then done or error.
-    async fn search(&self, request: SearchRequest, mut emit: impl FnMut(SearchEvent)) {
+    /// `shards_done` counts the shards whose results are merged.
+    async fn search(
+        &self,
+        request: SearchRequest,
+        deadline: Deadline,
+        mut emit: impl FnMut(SearchEvent),
+    ) {
         let started = Instant::now();
         let id = request.query_id.clone();
+        if let Err(body) = deadline.check("search") {
+            return emit(SearchEvent::error(id, body));
+        }
         let Encoded {
             rank_request,
             mut warnings,
             query_translation,
-        } = match self.encode(&request).await {
+        } = match self.encode(&request, deadline).await {
             Ok(encoded) => encoded,
             Err(body) => return emit(SearchEvent::error(id, body)),
         };
         let shards_total = self.config.shards;
+        // Each shard gets the time left, at most its own timeout: an answer
+        // after that is not waited for and never merged.
+        let shard_deadline = deadline.min(Deadline::after(self.config.shard_timeout));
         let mut pending: FuturesUnordered<_> = (0..shards_total)
             .map(|shard| {
                 let nats = self.nats.clone();
                 let rank_request = rank_request.clone();
-                let timeout = self.config.shard_timeout;
                 let id = id.clone();
                 async move {
-                    let answer: Result<RankResponse, ErrorBody> = rpc::request(
+                    let answer: Result<RankResponse, ErrorBody> = rpc::request_until(
                         &nats,
                         subjects::rank(shard),
                         &rank_request,
-                        timeout,
+                        shard_deadline,
                         Some(&id),
                     )
                     .await;
@@ -290,13 +351,14 @@ impl QueryStage {
             .collect();
         let mut merged = Merged::new(request.k);
         let mut shards_done = 0;
-        let mut failures = 0;
+        let mut last_failure = None;
         while let Some((shard, answer)) = pending.next().await {
-            shards_done += 1;
             match answer {
-                Ok(response) => merged.add(response.hits),
+                Ok(response) => {
+                    shards_done += 1;
+                    merged.add(response.hits);
+                }
                 Err(body) => {
-                    failures += 1;
                     warnings.push(Warning {
                         code: "shard_unavailable".into(),
                         message: format!(
@@ -304,6 +366,8 @@ impl QueryStage {
                             body.error.message
                         ),
                     });
+                    last_failure = Some(body.error.code);
+                    continue;
                 }
             }
             if shards_done < shards_total {
@@ -315,14 +379,18 @@ impl QueryStage {
                 });
             }
         }
-        if failures == shards_total && shards_total > 0 {
-            return emit(SearchEvent::error(
-                id,
-                ErrorBody::new(
+        if shards_done == 0 && shards_total > 0 {
+            let body = match last_failure {
+                Some(ErrorCode::Timeout) => ErrorBody::new(
+                    ErrorCode::Timeout,
+                    "no ranker shard answered before the query's deadline",
+                ),
+                _ => ErrorBody::new(
                     ErrorCode::Unavailable,
                     "no ranker shard answered; is the index loaded?",
                 ),
-            ));
+            };
+            return emit(SearchEvent::error(id, body));
         }
         emit(SearchEvent::Done {
             id,
@@ -337,20 +405,25 @@ impl QueryStage {
 
     /// The query's vector, the space and calibration to rank in, and any
     /// warning the encoder raised.
-    async fn encode(&self, request: &SearchRequest) -> Result<Encoded, ErrorBody> {
+    async fn encode(
+        &self,
+        request: &SearchRequest,
+        deadline: Deadline,
+    ) -> Result<Encoded, ErrorBody> {
         let id = Some(request.query_id.as_str());
+        let deadline = deadline.min(Deadline::after(self.config.encode_timeout));
         let mut warnings = vec![];
         let mut query_translation = None;
         let mut terms = vec![];
         let (space, vector, calibration) = match &request.input {
             QueryInput::Text { text } => {
-                let encoded: EncodeTextResponse = rpc::request_with_retry(
+                let encoded: EncodeTextResponse = rpc::request_with_retry_until(
                     &self.nats,
                     subjects::ENCODE_TEXT,
                     &EncodeTextRequest {
                         texts: vec![text.clone()],
                     },
-                    self.config.encode_timeout,
+                    deadline,
                     id,
                 )
                 .await?;
@@ -375,17 +448,18 @@ impl QueryStage {
                     KindCalibration {
                         shot: encoded.text_visual,
                         subtitle: encoded.text_text,
+                        ocr: encoded.text_ocr,
                     },
                 )
             }
             QueryInput::Image { bytes } => {
-                let encoded: EncodeImageResponse = rpc::request_with_retry(
+                let encoded: EncodeImageResponse = rpc::request_with_retry_until(
                     &self.nats,
                     subjects::ENCODE_IMAGE,
                     &EncodeImageRequest {
                         images: vec![serde_bytes::ByteBuf::from(bytes.clone())],
                     },
-                    self.config.encode_timeout,
+                    deadline,
                     id,
                 )
                 .await?;
@@ -398,6 +472,7 @@ impl QueryStage {
                     KindCalibration {
                         shot: encoded.image_image,
                         subtitle: encoded.image_image,
+                        ocr: None,
                     },
                 )
             }
@@ -434,6 +509,7 @@ impl QueryStage {
             calibration: KindCalibration {
                 shot: vidseek_protocol::encode::Calibration { a: 1.0, b: 0.0 },
                 subtitle: vidseek_protocol::encode::Calibration { a: 1.0, b: 0.0 },
+                ocr: None,
             },
             min_score: 0.0,
             terms: vec![],
