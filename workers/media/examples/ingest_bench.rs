@@ -1,9 +1,9 @@
 //! Media-side ingest throughput: seconds of video handled per wall-clock
 //! second by probe + shot detection + frame sampling + thumbnails
-//! ([`media::analyze`]), next to a plain `ffmpeg -i FILE -f null -` decode of
-//! the same file timed in the same run as the yardstick. Also times frame
-//! sampling alone with each strategy, which is how the `Auto` choice was
-//! calibrated.
+//! ([`media::analyze`], one decode), next to a plain `ffmpeg -i FILE -f null -`
+//! decode of the same file timed in the same run as the yardstick. Also
+//! times shot detection alone and frame sampling alone with each strategy:
+//! what separate passes would cost, and how the `Auto` choice was calibrated.
 //!
 //! Usage: `ingest_bench [FILE] [--out PATH] [--repeat N]`; `bench/ingest/run.sh`
 //! is the usual entry point. Results go to `bench/results/ingest.json`.
@@ -57,6 +57,7 @@ fn main() -> anyhow::Result<()> {
     let mut yardstick = f64::INFINITY;
     let mut pipeline = f64::INFINITY;
     let mut best = None;
+    let mut shots_only = f64::INFINITY;
     let mut sampling: Vec<(SamplingStrategy, f64)> = vec![
         (SamplingStrategy::SinglePass, f64::INFINITY),
         (SamplingStrategy::Seek, f64::INFINITY),
@@ -78,6 +79,15 @@ fn main() -> anyhow::Result<()> {
             pipeline = wall;
             best = Some(analysis);
         }
+
+        let clock = Instant::now();
+        std::hint::black_box(media::detect_cuts(
+            &file,
+            &probe,
+            &media::ShotParams::default(),
+            &mut |_| {},
+        )?);
+        shots_only = shots_only.min(clock.elapsed().as_secs_f64());
 
         let segments = &best.as_ref().expect("set above").segments;
         for (strategy, seconds) in &mut sampling {
@@ -123,6 +133,7 @@ fn main() -> anyhow::Result<()> {
             "segments": analysis.segments.len(),
             "sampling_strategy": analysis.sampling,
         },
+        "shot_detection_only_s": shots_only,
         "frame_sampling_only_s": sampling
             .iter()
             .map(|(s, t)| (serde_json::to_value(s).expect("enum").as_str().unwrap_or("?").to_string(), json!(t)))

@@ -7,11 +7,19 @@
 //! frame reaches the muxer, so the i-th log line belongs to the i-th frame on
 //! stdout, and variable-frame-rate videos get exact times instead of
 //! `index / fps` guesses.
+//!
+//! One decode can feed two consumers: a `-filter_complex` graph split into a
+//! main output (stdout) and a side output written to a named pipe, read on
+//! its own thread so that neither output can stall ffmpeg while the caller
+//! works on the other. The side chain ends in [`SIDE_SHOWINFO`], whose log
+//! lines carry the side frames' times.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, ErrorKind, Read};
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
@@ -28,6 +36,14 @@ const PTS_TIMEOUT: Duration = Duration::from_secs(30);
 /// The filter appended to every chain so frame times can be read back.
 pub(crate) const SHOWINFO: &str = "showinfo";
 
+/// The same filter at the end of a side output's chain; its instance name
+/// tells its log lines from the main output's.
+pub(crate) const SIDE_SHOWINFO: &str = "showinfo@side";
+
+/// Linux's `O_NONBLOCK`: opening a named pipe for writing without a reader
+/// then fails at once instead of waiting (std has no name for the flag).
+const O_NONBLOCK: i32 = 0o4000;
+
 /// A running `ffmpeg ... -f rawvideo pipe:1` child.
 pub(crate) struct RawFrames {
     child: Child,
@@ -36,6 +52,41 @@ pub(crate) struct RawFrames {
     pts: Option<Receiver<f64>>,
     stderr: Option<JoinHandle<VecDeque<String>>>,
     last_pts: f64,
+    side: Option<SideOutput>,
+}
+
+/// A side output's frame: its time in seconds and its pixels.
+pub(crate) type SideFrame = (f64, Vec<u8>);
+
+/// A second rawvideo output of the same ffmpeg: frames with their times,
+/// read from a named pipe by a thread as soon as ffmpeg writes them.
+pub(crate) struct SideOutput {
+    frames: Option<Receiver<Result<SideFrame>>>,
+    fifo: PathBuf,
+    /// Holds the pipe's directory until ffmpeg and the reader are done.
+    _dir: tempfile::TempDir,
+}
+
+impl SideOutput {
+    /// The frames read so far (and, once ffmpeg is done, the end of them).
+    pub(crate) fn frames(&mut self) -> Option<Receiver<Result<SideFrame>>> {
+        self.frames.take()
+    }
+
+    /// Releases a reader still waiting for ffmpeg to open the pipe (ffmpeg
+    /// failed before it got there), so its thread ends with the stream.
+    fn release_reader(&self) {
+        let _ = OpenOptions::new()
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(&self.fifo);
+    }
+}
+
+/// What the side output of a split graph looks like.
+pub(crate) struct SideSpec {
+    /// Bytes per side frame.
+    pub frame_len: usize,
 }
 
 /// How the child should read its input and shape its output.
@@ -59,31 +110,59 @@ pub(crate) struct RawFramesSpec<'a> {
 impl RawFrames {
     /// Starts ffmpeg. Threads are left to ffmpeg's default (one per core).
     pub(crate) fn spawn(spec: RawFramesSpec<'_>) -> Result<Self> {
+        Self::spawn_split(spec, None)
+    }
+
+    /// Starts ffmpeg with a side output when `side` is given: `spec.filter`
+    /// is then a complex graph with outputs `[main]` (ending in
+    /// [`SHOWINFO`]) and `[side]` (ending in [`SIDE_SHOWINFO`]).
+    pub(crate) fn spawn_split(spec: RawFramesSpec<'_>, side: Option<SideSpec>) -> Result<Self> {
         let mut cmd = Command::new("ffmpeg");
         // `info` is the level showinfo logs at; `-nostats` keeps the progress
         // line (which uses `\r`) out of the error tail.
         cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]);
         cmd.args(&spec.input_args);
-        cmd.arg(if spec.complex {
+        cmd.arg(if spec.complex || side.is_some() {
             "-filter_complex"
         } else {
             "-vf"
         });
         cmd.arg(spec.filter);
-        // Passthrough: without it the rawvideo muxer duplicates frames to
-        // keep a constant rate, so sparse `select` output would yield more
-        // frames than showinfo lines and the reader would wait forever.
-        cmd.args(["-fps_mode", "passthrough"]);
-        cmd.args([
-            "-an",
-            "-sn",
-            "-dn",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            spec.pix_fmt,
-        ]);
+        let output = |cmd: &mut Command| {
+            // Passthrough: without it the rawvideo muxer duplicates frames to
+            // keep a constant rate, so sparse `select` output would yield more
+            // frames than showinfo lines and the reader would wait forever.
+            cmd.args(["-fps_mode", "passthrough"]);
+            cmd.args([
+                "-an",
+                "-sn",
+                "-dn",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                spec.pix_fmt,
+            ]);
+        };
+        let side_pipe = match &side {
+            Some(_) => {
+                let dir = tempfile::tempdir()?;
+                let fifo = dir.path().join("side");
+                let made = Command::new("mkfifo").arg(&fifo).status()?;
+                if !made.success() {
+                    return Err(std::io::Error::other("mkfifo failed").into());
+                }
+                cmd.args(["-map", "[main]"]);
+                Some((dir, fifo))
+            }
+            None => None,
+        };
+        output(&mut cmd);
         cmd.arg("pipe:1");
+        if let Some((_, fifo)) = &side_pipe {
+            cmd.args(["-map", "[side]"]);
+            output(&mut cmd);
+            cmd.arg("-y").arg(fifo);
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -94,17 +173,41 @@ impl RawFrames {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = channel();
+        let (side_tx, side_pts) = channel();
         let stderr = std::thread::Builder::new()
             .name("ffmpeg-stderr".into())
-            .spawn(move || drain_stderr(stderr, tx))?;
-        Ok(Self {
+            .spawn(move || drain_stderr(stderr, tx, side_tx))?;
+        let mut frames = Self {
             child,
             stdout,
             frame_len: spec.frame_len,
             pts: spec.timed.then_some(rx),
             stderr: Some(stderr),
             last_pts: 0.0,
-        })
+            side: None,
+        };
+        if let (Some(side), Some((dir, fifo))) = (side, side_pipe) {
+            let (tx, rx) = channel();
+            let path = fifo.clone();
+            let len = side.frame_len;
+            // Dropping `frames` on failure kills ffmpeg and releases this
+            // thread if it still waits for the pipe to open.
+            let output = SideOutput {
+                frames: Some(rx),
+                fifo,
+                _dir: dir,
+            };
+            frames.side = Some(output);
+            std::thread::Builder::new()
+                .name("ffmpeg-side".into())
+                .spawn(move || read_side(&path, len, side_pts, tx))?;
+        }
+        Ok(frames)
+    }
+
+    /// The side output, when the spec asked for one.
+    pub(crate) fn side(&mut self) -> Option<&mut SideOutput> {
+        self.side.as_mut()
     }
 
     /// Reads the next frame into `buf` (which must be `frame_len` long) and
@@ -157,6 +260,7 @@ impl RawFrames {
     /// Waits for ffmpeg to exit and turns a failure into a clear error.
     pub(crate) fn finish(mut self) -> Result<()> {
         let status = self.child.wait()?;
+        self.release_side();
         let tail = self.take_tail();
         if status.success() {
             Ok(())
@@ -171,7 +275,14 @@ impl RawFrames {
     /// The last lines ffmpeg logged (waits for the child to exit).
     pub(crate) fn finish_with_tail(mut self) -> Result<(bool, Vec<String>)> {
         let status = self.child.wait()?;
+        self.release_side();
         Ok((status.success(), self.take_tail().into()))
+    }
+
+    fn release_side(&self) {
+        if let Some(side) = &self.side {
+            side.release_reader();
+        }
     }
 
     fn take_tail(&mut self) -> VecDeque<String> {
@@ -189,6 +300,44 @@ impl Drop for RawFrames {
         if self.stderr.is_some() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+            self.release_side();
+        }
+    }
+}
+
+/// Reads side frames of `len` bytes from the pipe at `path`, each paired
+/// with the next side time, until ffmpeg closes the pipe or the receiver
+/// is gone. A short last frame means ffmpeg died; its caller learns why
+/// from the main output.
+fn read_side(path: &Path, len: usize, pts: Receiver<f64>, frames: Sender<Result<SideFrame>>) {
+    // Blocks until ffmpeg opens the pipe, or until `release_reader`.
+    let mut pipe = match File::open(path) {
+        Ok(pipe) => pipe,
+        Err(e) => {
+            let _ = frames.send(Err(e.into()));
+            return;
+        }
+    };
+    loop {
+        let mut frame = vec![0u8; len];
+        if let Err(e) = pipe.read_exact(&mut frame) {
+            if e.kind() != ErrorKind::UnexpectedEof {
+                let _ = frames.send(Err(e.into()));
+            }
+            return;
+        }
+        let time = match pts.recv_timeout(PTS_TIMEOUT) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = frames.send(Err(MediaError::DecodeFailed {
+                    at: 0.0,
+                    detail: "ffmpeg stopped reporting frame times".into(),
+                }));
+                return;
+            }
+        };
+        if frames.send(Ok((time, frame))).is_err() {
+            return;
         }
     }
 }
@@ -207,7 +356,7 @@ pub(crate) fn describe_tail(tail: &VecDeque<String>, fallback: &str) -> String {
     }
 }
 
-fn drain_stderr(stderr: impl Read, pts: Sender<f64>) -> VecDeque<String> {
+fn drain_stderr(stderr: impl Read, pts: Sender<f64>, side_pts: Sender<f64>) -> VecDeque<String> {
     let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES + 1);
     let mut reader = BufReader::new(stderr);
     let mut line = Vec::new();
@@ -219,6 +368,12 @@ fn drain_stderr(stderr: impl Read, pts: Sender<f64>) -> VecDeque<String> {
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();
+        if text.contains(SIDE_SHOWINFO) {
+            if let Some(t) = parse_pts_time(text) {
+                let _ = side_pts.send(t);
+            }
+            continue;
+        }
         if text.contains("Parsed_showinfo") {
             if let Some(t) = parse_pts_time(text) {
                 // The reader may have stopped early; nothing to do then.

@@ -16,6 +16,10 @@
 //!   processes at a time, so this also uses every core when ffmpeg's own
 //!   threading cannot (short decodes).
 //!
+//! [`crate::analyze`] goes further for the single pass: the decode that
+//! finds the cuts also feeds the grid ([`SharedGrid`]), so a video is
+//! decoded once.
+//!
 //! [`SamplingStrategy::Auto`] picks by that cost model from the keyframe
 //! interval read off the first minute's packets (no decoding). Measured on 2
 //! CPUs (bench/ingest/README.md): with 1 s keyframe intervals (phones,
@@ -274,9 +278,19 @@ fn with_time(err: MediaError, at: f64) -> MediaError {
     }
 }
 
+/// Where grid frames come from: a decode of their own, or frames handed
+/// over by a decode shared with shot detection.
+enum GridSource {
+    Child(Option<RawFrames>),
+    Fed {
+        frames: VecDeque<(f64, Vec<u8>)>,
+        ended: bool,
+    },
+}
+
 struct GridState {
     common: Common,
-    child: Option<RawFrames>,
+    source: GridSource,
     /// The two newest grid frames with their times, newest last: a target
     /// between them takes the nearer.
     prev: Option<(f64, Vec<u8>)>,
@@ -287,13 +301,7 @@ struct GridState {
 impl GridState {
     fn start(common: Common, probe: &Probe) -> Result<Self> {
         let rate = grid_rate(&common.targets, probe.fps);
-        // The first frame of each 1/rate-wide time bucket: a drift-free grid
-        // of real frames with their real timestamps (the `fps` filter would
-        // relabel frames with tick times up to half a tick off).
-        let filter = format!(
-            "select='isnan(prev_t)+gt(floor(t*{rate}),floor(prev_t*{rate}))',{},format=rgb24,{SHOWINFO}",
-            common.scale_filter()
-        );
+        let filter = format!("{},{SHOWINFO}", grid_chain(rate, &common));
         let child = RawFrames::spawn(RawFramesSpec {
             input_args: input_args(&common.path, None),
             filter: &filter,
@@ -304,7 +312,7 @@ impl GridState {
         })?;
         Ok(Self {
             common,
-            child: Some(child),
+            source: GridSource::Child(Some(child)),
             prev: None,
             last: None,
             spare: Vec::new(),
@@ -358,27 +366,146 @@ impl GridState {
 
     /// Reads one grid frame into `last`; false at the end of the stream.
     fn read(&mut self) -> Result<bool> {
-        let Some(child) = self.child.as_mut() else {
-            return Ok(false);
-        };
-        // Read into the spare buffer so a frame cut short by a failing
-        // ffmpeg never clobbers a good one.
-        let mut raw = std::mem::take(&mut self.spare);
-        raw.resize(self.common.frame_len(), 0);
-        match child.next_frame(&mut raw)? {
-            Some(pts) => {
-                if let Some((_, old)) =
-                    std::mem::replace(&mut self.prev, self.last.replace((pts, raw)))
-                {
-                    self.spare = old;
+        let frame = match &mut self.source {
+            GridSource::Child(None) => return Ok(false),
+            GridSource::Child(Some(child)) => {
+                // Read into the spare buffer so a frame cut short by a failing
+                // ffmpeg never clobbers a good one.
+                let mut raw = std::mem::take(&mut self.spare);
+                raw.resize(self.common.frame_len(), 0);
+                match child.next_frame(&mut raw)? {
+                    Some(pts) => (pts, raw),
+                    None => {
+                        if let GridSource::Child(child) = &mut self.source {
+                            child.take().expect("checked above").finish()?;
+                        }
+                        return Ok(false);
+                    }
                 }
-                Ok(true)
             }
-            None => {
-                self.child.take().expect("checked above").finish()?;
-                Ok(false)
+            GridSource::Fed { frames, .. } => match frames.pop_front() {
+                Some(frame) => frame,
+                None => return Ok(false),
+            },
+        };
+        if let Some((_, old)) = std::mem::replace(&mut self.prev, self.last.replace(frame)) {
+            self.spare = old;
+        }
+        Ok(true)
+    }
+}
+
+/// The grid filter chain: the first frame of each 1/rate-wide time bucket,
+/// a drift-free grid of real frames with their real timestamps (the `fps`
+/// filter would relabel frames with tick times up to half a tick off),
+/// scaled to the sampling size.
+fn grid_chain(rate: f64, common: &Common) -> String {
+    format!(
+        "select='isnan(prev_t)+gt(floor(t*{rate}),floor(prev_t*{rate}))',{},format=rgb24",
+        common.scale_filter()
+    )
+}
+
+/// Most grid frames [`SharedGrid`] holds for segments not yet planned;
+/// past it every other one is dropped. A shot's segments are only known
+/// when it ends, so a long shot would otherwise hold all of its frames:
+/// this keeps the grid exact for shots up to `MAX_HELD / rate` seconds
+/// (about 20 s at 6 per second) and coarser, in proportion, beyond.
+const MAX_HELD: usize = 128;
+
+/// Frame sampling fed by a decode shared with shot detection: the caller
+/// hands over the grid frames as ffmpeg makes them ([`SharedGrid::push`])
+/// and the segments as the cuts settle ([`SharedGrid::plan`]), then takes
+/// each segment's frames once the grid has passed them.
+pub(crate) struct SharedGrid {
+    state: GridState,
+    /// Time of the newest frame handed over.
+    newest: f64,
+}
+
+impl SharedGrid {
+    /// The grid's filter chain (without the trailing showinfo), its frame
+    /// size in bytes, and the sampler that takes its frames. The grid rate
+    /// is fixed before any segment is known: fine enough for targets in the
+    /// shortest segment `shortest_segment` seconds long.
+    pub(crate) fn new(
+        path: &Path,
+        probe: &Probe,
+        options: &SampleOptions,
+        shortest_segment: f64,
+    ) -> (String, usize, SharedGrid) {
+        let (width, height) = scaled_size(probe.width, probe.height, options.short_side.max(16));
+        let common = Common {
+            path: path.to_owned(),
+            width,
+            height,
+            targets: vec![],
+            starts: vec![],
+            next_segment: 0,
+        };
+        let spacing = shortest_segment / options.per_segment.max(1) as f64;
+        let rate = grid_rate(&[vec![0.0, spacing]], probe.fps);
+        let chain = grid_chain(rate, &common);
+        let len = common.frame_len();
+        let state = GridState {
+            common,
+            source: GridSource::Fed {
+                frames: VecDeque::new(),
+                ended: false,
+            },
+            prev: None,
+            last: None,
+            spare: Vec::new(),
+        };
+        (chain, len, SharedGrid { state, newest: 0.0 })
+    }
+
+    /// Hands over the next grid frame.
+    pub(crate) fn push(&mut self, pts: f64, raw: Vec<u8>) {
+        self.newest = pts;
+        if let GridSource::Fed { frames, .. } = &mut self.state.source {
+            frames.push_back((pts, raw));
+            if frames.len() > MAX_HELD {
+                let mut keep = false;
+                frames.retain(|_| {
+                    keep = !keep;
+                    keep
+                });
             }
         }
+    }
+
+    /// No more grid frames will come.
+    pub(crate) fn end(&mut self) {
+        if let GridSource::Fed { ended, .. } = &mut self.state.source {
+            *ended = true;
+        }
+    }
+
+    /// Adds the next segments (in order) to sample.
+    pub(crate) fn plan(&mut self, segments: &[Segment], probe: &Probe, per_segment: usize) {
+        for s in segments {
+            let common = &mut self.state.common;
+            common.targets.push(sample_times(
+                s,
+                per_segment.max(1),
+                probe.fps,
+                probe.duration,
+            ));
+            common.starts.push(s.start);
+        }
+    }
+
+    /// The next planned segment's frames, once the grid has reached its
+    /// last target (or ended); `None` until then.
+    pub(crate) fn next_ready(&mut self) -> Option<Result<SegmentFrames>> {
+        let index = self.state.common.next_segment;
+        let last_target = *self.state.common.targets.get(index)?.last()?;
+        let ended = matches!(self.state.source, GridSource::Fed { ended: true, .. });
+        if !ended && self.newest < last_target {
+            return None;
+        }
+        self.state.next()
     }
 }
 

@@ -33,17 +33,28 @@ impl Segment {
 /// [`MIN_SEGMENT_SECS`] (or half of `max_len`, if that is smaller) are merged
 /// into their shorter neighbour; shots longer than `max_len` are split into
 /// the fewest windows of equal length that are at most `max_len` long.
+/// The longest segment `plan_segments` makes for `max_len`.
+pub(crate) fn effective_max_len(max_len: f64) -> f64 {
+    if max_len.is_finite() && max_len > 0.0 {
+        max_len
+    } else {
+        DEFAULT_MAX_SEGMENT_SECS
+    }
+}
+
+/// Shots shorter than this are merged into a neighbour by `plan_segments`
+/// (for an effective `max_len`); no segment is shorter unless the video is.
+pub(crate) fn shortest_shot(max_len: f64) -> f64 {
+    MIN_SEGMENT_SECS.min(max_len / 2.0)
+}
+
 /// A non-positive `max_len` means [`DEFAULT_MAX_SEGMENT_SECS`].
 pub fn plan_segments(duration: f64, cuts: &[f64], max_len: f64) -> Vec<Segment> {
     if !(duration.is_finite() && duration > 0.0) {
         return Vec::new();
     }
-    let max_len = if max_len.is_finite() && max_len > 0.0 {
-        max_len
-    } else {
-        DEFAULT_MAX_SEGMENT_SECS
-    };
-    let min_len = MIN_SEGMENT_SECS.min(max_len / 2.0);
+    let max_len = effective_max_len(max_len);
+    let min_len = shortest_shot(max_len);
 
     let mut bounds: Vec<f64> = cuts
         .iter()

@@ -97,7 +97,7 @@ pub fn detect_cuts(
     params: &ShotParams,
     progress: &mut dyn FnMut(f32),
 ) -> Result<Vec<Cut>> {
-    let filter = format!("scale={TINY_WIDTH}:{TINY_HEIGHT}:flags=area,format=rgb24,{SHOWINFO}");
+    let filter = format!("{},{SHOWINFO}", tiny_chain());
     let mut frames = RawFrames::spawn(RawFramesSpec {
         input_args: input_args(path, None),
         filter: &filter,
@@ -126,6 +126,11 @@ pub fn detect_cuts(
     check_complete(ok, count, last, probe.duration, &tail)?;
     progress(1.0);
     Ok(detector.finish())
+}
+
+/// The filter chain that makes the detector's frames (64x36 RGB).
+pub(crate) fn tiny_chain() -> String {
+    format!("scale={TINY_WIDTH}:{TINY_HEIGHT}:flags=area,format=rgb24")
 }
 
 /// Turns an early end of decoding into [`MediaError::DecodeFailed`]: ffmpeg
@@ -209,6 +214,12 @@ impl ShotDetector {
             self.set_persistence(candidate, index);
         }
         self.decider.push(index, pts, score);
+    }
+
+    /// The cuts decided so far, and the time of the first frame not yet
+    /// decided on (`None` before any is): no cut found later comes before it.
+    pub fn decided(&self) -> (&[Cut], Option<f64>) {
+        (&self.decider.cuts, self.decider.undecided_from())
     }
 
     /// Flushes the last frames and returns every cut found.
@@ -369,6 +380,14 @@ impl CutDecider {
         {
             self.entries.pop_front();
         }
+    }
+
+    /// Time of the next candidate: every frame before it has been decided.
+    fn undecided_from(&self) -> Option<f64> {
+        self.entries
+            .iter()
+            .find(|e| e.index == self.next_candidate)
+            .map(|e| e.pts)
     }
 
     fn set_persistence(&mut self, index: u64, value: f32) {

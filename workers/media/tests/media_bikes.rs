@@ -310,3 +310,45 @@ fn a_file_cut_off_mid_stream_fails_decoding_with_its_position() {
     assert!(at > 1.0 && at < 9.0, "{err}");
     assert!(err.to_string().starts_with("decoding failed at "), "{err}");
 }
+
+#[test]
+fn one_decode_finds_the_same_cuts_and_frames_as_separate_passes() {
+    let path = bikes();
+    let run = |strategy| {
+        let options = AnalyzeOptions {
+            sampling: SampleOptions {
+                strategy,
+                ..SampleOptions::default()
+            },
+            ..AnalyzeOptions::default()
+        };
+        let mut delivered = Vec::new();
+        let analysis = media::analyze(&path, &options, &mut |_| {}, &mut |seg| {
+            delivered.push((seg.segment, seg.frames));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        (analysis, delivered)
+    };
+    let (once, once_frames) = run(SamplingStrategy::Auto);
+    let (twice, twice_frames) = run(SamplingStrategy::Seek);
+    assert_eq!(once.sampling, SamplingStrategy::SinglePass);
+    assert_eq!(twice.sampling, SamplingStrategy::Seek);
+    assert_eq!(once.cuts, twice.cuts);
+    assert_eq!(once.segments, twice.segments);
+    // Segments handed over while decoding are the final plan's, in order.
+    let handed: Vec<_> = once_frames.iter().map(|(s, _)| *s).collect();
+    assert_eq!(handed, once.segments);
+    assert_eq!(once.segments_delivered, 5);
+    for ((seg, a), (_, b)) in once_frames.iter().zip(&twice_frames) {
+        assert_eq!(a.frames.len(), 3);
+        for (ta, tb) in a.times.iter().zip(&b.times) {
+            assert!(*ta >= seg.start && *ta < seg.end, "{ta} {seg:?}");
+            assert!(
+                (ta - tb).abs() <= 0.25 * seg.duration() / 3.0 + 1e-6,
+                "{ta} vs {tb}"
+            );
+        }
+        assert_eq!(a.frames[0].dimensions(), (602, 256));
+    }
+}
