@@ -1,7 +1,8 @@
 //! vidseek on a 3-node NATS cluster: stream replicas follow
 //! `VIDSEEK_REPLICAS` on a running deployment, and a process started with
 //! another shard count than the segment log's is refused with a message
-//! naming the recorded count.
+//! naming the recorded count; `vidseek status` shows what discovery and
+//! JetStream report.
 
 use std::process::Command;
 use std::time::Duration;
@@ -13,7 +14,8 @@ use vidseek_protocol::ingest::{VideoRecord, VideoStatus};
 use vidseek_protocol::subjects;
 use vidseek_tests::cluster::NatsCluster;
 use vidseek_tests::nats::NatsServer;
-use vidseek_tests::process::vidseek_bin;
+use vidseek_tests::process::{sample, vidseek_bin};
+use vidseek_tests::stack::EmbeddedStack;
 
 const STREAMS: [&str; 3] = [
     subjects::INGEST_JOBS_STREAM,
@@ -178,4 +180,108 @@ async fn a_changed_shard_count_is_refused_naming_the_recorded_one() {
         stderr.contains("written with 2 shards") && stderr.contains("VIDSEEK_SHARDS=2"),
         "message does not name the recorded count:\n{stderr}"
     );
+}
+
+/// `vidseek status` against the embedded stack: every role is found through
+/// discovery, each ranker shard reports its segments and readiness, the
+/// encoder its model pack, and the streams and ingest queue are listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_embedded_stack() {
+    let media = tempfile::tempdir().expect("media dir");
+    let video = media.path().join("photos.mp4");
+    std::fs::copy(sample("photos.mp4"), &video).expect("copy sample");
+    let stack = EmbeddedStack::start(media.path());
+    let http = reqwest::Client::new();
+    let id = stack.ingest_and_wait(&http, &video).await;
+    let record: serde_json::Value = http
+        .get(stack.url(&format!("/api/v1/videos/{id}")))
+        .send()
+        .await
+        .expect("GET video")
+        .json()
+        .await
+        .expect("video JSON");
+    let segment_count = record["segment_count"].as_u64().expect("segment_count");
+
+    let status = run_status(&stack, &["status", "--json"]).await;
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(status["health"]["Ok"]["shards_total"], 2, "{status:#}");
+    assert_eq!(status["health"]["Ok"]["shards_ready"], 2, "{status:#}");
+    let instances = status["instances"].as_array().expect("instances");
+    let of_role = |role: &str| -> Vec<&serde_json::Value> {
+        instances.iter().filter(|i| i["role"] == role).collect()
+    };
+    for role in ["encoder", "query", "ingest"] {
+        assert_eq!(of_role(role).len(), 1, "{role}: {status:#}");
+    }
+    let encoder = of_role("encoder")[0];
+    assert!(
+        encoder["model_pack"]
+            .as_str()
+            .is_some_and(|p| !p.is_empty()),
+        "{encoder}"
+    );
+    assert_eq!(encoder["version"], env!("CARGO_PKG_VERSION"));
+    let rankers = of_role("ranker");
+    let mut shards: Vec<u64> = rankers
+        .iter()
+        .map(|r| r["shard"].as_u64().unwrap())
+        .collect();
+    shards.sort();
+    assert_eq!(shards, [0, 1], "{status:#}");
+    assert!(rankers.iter().all(|r| r["ready"] == true), "{status:#}");
+    let indexed: u64 = rankers
+        .iter()
+        .map(|r| r["segments"].as_u64().unwrap())
+        .sum();
+    assert_eq!(indexed, segment_count, "{status:#}");
+    let streams: Vec<(&str, u64)> = status["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["replicas"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        streams,
+        [
+            (subjects::INGEST_JOBS_STREAM, 1),
+            (subjects::SEGMENTS_STREAM, 1),
+            ("KV_vidseek_videos", 1)
+        ]
+    );
+    assert_eq!(status["ingest_queue"]["pending"], 0, "{status:#}");
+    assert_eq!(status["ingest_queue"]["ack_pending"], 0, "{status:#}");
+
+    let table = run_status(&stack, &["status"]).await;
+    eprintln!("{table}");
+    assert!(table.starts_with("search: ready"), "{table}");
+    for needle in [
+        "ROLE",
+        "ranker",
+        "encoder",
+        "VIDSEEK_SEGMENTS",
+        "ingest queue: 0 waiting",
+    ] {
+        assert!(table.contains(needle), "{needle:?} missing:\n{table}");
+    }
+}
+
+/// Runs `vidseek ARGS` against the stack's NATS; returns its stdout.
+async fn run_status(stack: &EmbeddedStack, args: &[&str]) -> String {
+    let mut command = Command::new(vidseek_bin());
+    command
+        .args(args)
+        .env("VIDSEEK_NATS_URL", &stack.nats_url)
+        .env("VIDSEEK_DATA_DIR", stack.data_dir.path());
+    let output = tokio::task::spawn_blocking(move || command.output().expect("run vidseek"));
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("vidseek status exits")
+        .expect("join");
+    assert!(
+        output.status.success(),
+        "vidseek {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
 }
