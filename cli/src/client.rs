@@ -48,7 +48,7 @@ pub struct IngestArgs {
     wait: bool,
 }
 
-async fn connect(common: &Common) -> anyhow::Result<async_nats::Client> {
+pub(crate) async fn connect(common: &Common) -> anyhow::Result<async_nats::Client> {
     let url = common.nats_url();
     async_nats::connect(&url).await.with_context(|| {
         format!("cannot connect to NATS at {url} (is `vidseek up` running? set VIDSEEK_NATS_URL)")

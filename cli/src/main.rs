@@ -7,6 +7,7 @@ mod client;
 mod embedded_nats;
 mod models;
 mod stack;
+mod status;
 
 use std::path::PathBuf;
 
@@ -90,6 +91,9 @@ enum Command {
     /// List, download, import and verify model packs.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Show the fleet: instances of every role, shards and replicas,
+    /// streams, queue depths (over NATS).
+    Status(status::StatusArgs),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -227,6 +231,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::Search(args) => client::search(&common, args).await,
             Command::Ingest(args) => client::ingest(&common, args).await,
+            Command::Status(args) => status::run(&common, args).await,
             Command::Models(command) => models::run(command, &common.data_dir).await,
         }
     });

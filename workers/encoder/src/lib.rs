@@ -200,6 +200,11 @@ pub async fn serve(
             "vidseek encoders, model pack {}",
             encoder.manifest.name
         ))
+        // Read by `vidseek status`: which pack each instance serves.
+        .metadata(std::collections::HashMap::from([(
+            "model_pack".to_string(),
+            encoder.manifest.name.clone(),
+        )]))
         .start(subjects::SERVICE_ENCODER, env!("CARGO_PKG_VERSION"))
         .await
         .map_err(EncoderError::Service)?;
