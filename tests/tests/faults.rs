@@ -696,6 +696,7 @@ async fn nats_restarted_under_load_loses_nothing() {
         .await;
         answer["video_id"].as_str().expect("video_id").to_string()
     };
+    let started = Instant::now();
     let before = submit(names[0]).await;
     let record = requests::wait_for_video(
         &catalog,
@@ -709,6 +710,7 @@ async fn nats_restarted_under_load_loses_nothing() {
     let before_segments = vidseek_bus::segment_log::read_video(&js, &before)
         .await
         .expect("segment log");
+    eprintln!("first video ready after {:?}", started.elapsed());
     let during = [submit(names[1]).await, submit(names[2]).await];
 
     // Queries keep coming until the end of the test.
@@ -777,6 +779,10 @@ async fn nats_restarted_under_load_loses_nothing() {
         |r| r.ready() && r.segments_indexed as usize == expected,
     )
     .await;
+    eprintln!(
+        "the rankers serve all {expected} segments {:?} after the restart",
+        restarted.elapsed()
+    );
     stop.store(true, Ordering::SeqCst);
     let outcomes = load.await.expect("query load");
     let answer = requests::request_ok(
@@ -805,7 +811,8 @@ async fn nats_restarted_under_load_loses_nothing() {
     let last = outcomes.last().expect("queries ran");
     assert!(matches!(last.reply, Reply::Ok(_)), "{last:?}");
     eprintln!(
-        "nats-server restart: {} queries, {} failed around the restart, {answered_after} answered after it",
+        "nats-server restart: {} queries, {} failed around the restart ({failed:?}), \
+         {answered_after} answered after it",
         outcomes.len(),
         failed.len()
     );
