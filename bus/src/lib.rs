@@ -2,13 +2,15 @@
 //!
 //! Both the gateway and the workers use this crate, and neither depends on the
 //! other: typed request/reply with the protocol's codec and error mapping
-//! ([`rpc`]), the JetStream streams and buckets every role expects
+//! ([`rpc`]), who may do what on the bus and how a process connects
+//! ([`access`]), the JetStream streams and buckets every role expects
 //! ([`streams`]), and the video catalog kept in a key-value bucket
 //! ([`catalog`]), the segment log the index is rebuilt from
 //! ([`segment_log`]), query images reduced to fit a NATS message
 //! ([`query_image`]), the serving loop every role's endpoints share, with
 //! its admission limit ([`service`]), and query deadlines ([`deadline`]).
 
+pub mod access;
 pub mod catalog;
 pub mod deadline;
 pub mod query_image;
@@ -19,32 +21,64 @@ pub mod streams;
 
 use std::time::Duration;
 
-/// Connects to NATS, retrying for a while: in the embedded stack the server
-/// may still be starting, and in a cluster a node may be restarting.
+pub use access::{ConnectError, NatsAccess};
+
+/// Connects to NATS as `access` says, retrying an unreachable server for
+/// `retry_for`: in the embedded stack the server may still be starting, and
+/// in a cluster a node may be restarting. Refused credentials and failed TLS
+/// are not retried: they fail at once with what to set.
 pub async fn connect(
     url: &str,
     name: &str,
-) -> Result<async_nats::Client, async_nats::ConnectError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let attempt = async_nats::ConnectOptions::new()
-            .name(name)
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
-            .max_reconnects(None)
-            .connect(url);
-        // retry_on_initial_connect makes connect() return at once and keep
-        // trying in the background; wait for the first real connection so
-        // callers can rely on JetStream being reachable.
-        let client = attempt.await?;
-        let connected = tokio::time::timeout(Duration::from_secs(10), async {
-            while client.connection_state() != async_nats::connection::State::Connected {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+    access: &NatsAccess,
+    retry_for: Duration,
+) -> Result<async_nats::Client, ConnectError> {
+    let creds = match &access.creds_file {
+        Some(path) => Some(tokio::fs::read_to_string(path).await.map_err(|source| {
+            ConnectError::CredsFile {
+                path: path.clone(),
+                source,
             }
-        })
-        .await;
-        if connected.is_ok() || tokio::time::Instant::now() > deadline {
-            return Ok(client);
+        })?),
+        None => None,
+    };
+    let deadline = tokio::time::Instant::now() + retry_for;
+    loop {
+        let options = access
+            .options(creds.as_deref())
+            .map_err(|source| ConnectError::CredsFile {
+                path: access.creds_file.clone().unwrap_or_default(),
+                source,
+            })?
+            .name(name)
+            .connection_timeout(Duration::from_secs(5))
+            // A permissions violation otherwise shows only as a timeout.
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::ServerError(error) => {
+                        tracing::error!(%error, "NATS server error")
+                    }
+                    async_nats::Event::ClientError(error) => {
+                        tracing::warn!(%error, "NATS client error")
+                    }
+                    event => tracing::debug!(%event, "NATS connection event"),
+                }
+            })
+            // Once connected, a lost server is waited for indefinitely.
+            .max_reconnects(None);
+        let failed = match options.connect(url).await {
+            Ok(client) => return Ok(client),
+            Err(err) => err,
+        };
+        match ConnectError::classify(url, failed) {
+            Ok(fatal) => return Err(fatal),
+            Err(source) if tokio::time::Instant::now() > deadline => {
+                return Err(ConnectError::Unreachable {
+                    url: url.to_string(),
+                    source,
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
 }

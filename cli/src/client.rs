@@ -48,11 +48,18 @@ pub struct IngestArgs {
     wait: bool,
 }
 
+/// Connects as the operator: the configured credentials, else those `vidseek
+/// up` generated in the data directory.
 pub(crate) async fn connect(common: &Common) -> anyhow::Result<async_nats::Client> {
     let url = common.nats_url();
-    async_nats::connect(&url).await.with_context(|| {
-        format!("cannot connect to NATS at {url} (is `vidseek up` running? set VIDSEEK_NATS_URL)")
-    })
+    let access = common.nats_access(vidseek_bus::access::Role::Operator);
+    vidseek_bus::connect(&url, "vidseek-cli", &access, Duration::ZERO)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to NATS at {url} (is `vidseek up` running? set VIDSEEK_NATS_URL)"
+            )
+        })
 }
 
 pub async fn search(common: &Common, args: SearchArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 mod client;
 mod embedded_nats;
 mod models;
+mod nats_access;
 mod stack;
 mod status;
 
@@ -47,6 +48,8 @@ pub struct Common {
     /// no video file outside them.
     #[arg(long, global = true, env = "VIDSEEK_MEDIA_ROOTS")]
     pub media_roots: Option<String>,
+    #[command(flatten)]
+    pub nats_access: nats_access::NatsAccessArgs,
     /// Replicas of the ingest queue, the segment log and the catalog (3 on a
     /// 3-node NATS cluster). Applied at start to streams that exist too;
     /// unset keeps what they have (new ones get 1).
@@ -55,6 +58,12 @@ pub struct Common {
 }
 
 impl Common {
+    /// How a process of `role` authenticates to NATS (see
+    /// [`nats_access::NatsAccessArgs::for_role`]).
+    pub fn nats_access(&self, role: vidseek_bus::access::Role) -> vidseek_bus::NatsAccess {
+        self.nats_access.for_role(role, &self.data_dir)
+    }
+
     pub fn nats_url(&self) -> String {
         self.nats_url
             .clone()
@@ -104,6 +113,11 @@ pub struct GatewayArgs {
     /// When set, ingest and delete require `Authorization: Bearer <token>`.
     #[arg(long, env = "VIDSEEK_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+    /// Require the API token for reads too: searches (HTTP, WebSocket, seed
+    /// routes), the video list, segments, media and thumbnails. The bundled
+    /// web UI sends no token, so it needs reads open (the default).
+    #[arg(long, env = "VIDSEEK_API_TOKEN_READS", default_value_t = false, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub api_token_reads: bool,
     /// Largest upload accepted, in MiB.
     #[arg(long, env = "VIDSEEK_MAX_UPLOAD_MB", default_value_t = 2048)]
     pub max_upload_mb: u64,

@@ -12,7 +12,10 @@ use vidseek_protocol::query::HealthReport;
 use vidseek_query::QueryConfig;
 use vidseek_ranker::RankerConfig;
 
-use crate::embedded_nats::NatsServer;
+use vidseek_bus::NatsAccess;
+use vidseek_bus::access::Role as Identity;
+
+use crate::embedded_nats::{Credentials, NatsServer};
 use crate::{Common, GatewayArgs, Role, WorkerSettings};
 
 /// Cancels the token on Ctrl-C or SIGTERM.
@@ -104,22 +107,23 @@ fn absolute(path: &Path) -> PathBuf {
 
 /// What every role of a process shares.
 struct Roles<'a> {
-    nats: &'a async_nats::Client,
     common: &'a Common,
     settings: &'a WorkerSettings,
     shutdown: &'a CancellationToken,
 }
 
 impl Roles<'_> {
-    /// Starts `role` on `tasks`; the encoder role needs its loaded models.
+    /// Starts `role` on `tasks`, connected as `nats`; the encoder role needs
+    /// its loaded models.
     fn spawn(
         &self,
         tasks: &mut JoinSet<anyhow::Result<()>>,
+        nats: &async_nats::Client,
         role: Role,
         shard: u32,
         encoder: Option<Encoder>,
     ) {
-        let (nats, shutdown) = (self.nats.clone(), self.shutdown.clone());
+        let (nats, shutdown) = (nats.clone(), self.shutdown.clone());
         match role {
             Role::Encoder => {
                 let encoder = encoder.expect("encoder loaded before spawning");
@@ -184,8 +188,25 @@ async fn supervise(
     first_error.map_or(Ok(()), Err)
 }
 
-async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
-    vidseek_bus::connect(url, name)
+impl From<Role> for Identity {
+    fn from(role: Role) -> Identity {
+        match role {
+            Role::Encoder => Identity::Encoder,
+            Role::Ranker => Identity::Ranker,
+            Role::Query => Identity::Query,
+            Role::Ingest => Identity::Ingest,
+        }
+    }
+}
+
+fn client_name(role: Role) -> String {
+    format!("vidseek-{role:?}").to_lowercase()
+}
+
+async fn connect(url: &str, name: &str, access: &NatsAccess) -> anyhow::Result<async_nats::Client> {
+    // In the embedded stack the server may still be starting; in a fleet a
+    // node may be restarting.
+    vidseek_bus::connect(url, name, access, Duration::from_secs(30))
         .await
         .with_context(|| format!("cannot connect to NATS at {url}"))
 }
@@ -217,6 +238,7 @@ fn gateway_config(common: &Common, args: &GatewayArgs) -> vidseek_gateway::Gatew
     vidseek_gateway::GatewayConfig {
         data_dir: absolute(&common.data_dir),
         api_token: args.api_token.clone().filter(|t| !t.is_empty()),
+        api_token_reads: args.api_token_reads,
         media_roots: common.media_roots().iter().map(|p| absolute(p)).collect(),
         cors_origins: args
             .cors_origins
@@ -231,7 +253,8 @@ fn gateway_config(common: &Common, args: &GatewayArgs) -> vidseek_gateway::Gatew
 
 pub async fn gateway(common: &Common, args: &GatewayArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
-    let nats = connect(&common.nats_url(), "vidseek-gateway").await?;
+    let access = common.nats_access(Identity::Gateway);
+    let nats = connect(&common.nats_url(), "vidseek-gateway", &access).await?;
     configure_streams(&nats, common, None).await?;
     let listener = bind(&args.http_addr).await?;
     eprintln!("vidseek gateway: http://{}", listener.local_addr()?);
@@ -260,22 +283,18 @@ pub async fn worker(
         Role::Encoder => Some(load_encoder(common, settings, false)?),
         _ => None,
     };
-    let nats = connect(
-        &common.nats_url(),
-        &format!("vidseek-{role:?}").to_lowercase(),
-    )
-    .await?;
+    let access = common.nats_access(role.into());
+    let nats = connect(&common.nats_url(), &client_name(role), &access).await?;
     if role != Role::Encoder {
         configure_streams(&nats, common, Some(settings.shards)).await?;
     }
     let mut tasks = JoinSet::new();
     let roles = Roles {
-        nats: &nats,
         common,
         settings,
         shutdown: &shutdown,
     };
-    roles.spawn(&mut tasks, role, shard, encoder);
+    roles.spawn(&mut tasks, &nats, role, shard, encoder);
     eprintln!("vidseek worker {role:?} running");
     supervise(tasks, shutdown).await
 }
@@ -312,10 +331,22 @@ pub async fn up(
     let data_dir = absolute(&common.data_dir);
     std::fs::create_dir_all(data_dir.join("library/uploads"))
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let encoder = load_encoder(common, settings, true)?;
-    let nats_server = match &common.nats_url {
+    let mut encoder = Some(load_encoder(common, settings, true)?);
+    // The embedded server has a user per role; an external one is used with
+    // the configured credentials.
+    let credentials = match &common.nats_url {
         Some(_) => None,
-        None => Some(NatsServer::start(nats_addr, &data_dir.join("nats")).await?),
+        None => Some(Credentials::prepare(&data_dir)?),
+    };
+    let nats_server = match &credentials {
+        Some(credentials) => {
+            Some(NatsServer::start(nats_addr, &data_dir.join("nats"), &credentials.config).await?)
+        }
+        None => None,
+    };
+    let access = |identity: Identity| match &credentials {
+        Some(credentials) => credentials.access(identity),
+        None => common.nats_access(identity),
     };
     let url = nats_server
         .as_ref()
@@ -323,25 +354,37 @@ pub async fn up(
     let stop_nats = CancellationToken::new();
     let nats_supervisor = nats_server
         .map(|server| tokio::spawn(server.supervise(stop_nats.clone(), shutdown.clone())));
-    let nats = connect(&url, "vidseek-up").await?;
+    let nats = connect(&url, "vidseek-up", &access(Identity::Operator)).await?;
     configure_streams(&nats, common, Some(settings.shards)).await?;
 
     let mut tasks = JoinSet::new();
     let roles = Roles {
-        nats: &nats,
         common,
         settings,
         shutdown: &shutdown,
     };
-    roles.spawn(&mut tasks, Role::Encoder, 0, Some(encoder));
-    for shard in 0..settings.shards {
-        roles.spawn(&mut tasks, Role::Ranker, shard, None);
+    // Each role connects as itself, so the server holds it to its own
+    // permissions; the ranker shards share one connection.
+    let mut clients = Vec::new();
+    for role in [Role::Encoder, Role::Ranker, Role::Query, Role::Ingest] {
+        let client = connect(&url, &client_name(role), &access(role.into())).await?;
+        clients.push((role, client));
     }
-    roles.spawn(&mut tasks, Role::Query, 0, None);
-    roles.spawn(&mut tasks, Role::Ingest, 0, None);
+    for (role, client) in &clients {
+        match role {
+            Role::Encoder => roles.spawn(&mut tasks, client, *role, 0, encoder.take()),
+            Role::Ranker => {
+                for shard in 0..settings.shards {
+                    roles.spawn(&mut tasks, client, *role, shard, None);
+                }
+            }
+            Role::Query | Role::Ingest => roles.spawn(&mut tasks, client, *role, 0, None),
+        }
+    }
     let listener = bind(&gateway_args.http_addr).await?;
     let http = listener.local_addr()?;
-    let (gateway_nats, stop) = (nats.clone(), shutdown.clone());
+    let gateway_nats = connect(&url, "vidseek-gateway", &access(Identity::Gateway)).await?;
+    let stop = shutdown.clone();
     let config = gateway_config(common, gateway_args);
     tasks.spawn(async move {
         Ok(
@@ -360,6 +403,12 @@ pub async fn up(
         "vidseek ready: http://{http} ({} shards, {} segments indexed, NATS {url})",
         report.shards_total, report.segments_indexed
     );
+    if credentials.is_some() {
+        eprintln!(
+            "vidseek: NATS admits known users only; the operator's password is in {}",
+            crate::embedded_nats::password_file(&data_dir, Identity::Operator).display()
+        );
+    }
     if samples {
         let samples_dir = data_dir.join("samples");
         match crate::client::submit_directory(&nats, &samples_dir).await {

@@ -1,8 +1,11 @@
-//! The optional API token guarding the routes that change the library.
+//! The optional API token guarding the routes that change the library, and
+//! on request (`api_token_reads`) those that read it.
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use vidseek_protocol::ErrorCode;
 
 use crate::AppState;
@@ -16,25 +19,50 @@ impl FromRequestParts<AppState> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(expected) = state.config.api_token.as_deref() else {
-            return Ok(Authorized);
-        };
-        let offered = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token);
-        match offered {
-            Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
-                Ok(Authorized)
-            }
-            Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "wrong API token")),
-            None => Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "this action needs the API token: send Authorization: Bearer <token>",
-            )),
+        match state.config.api_token.as_deref() {
+            None => Ok(Authorized),
+            Some(expected) => check(&parts.headers, expected),
         }
     }
+}
+
+fn check(headers: &HeaderMap, expected: &str) -> Result<Authorized, ApiError> {
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token);
+    match offered {
+        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(Authorized),
+        Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "wrong API token")),
+        None => Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "this action needs the API token: send Authorization: Bearer <token>",
+        )),
+    }
+}
+
+/// Layered on the routes that read the library: with `api_token_reads` set
+/// they need the token as the routes that change it do. Set without a token
+/// configured, it refuses every read (closed rather than silently open).
+pub async fn guard_reads(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if state.config.api_token_reads {
+        match state.config.api_token.as_deref() {
+            Some(expected) => {
+                check(request.headers(), expected)?;
+            }
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "reads need the API token (VIDSEEK_API_TOKEN_READS) but no VIDSEEK_API_TOKEN is set",
+                ));
+            }
+        }
+    }
+    Ok(next.run(request).await)
 }
 
 fn bearer_token(value: &str) -> Option<&str> {

@@ -59,6 +59,10 @@ pub struct GatewayConfig {
     pub data_dir: PathBuf,
     /// When set, ingest and delete require `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
+    /// Reads need the token too: searches (HTTP, WebSocket, seed routes),
+    /// the video list, segments, media and thumbnails. Without a token set,
+    /// every read is refused rather than left open.
+    pub api_token_reads: bool,
     /// Directories video files may be served from (the ingest service's
     /// media roots, resolved when the gateway starts): a catalog record
     /// pointing elsewhere, which anyone who can write to NATS could plant,
@@ -94,6 +98,7 @@ impl GatewayConfig {
             media_roots: vec![data_dir.join("library"), data_dir.join("samples")],
             data_dir,
             api_token: None,
+            api_token_reads: false,
             cors_origins: Vec::new(),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             search_timeout: DEFAULT_SEARCH_TIMEOUT,
@@ -217,9 +222,6 @@ fn router(state: AppState) -> Router {
 
     let cors = cors_layer(&state.config.cors_origins);
     Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(metrics::render))
-        .route("/api/v1/openapi.json", get(openapi::spec))
         .route(
             "/api/v1/search",
             get(search_routes::search_get).merge(
@@ -243,6 +245,15 @@ fn router(state: AppState) -> Router {
         .route("/media/videos/{id}", get(media::video))
         .route("/media/thumbs/{id}/{file}", get(media::thumbnail))
         .merge(seed_routes)
+        // Every route above reads or changes the library; those below and
+        // the web UI's files stay open for probes and the login-less UI.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard_reads,
+        ))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::render))
+        .route("/api/v1/openapi.json", get(openapi::spec))
         .fallback(static_files::serve)
         .layer(axum::middleware::from_fn(query_string::require_utf8))
         .layer(axum::middleware::from_fn_with_state(

@@ -9,6 +9,7 @@ pub mod paths;
 pub mod photos;
 pub mod process;
 pub mod requests;
+pub mod secure_nats;
 pub mod stack;
 pub mod tiny_pack;
 pub mod websocket;

@@ -82,7 +82,7 @@ fn spawn(store: &Path, port: &str) -> (Child, u16) {
 
 /// Reads the server's log until it says where it listens for clients; the
 /// rest of the log is drained in the background so the pipe never fills.
-fn read_client_port(child: &mut Child) -> u16 {
+pub(crate) fn read_client_port(child: &mut Child) -> u16 {
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -89,6 +89,37 @@ impl EmbeddedStack {
         format!("{}{path}", self.http)
     }
 
+    /// The operator's NATS password, which `vidseek up` generated in the
+    /// data directory (its embedded nats-server refuses anonymous clients).
+    pub fn operator_password(&self) -> String {
+        let file = self.data_dir.path().join("nats-auth/operator");
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// A NATS client of this stack, connected as the operator.
+    pub async fn nats_client(&self) -> async_nats::Client {
+        async_nats::ConnectOptions::with_user_and_password(
+            "operator".into(),
+            self.operator_password(),
+        )
+        .connect(&self.nats_url)
+        .await
+        .expect("connect to the stack's NATS as the operator")
+    }
+
+    /// Environment for a `vidseek` client command run against this stack:
+    /// its NATS, and its data directory, where the command finds the
+    /// operator's credentials by itself.
+    pub fn client_env(&self) -> [(&'static str, std::ffi::OsString); 2] {
+        [
+            ("VIDSEEK_NATS_URL", self.nats_url.clone().into()),
+            ("VIDSEEK_DATA_DIR", self.data_dir.path().into()),
+        ]
+    }
+
     /// The stack's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

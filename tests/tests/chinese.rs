@@ -125,7 +125,7 @@ async fn chinese_queries_and_subtitles_end_to_end() {
     assert_eq!(first_id, http_answer["results"][0]["segment_id"], "{seed}");
 
     // Raw NATS, JSON in and out, as the nats CLI would send it.
-    let nats = async_nats::connect(&stack.nats_url).await.unwrap();
+    let nats = stack.nats_client().await;
     let reply = nats
         .request(
             "vidseek.v1.search.text",

@@ -91,7 +91,7 @@ fn cli_search(stack: &EmbeddedStack, file: &Path) -> (bool, String, String) {
     let output = std::process::Command::new(vidseek_bin())
         .args(["search", "-k", "3", "--json", "--image"])
         .arg(file)
-        .env("VIDSEEK_NATS_URL", &stack.nats_url)
+        .envs(stack.client_env())
         .output()
         .expect("run vidseek search");
     (
@@ -180,7 +180,7 @@ async fn bombs_and_broken_files(http: &reqwest::Client, stack: &EmbeddedStack) {
 /// itself, and a small file declaring an enormous picture is refused by the
 /// query stage with a message that says what to do instead.
 async fn raw_nats_clients(stack: &EmbeddedStack) {
-    let client = async_nats::connect(&stack.nats_url).await.unwrap();
+    let client = stack.nats_client().await;
     let max_payload = client.server_info().max_payload;
     let coffee = photos::video_frame(&sample("photos.mp4"), COFFEE_AT);
 

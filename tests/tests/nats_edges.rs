@@ -531,7 +531,7 @@ async fn every_nats_edge_refuses_bad_input_and_stays_up() {
     std::os::unix::fs::symlink("/etc/passwd", root.path().join("passwd-link.mp4")).unwrap();
     let root_path = root.path().canonicalize().unwrap();
     let mut stack = EmbeddedStack::start(&root_path);
-    let client = async_nats::connect(&stack.nats_url).await.unwrap();
+    let client = stack.nats_client().await;
 
     let cases = cases(&root_path);
     println!("{:<26} {:<42} {:<18} ms", "subject", "input", "answer");

@@ -220,8 +220,17 @@ async fn raw_nats_protocol(stack: &EmbeddedStack) {
     read.read_line(&mut line).await.unwrap();
     assert!(line.starts_with("INFO "), "{line}");
     let body = r#"{"text":"a cup of coffee","k":3}"#;
+    // The embedded server admits only known users: the operator's password
+    // is in the data directory.
+    let connect = json!({
+        "verbose": false,
+        "pedantic": false,
+        "headers": true,
+        "user": "operator",
+        "pass": stack.operator_password(),
+    });
     let commands = format!(
-        "CONNECT {{\"verbose\":false,\"pedantic\":false,\"headers\":true}}\r\nSUB _INBOX.raw 1\r\nPUB vidseek.v1.search.text _INBOX.raw {}\r\n{body}\r\nPING\r\n",
+        "CONNECT {connect}\r\nSUB _INBOX.raw 1\r\nPUB vidseek.v1.search.text _INBOX.raw {}\r\n{body}\r\nPING\r\n",
         body.len()
     );
     write.write_all(commands.as_bytes()).await.unwrap();

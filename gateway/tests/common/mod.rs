@@ -32,6 +32,7 @@ pub const KNOWN_VIDEO: &str = "vbikes01";
 pub struct Options {
     pub workers: bool,
     pub api_token: Option<String>,
+    pub api_token_reads: bool,
     pub max_upload_bytes: u64,
     pub search_timeout: Duration,
     pub cors_origins: Vec<String>,
@@ -45,6 +46,7 @@ impl Default for Options {
             workers: true,
             cors_origins: vec![],
             api_token: None,
+            api_token_reads: false,
             max_upload_bytes: 1024 * 1024,
             search_timeout: Duration::from_secs(1),
             tune: |_| {},
@@ -83,6 +85,7 @@ impl Stack {
         let data_dir = tempfile::tempdir().unwrap();
         let mut config = GatewayConfig::new(data_dir.path());
         config.api_token = options.api_token;
+        config.api_token_reads = options.api_token_reads;
         config.max_upload_bytes = options.max_upload_bytes;
         config.search_timeout = options.search_timeout;
         config.cors_origins = options.cors_origins;
