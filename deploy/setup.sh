@@ -89,6 +89,8 @@ check_commands() {
   need nats-server nats-server /usr/sbin
   need ffmpeg ffmpeg
   need ffprobe ffmpeg
+  # A C++ compiler: usearch, the rankers' HNSW index, builds its C++ core.
+  need c++ g++
   # WordNet 3.0 nouns: the default pack's concepts inherit their hypernyms.
   need_file /usr/share/wordnet/data.noun wordnet-base
   if [ "$purpose" = test ]; then

@@ -124,6 +124,20 @@ pub struct GatewayArgs {
     /// Seconds a search may wait for the workers.
     #[arg(long, env = "VIDSEEK_SEARCH_TIMEOUT_S", default_value_t = 10)]
     pub search_timeout_s: u64,
+    /// Searches in flight at once over HTTP, the seed routes and WebSockets;
+    /// more are answered 429 with Retry-After.
+    #[arg(long, env = "VIDSEEK_MAX_SEARCHES", default_value_t = vidseek_gateway::DEFAULT_MAX_SEARCHES)]
+    pub max_searches: usize,
+    /// Open WebSockets; more handshakes are answered 429.
+    #[arg(long, env = "VIDSEEK_MAX_WEBSOCKETS", default_value_t = vidseek_gateway::DEFAULT_MAX_WEBSOCKETS)]
+    pub max_websockets: usize,
+    /// Searches one WebSocket may have in flight; more get an `overloaded`
+    /// error event.
+    #[arg(long, env = "VIDSEEK_MAX_SEARCHES_PER_SOCKET", default_value_t = vidseek_gateway::DEFAULT_MAX_SEARCHES_PER_SOCKET)]
+    pub max_searches_per_socket: usize,
+    /// Uploads received at once; more are answered 429.
+    #[arg(long, env = "VIDSEEK_MAX_UPLOADS", default_value_t = vidseek_gateway::DEFAULT_MAX_UPLOADS)]
+    pub max_uploads: usize,
     /// Comma-separated web origins (`http://host:port`) whose pages may call
     /// the API and open the WebSocket, e.g. where the original seed page is
     /// served; `*` for any. Default: none (the gateway's own pages only).
@@ -173,6 +187,11 @@ pub struct WorkerSettings {
     /// exactly; from there on an HNSW graph proposes the candidates.
     #[arg(long, env = "VIDSEEK_RANKER_EXACT_BELOW", default_value_t = vidseek_ranker::DEFAULT_EXACT_BELOW)]
     pub ranker_exact_below: usize,
+    /// Requests each service endpoint of a worker (search, encode, rank,
+    /// ingest) works on at once; more are answered `overloaded` with a
+    /// retry hint.
+    #[arg(long, env = "VIDSEEK_MAX_IN_FLIGHT", default_value_t = vidseek_bus::service::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
 }
 
 #[derive(Args, Clone, Debug)]

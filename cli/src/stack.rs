@@ -18,6 +18,9 @@ use vidseek_bus::access::Role as Identity;
 use crate::embedded_nats::{Credentials, NatsServer};
 use crate::{Common, GatewayArgs, Role, WorkerSettings};
 
+/// How long a stopping process waits for each part's work in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
 /// Cancels the token on Ctrl-C or SIGTERM.
 fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
@@ -188,6 +191,88 @@ async fn supervise(
     first_error.map_or(Ok(()), Err)
 }
 
+/// Part of the embedded stack: its roles and the token that stops them.
+struct Tier {
+    stop: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl Tier {
+    fn new() -> Tier {
+        Tier {
+            stop: CancellationToken::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+}
+
+/// Returns when the first role of any tier ends, with its result.
+async fn first_exit(tiers: &mut [Tier]) -> anyhow::Result<()> {
+    let exits: Vec<_> = tiers
+        .iter_mut()
+        .filter(|tier| !tier.tasks.is_empty())
+        .map(|tier| Box::pin(tier.tasks.join_next()))
+        .collect();
+    if exits.is_empty() {
+        return futures::future::pending().await;
+    }
+    match futures::future::select_all(exits).await.0 {
+        Some(result) => result.map_err(anyhow::Error::from).and_then(|r| r),
+        None => Ok(()),
+    }
+}
+
+/// Runs `tiers` until `shutdown` fires or a role stops, then stops them in
+/// order, each once the one before has finished and the requests the
+/// process had in flight are answered: the gateway first (it finishes its
+/// HTTP requests and WebSocket searches while the stages it calls still
+/// run), then the query stage and ingest (a job in progress is handed
+/// back), then the encoder and rankers they call. The first role's failure
+/// is the result.
+async fn supervise_in_order(
+    mut tiers: Vec<Tier>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut errors = Vec::new();
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        result = first_exit(&mut tiers) => errors.extend(result.err()),
+    }
+    if let Some(err) = errors.first() {
+        tracing::error!(error = %format!("{err:#}"), "a role stopped; shutting down");
+    }
+    for mut tier in tiers {
+        tier.stop.cancel();
+        let stopped = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while let Some(result) = tier.tasks.join_next().await {
+                errors.extend(result.map_err(anyhow::Error::from).and_then(|r| r).err());
+            }
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!("roles still running after the grace period; stopping them");
+            tier.tasks.shutdown().await;
+        }
+        if !vidseek_bus::service::wait_for_in_flight(SHUTDOWN_GRACE).await {
+            tracing::warn!("requests still in flight after the grace period");
+        }
+    }
+    errors.into_iter().next().map_or(Ok(()), Err)
+}
+
+/// Closes a connection gracefully: what was published (replies included)
+/// reaches the server, then every subscription is drained.
+async fn drain(nats: &async_nats::Client) {
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = nats.flush().await;
+        nats.drain().await
+    })
+    .await;
+    if !matches!(drained, Ok(Ok(()))) {
+        tracing::warn!("could not drain the NATS connection");
+    }
+}
+
 impl From<Role> for Identity {
     fn from(role: Role) -> Identity {
         match role {
@@ -248,6 +333,10 @@ fn gateway_config(common: &Common, args: &GatewayArgs) -> vidseek_gateway::Gatew
             .collect(),
         max_upload_bytes: args.max_upload_mb * 1024 * 1024,
         search_timeout: Duration::from_secs(args.search_timeout_s.max(1)),
+        max_searches: args.max_searches,
+        max_websockets: args.max_websockets,
+        max_searches_per_socket: args.max_searches_per_socket,
+        max_uploads: args.max_uploads,
     }
 }
 
@@ -259,10 +348,14 @@ pub async fn gateway(common: &Common, args: &GatewayArgs) -> anyhow::Result<()> 
     let listener = bind(&args.http_addr).await?;
     eprintln!("vidseek gateway: http://{}", listener.local_addr()?);
     let stop = shutdown.clone();
-    vidseek_gateway::serve(gateway_config(common, args), nats, listener, async move {
-        stop.cancelled().await
-    })
+    vidseek_gateway::serve(
+        gateway_config(common, args),
+        nats.clone(),
+        listener,
+        async move { stop.cancelled().await },
+    )
     .await?;
+    drain(&nats).await;
     Ok(())
 }
 
@@ -294,9 +387,17 @@ pub async fn worker(
         settings,
         shutdown: &shutdown,
     };
+    vidseek_bus::service::set_max_in_flight(settings.max_in_flight);
     roles.spawn(&mut tasks, &nats, role, shard, encoder);
     eprintln!("vidseek worker {role:?} running");
-    supervise(tasks, shutdown).await
+    let result = supervise(tasks, shutdown).await;
+    // The role's endpoints have stopped taking requests; answer those it
+    // took, then leave.
+    if !vidseek_bus::service::wait_for_in_flight(SHUTDOWN_GRACE).await {
+        tracing::warn!("requests still in flight after the grace period");
+    }
+    drain(&nats).await;
+    result
 }
 
 /// Asks the query stage for health until the stack can answer queries.
@@ -357,11 +458,18 @@ pub async fn up(
     let nats = connect(&url, "vidseek-up", &access(Identity::Operator)).await?;
     configure_streams(&nats, common, Some(settings.shards)).await?;
 
-    let mut tasks = JoinSet::new();
-    let roles = Roles {
+    vidseek_bus::service::set_max_in_flight(settings.max_in_flight);
+    // Stopped in this order (see `supervise_in_order`).
+    let (mut gateway_tier, mut front, mut back) = (Tier::new(), Tier::new(), Tier::new());
+    let front_roles = Roles {
         common,
         settings,
-        shutdown: &shutdown,
+        shutdown: &front.stop,
+    };
+    let back_roles = Roles {
+        common,
+        settings,
+        shutdown: &back.stop,
     };
     // Each role connects as itself, so the server holds it to its own
     // permissions; the ranker shards share one connection.
@@ -372,32 +480,40 @@ pub async fn up(
     }
     for (role, client) in &clients {
         match role {
-            Role::Encoder => roles.spawn(&mut tasks, client, *role, 0, encoder.take()),
+            Role::Encoder => back_roles.spawn(&mut back.tasks, client, *role, 0, encoder.take()),
             Role::Ranker => {
                 for shard in 0..settings.shards {
-                    roles.spawn(&mut tasks, client, *role, shard, None);
+                    back_roles.spawn(&mut back.tasks, client, *role, shard, None);
                 }
             }
-            Role::Query | Role::Ingest => roles.spawn(&mut tasks, client, *role, 0, None),
+            Role::Query | Role::Ingest => {
+                front_roles.spawn(&mut front.tasks, client, *role, 0, None)
+            }
         }
     }
     let listener = bind(&gateway_args.http_addr).await?;
     let http = listener.local_addr()?;
     let gateway_nats = connect(&url, "vidseek-gateway", &access(Identity::Gateway)).await?;
-    let stop = shutdown.clone();
+    let stop = gateway_tier.stop.clone();
     let config = gateway_config(common, gateway_args);
-    tasks.spawn(async move {
-        Ok(
-            vidseek_gateway::serve(config, gateway_nats, listener, async move {
-                stop.cancelled().await
-            })
-            .await?,
+    let client = gateway_nats.clone();
+    gateway_tier.tasks.spawn(async move {
+        Ok(vidseek_gateway::serve(
+            config,
+            client,
+            listener,
+            async move { stop.cancelled().await },
         )
+        .await?)
     });
+    let mut tiers = vec![gateway_tier, front, back];
 
     let report = tokio::select! {
         report = wait_until_ready(&nats, &shutdown) => report?,
-        result = supervise_until_first_exit(&mut tasks) => return result,
+        result = first_exit(&mut tiers) => {
+            result?;
+            bail!("a role stopped during start-up")
+        }
     };
     eprintln!(
         "vidseek ready: http://{http} ({} shards, {} segments indexed, NATS {url})",
@@ -423,7 +539,10 @@ pub async fn up(
             Err(err) => eprintln!("vidseek: cannot ingest the sample library: {err:#}"),
         }
     }
-    let result = supervise(tasks, shutdown).await;
+    let result = supervise_in_order(tiers, shutdown).await;
+    for client in clients.iter().map(|(_, c)| c).chain([&gateway_nats, &nats]) {
+        drain(client).await;
+    }
     // The server stops after every role, so none of them sees NATS vanish
     // while it drains.
     stop_nats.cancel();
@@ -433,15 +552,4 @@ pub async fn up(
     };
     // The server's failure is the cause when both failed.
     nats_result.and(result)
-}
-
-/// Returns when a task ends before the stack is ready (a start-up failure).
-async fn supervise_until_first_exit(tasks: &mut JoinSet<anyhow::Result<()>>) -> anyhow::Result<()> {
-    match tasks.join_next().await {
-        Some(result) => {
-            result??;
-            bail!("a role stopped during start-up")
-        }
-        None => bail!("nothing to run"),
-    }
 }

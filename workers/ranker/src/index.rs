@@ -31,7 +31,7 @@ use vidseek_protocol::rank::{RankRequest, RankedSegment, SegmentKind, Space};
 
 use super::ann::GraphId;
 use super::lexical::LexicalQuery;
-use super::store::{Matrix, NO_ROW, SegmentIndex};
+use super::store::{Matrix, NO_ROW, Segment, SegmentIndex};
 
 /// Fewer rows than this per thread are not worth a thread: starting one
 /// costs tens of microseconds, and on a busy machine waiting for it to be
@@ -65,13 +65,24 @@ impl Ord for Score {
 /// vector) are not candidates; a query of another dimension than the shard's
 /// finds nothing.
 pub fn top_k(index: &SegmentIndex, request: &RankRequest) -> Vec<RankedSegment> {
+    top_k_where(index, request, &|_| true)
+}
+
+/// What a filter says about a segment: whether it may be ranked.
+pub type Keep<'a> = &'a (dyn Fn(&Segment) -> bool + Sync);
+
+/// [`top_k`] among the segments `keep` accepts, applied before the top k
+/// is chosen (in the exact scan per row, in the graphs during their search)
+/// so a filter never empties a full answer.
+pub fn top_k_where(index: &SegmentIndex, request: &RankRequest, keep: Keep) -> Vec<RankedSegment> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    top_k_on(index, request, threads, MIN_ROWS_PER_THREAD)
+    top_k_on(index, request, keep, threads, MIN_ROWS_PER_THREAD)
 }
 
 fn top_k_on(
     index: &SegmentIndex,
     request: &RankRequest,
+    keep: Keep,
     threads: usize,
     min_rows_per_thread: usize,
 ) -> Vec<RankedSegment> {
@@ -94,6 +105,7 @@ fn top_k_on(
         slots,
         lexical: lexical.as_ref(),
         request,
+        keep,
     };
     let rows = matrix.rows();
     let threads = threads.min(rows / min_rows_per_thread).max(1);
@@ -145,6 +157,7 @@ struct Scan<'a> {
     slots: Option<&'a [u32]>,
     lexical: Option<&'a LexicalQuery<'a>>,
     request: &'a RankRequest,
+    keep: Keep<'a>,
 }
 
 /// The best `k` scores seen so far, and the cosine floor they set.
@@ -182,7 +195,11 @@ impl Scan<'_> {
         let mut candidates: Vec<u32> = vec![];
         for id in GraphId::ALL.iter().filter(|id| id.space == request.space) {
             let graph = index.graph(*id);
-            let live = |key| index.slot_of(key).is_some();
+            let live = |key| {
+                index
+                    .slot_of(key)
+                    .is_some_and(|slot| (self.keep)(index.segment(slot as usize)))
+            };
             let found = graph.search(&request.vector, count, live)?;
             candidates.extend(found.into_iter().filter_map(|key| index.slot_of(key)));
             candidates.extend(graph.pending.iter().filter_map(|&key| index.slot_of(key)));
@@ -212,6 +229,9 @@ impl Scan<'_> {
     fn consider(&self, best: &mut Best, slot: u32, vector: &[f32]) {
         let request = self.request;
         let segment = self.index.segment(slot as usize);
+        if !(self.keep)(segment) {
+            return;
+        }
         let cosine = f32::dot(vector, &request.vector).unwrap_or(0.0) as f32;
         // Most rows cannot enter a full heap: skip their calibration. A
         // cue's lexical match may still lift it, so cues are scored.
@@ -398,7 +418,7 @@ mod tests {
             let req = request(space, [0.6, 0.8], k, min);
             // One thread, and rows split over three threads.
             for (threads, min_rows) in [(1, MIN_ROWS_PER_THREAD), (3, 16)] {
-                let got: Vec<String> = top_k_on(&index, &req, threads, min_rows)
+                let got: Vec<String> = top_k_on(&index, &req, &|_| true, threads, min_rows)
                     .into_iter()
                     .map(|r| r.meta.segment_id)
                     .collect();
@@ -472,6 +492,49 @@ mod tests {
         assert_eq!(index.unsettled(), 0);
         let recall = recall(&mut rng, &mut index, &[]);
         assert!(recall >= 0.95, "recall@10 {recall}");
+    }
+
+    #[test]
+    fn a_filter_applies_before_the_top_k_on_both_paths() {
+        let mut rng = Rng(17);
+        let mut index = testing::shard(&mut rng, 40, 0);
+        index.settle_all();
+        let not_v3 = |segment: &Segment| segment.meta().video_id != "v3";
+        let mut filtered = testing::shard(&mut Rng(17), 40, 0);
+        filtered.apply(SegmentLogEntry::Delete {
+            video_id: "v3".into(),
+        });
+        for exact_below in [usize::MAX, 0] {
+            index.set_exact_below(exact_below);
+            for i in 0..10 {
+                let space = if i % 2 == 0 {
+                    Space::Text
+                } else {
+                    Space::Image
+                };
+                // A query at one of v3's own vectors: unfiltered, v3 wins.
+                let mut request = testing::request(&mut rng, space, &[]);
+                let slot = (0..index.len())
+                    .find(|&s| !not_v3(index.segment(s)) && index.segment(s).image_row != NO_ROW)
+                    .unwrap();
+                let row = match space {
+                    Space::Text => slot,
+                    Space::Image => index.segment(slot).image_row as usize,
+                };
+                let matrix = match space {
+                    Space::Text => index.text_vectors(),
+                    Space::Image => index.image_vectors(),
+                };
+                request.vector = matrix.block(row..row + 1).to_vec();
+                assert!(testing::ids(&top_k(&index, &request))[0].starts_with("v3-"));
+                let got = testing::ids(&top_k_where(&index, &request, &not_v3));
+                assert_eq!(got.len(), request.k);
+                assert!(got.iter().all(|id| !id.starts_with("v3-")), "{got:?}");
+                if exact_below == usize::MAX {
+                    assert_eq!(got, testing::ids(&top_k(&filtered, &request)));
+                }
+            }
+        }
     }
 
     #[test]

@@ -39,12 +39,12 @@ use vidseek_protocol::error::{ErrorBody, ErrorCode};
 use vidseek_protocol::rank::{RankRequest, RankResponse};
 use vidseek_protocol::subjects;
 
-pub use index::top_k;
+pub use index::{top_k, top_k_where};
 pub use store::{DEFAULT_EXACT_BELOW, SegmentIndex};
 
 /// Rows inserted into a graph per batch: large enough to use every core,
 /// small enough that a log entry waits little behind one.
-const SETTLE_BATCH: usize = 4096;
+const SETTLE_BATCH: usize = 1024;
 
 /// How a ranker runs.
 #[derive(Debug, Clone)]
