@@ -9,7 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use vidseek_bus::catalog::Catalog;
 use vidseek_bus::query_image;
 use vidseek_bus::rpc;
-use vidseek_protocol::ingest::{IngestAccepted, IngestRequest, VideoStatus};
+use vidseek_protocol::ingest::{IngestAccepted, IngestRequest, OcrMode, VideoStatus};
 use vidseek_protocol::query::{ImageSearch, MAX_IMAGE_BYTES, SearchResponse, TextSearch};
 use vidseek_protocol::subjects;
 
@@ -46,6 +46,11 @@ pub struct IngestArgs {
     /// Wait until every video is ready or failed, showing progress.
     #[arg(long)]
     wait: bool,
+    /// Text to read from the picture: off, captions (burned-in subtitles)
+    /// or all (also on-screen text of each shot). Default: the ingest
+    /// workers' VIDSEEK_OCR.
+    #[arg(long, value_parser = crate::parse_ocr_mode)]
+    ocr: Option<OcrMode>,
 }
 
 /// Connects as the operator: the configured credentials, else those `vidseek
@@ -174,12 +179,17 @@ fn video_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-async fn submit(nats: &async_nats::Client, path: &Path) -> anyhow::Result<IngestAccepted> {
+async fn submit(
+    nats: &async_nats::Client,
+    path: &Path,
+    ocr: Option<OcrMode>,
+) -> anyhow::Result<IngestAccepted> {
     let absolute = std::path::absolute(path)?;
     let request = IngestRequest {
         path: absolute.to_string_lossy().into_owned(),
         name: None,
         subtitles: None,
+        ocr,
     };
     rpc::request(
         nats,
@@ -206,7 +216,7 @@ pub async fn submit_directory(nats: &async_nats::Client, dir: &Path) -> anyhow::
     }
     let mut accepted = 0;
     for file in video_files(dir)? {
-        match submit(nats, &file).await {
+        match submit(nats, &file, None).await {
             Ok(_) => accepted += 1,
             Err(err) => eprintln!("vidseek: {err:#}"),
         }
@@ -220,7 +230,7 @@ pub async fn ingest(common: &Common, args: IngestArgs) -> anyhow::Result<()> {
     let mut failures = 0;
     for path in &args.paths {
         for file in video_files(path)? {
-            match submit(&nats, &file).await {
+            match submit(&nats, &file, args.ocr).await {
                 Ok(ok) => {
                     println!("{}  {}  queued", ok.video_id, file.display());
                     accepted.push((ok.video_id, file));

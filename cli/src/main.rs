@@ -174,6 +174,19 @@ pub struct WorkerSettings {
     /// and hands it back to the queue (a hung decode or encoder).
     #[arg(long, env = "VIDSEEK_INGEST_STALL_S", default_value_t = 300)]
     pub ingest_stall_s: u64,
+    /// Text ingest reads from the picture when a request does not say: off,
+    /// captions (burned-in subtitles: the lower band, a few samples a
+    /// second) or all (also each shot's on-screen text: one more frame
+    /// decode and recognition per shot).
+    #[arg(long, env = "VIDSEEK_OCR", default_value = "captions", value_parser = parse_ocr_mode)]
+    pub ocr: vidseek_protocol::ingest::OcrMode,
+    /// tesseract processes one ingest job runs at once (default: half the
+    /// cores, at least one).
+    #[arg(long, env = "VIDSEEK_OCR_THREADS")]
+    pub ocr_threads: Option<usize>,
+    /// tesseract languages for OCR, `+`-separated (installed traineddata).
+    #[arg(long, env = "VIDSEEK_OCR_LANGUAGES", default_value = "chi_sim+eng")]
+    pub ocr_languages: String,
     /// Where rankers keep index snapshots, one directory per shard
     /// (default: DATA_DIR/ranker).
     #[arg(long, env = "VIDSEEK_RANKER_SNAPSHOT_DIR")]
@@ -226,6 +239,11 @@ struct WorkerArgs {
     shard: u32,
     #[command(flatten)]
     settings: WorkerSettings,
+}
+
+fn parse_ocr_mode(text: &str) -> Result<vidseek_protocol::ingest::OcrMode, String> {
+    vidseek_protocol::ingest::OcrMode::parse(text)
+        .ok_or_else(|| format!("`{text}` is not off, captions or all"))
 }
 
 fn init_tracing(json: bool) {

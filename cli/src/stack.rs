@@ -79,6 +79,11 @@ fn ingest_config(common: &Common, settings: &WorkerSettings) -> IngestConfig {
         stall_timeout: Duration::from_secs(settings.ingest_stall_s.max(1)),
         max_deliver: 5,
         encode_timeout: Duration::from_secs(60),
+        ocr: settings.ocr,
+        ocr_threads: settings.ocr_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+        }),
+        ocr_languages: settings.ocr_languages.clone(),
     }
 }
 

@@ -166,9 +166,12 @@ mod properties {
     }
 
     fn calibration() -> impl Strategy<Value = KindCalibration> {
-        (float(), float(), float(), float()).prop_map(|(a, b, c, d)| KindCalibration {
-            shot: Calibration { a, b },
-            subtitle: Calibration { a: c, b: d },
+        (float(), float(), float(), float(), any::<bool>()).prop_map(|(a, b, c, d, ocr)| {
+            KindCalibration {
+                shot: Calibration { a, b },
+                subtitle: Calibration { a: c, b: d },
+                ocr: ocr.then_some(Calibration { a: d, b: c }),
+            }
         })
     }
 
@@ -293,7 +296,7 @@ mod properties {
         ) {
             assert_roundtrip(&TextSearch { text: text.clone(), k, min_score });
             assert_roundtrip(&ImageSearch { image_base64: text.clone(), k, min_score });
-            assert_roundtrip(&IngestRequest { path: path.clone(), name, subtitles });
+            assert_roundtrip(&IngestRequest { path: path.clone(), name, subtitles, ocr: None });
             assert_roundtrip(&DeleteVideo { video_id: path });
             assert_roundtrip(&EncodeTextRequest { texts: vec![text.clone(), String::new(), text] });
         }

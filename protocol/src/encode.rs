@@ -71,6 +71,10 @@ pub struct EncodeTextResponse {
     pub text_visual: Calibration,
     /// Text query against subtitle segments.
     pub text_text: Calibration,
+    /// Text query against text recognised in the picture (`ocr` segments),
+    /// when the pack calibrates it apart from `text_text`.
+    #[serde(default)]
+    pub text_ocr: Option<Calibration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +140,7 @@ mod tests {
             })],
             text_visual: cal,
             text_text: cal,
+            text_ocr: Some(cal),
         });
         assert_roundtrip(&EncodeImageRequest {
             images: vec![serde_bytes::ByteBuf::from(vec![1u8, 2, 3])],

@@ -15,6 +15,36 @@ pub struct IngestRequest {
     /// Subtitle file (`.srt`/`.vtt`); defaults to one beside the video.
     #[serde(default)]
     pub subtitles: Option<String>,
+    /// How much text to read from the picture; defaults to the ingest
+    /// workers' configured mode (`VIDSEEK_OCR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<OcrMode>,
+}
+
+/// Which text in the picture ingest reads (OCR) and makes searchable.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OcrMode {
+    /// None: only subtitle files and subtitle tracks are text.
+    Off,
+    /// Captions burned into the lower part of the picture, with their times.
+    Captions,
+    /// Captions, and the text elsewhere in each shot's keyframe (slides,
+    /// signs, titles).
+    All,
+}
+
+impl OcrMode {
+    /// The mode a configuration string names (`off`, `captions`, `all`).
+    pub fn parse(text: &str) -> Option<OcrMode> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "off" | "none" => Some(OcrMode::Off),
+            "captions" => Some(OcrMode::Captions),
+            "all" => Some(OcrMode::All),
+            _ => None,
+        }
+    }
 }
 
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
@@ -58,6 +88,9 @@ pub struct IngestJob {
     pub name: String,
     #[serde(default)]
     pub subtitles: Option<String>,
+    /// `None` in jobs queued before OCR existed: the worker's default.
+    #[serde(default)]
+    pub ocr: Option<OcrMode>,
 }
 
 /// What `GET /api/v1/videos/{id}` shows; stored in the videos bucket.
@@ -91,6 +124,7 @@ mod tests {
             path: "/media/a.mp4".into(),
             name: None,
             subtitles: Some("/media/a.srt".into()),
+            ocr: Some(OcrMode::All),
         });
         assert_roundtrip(&IngestAccepted {
             video_id: "v1".into(),
@@ -109,6 +143,7 @@ mod tests {
             path: "/media/a.mp4".into(),
             name: "a.mp4".into(),
             subtitles: None,
+            ocr: Some(OcrMode::Captions),
         });
         assert_roundtrip(&VideoRecord {
             video_id: "v1".into(),
@@ -128,6 +163,13 @@ mod tests {
     fn minimal_public_request_parses() {
         let req: IngestRequest = serde_json::from_str(r#"{"path":"/x.mp4"}"#).unwrap();
         assert_eq!(req.path, "/x.mp4");
+        assert_eq!(req.ocr, None);
+        let req: IngestRequest =
+            serde_json::from_str(r#"{"path":"/x.mp4","ocr":"captions"}"#).unwrap();
+        assert_eq!(req.ocr, Some(OcrMode::Captions));
+        assert!(serde_json::from_str::<IngestRequest>(r#"{"path":"/x","ocr":"some"}"#).is_err());
+        assert_eq!(OcrMode::parse(" All "), Some(OcrMode::All));
+        assert_eq!(OcrMode::parse("maybe"), None);
         assert_eq!(
             serde_json::to_string(&VideoStatus::Processing).unwrap(),
             "\"processing\""

@@ -138,7 +138,8 @@ pub struct SearchHit {
     /// Calibrated confidence in 0..1.
     pub score: f32,
     pub kind: SegmentKind,
-    /// Subtitle text for subtitle segments.
+    /// The text of subtitle segments, and the text recognised in the
+    /// picture for `ocr` segments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     pub thumbnail_url: String,

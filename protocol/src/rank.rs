@@ -18,6 +18,9 @@ pub enum SegmentKind {
     Shot,
     /// A subtitle cue, matched text to text.
     Subtitle,
+    /// Text read from the picture: a burned-in caption with its times, or
+    /// the on-screen text of a shot. Matched text to text like subtitles.
+    Ocr,
 }
 
 /// Everything a search result needs about a segment, without its vectors.
@@ -94,11 +97,16 @@ pub enum Space {
     Image,
 }
 
-/// Calibration per segment kind, so shots and subtitles compete fairly.
+/// Calibration per segment kind, so shots, subtitles and recognised text
+/// compete fairly.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct KindCalibration {
     pub shot: Calibration,
     pub subtitle: Calibration,
+    /// Absent from requests of older query stages: OCR text then ranks as
+    /// subtitles do.
+    #[serde(default)]
+    pub ocr: Option<Calibration>,
 }
 
 impl KindCalibration {
@@ -106,6 +114,7 @@ impl KindCalibration {
         match kind {
             SegmentKind::Shot => self.shot,
             SegmentKind::Subtitle => self.subtitle,
+            SegmentKind::Ocr => self.ocr.unwrap_or(self.subtitle),
         }
     }
 }
@@ -149,6 +158,7 @@ impl RankRequest {
         let calibrations = [self.calibration.shot, self.calibration.subtitle];
         if !calibrations
             .iter()
+            .chain(self.calibration.ocr.iter())
             .all(|c| c.a.is_finite() && c.b.is_finite())
         {
             return bad("calibration constants must be finite numbers".into());
@@ -216,6 +226,7 @@ mod tests {
             calibration: KindCalibration {
                 shot: cal,
                 subtitle: cal,
+                ocr: Some(cal),
             },
             min_score: 0.0,
             terms: vec!["cat".into()],
@@ -257,6 +268,17 @@ mod tests {
                         b: 0.0,
                     },
                     subtitle: cal,
+                    ocr: None,
+                },
+                ..good.clone()
+            },
+            RankRequest {
+                calibration: KindCalibration {
+                    ocr: Some(Calibration {
+                        a: 1.0,
+                        b: f32::NAN,
+                    }),
+                    ..good.calibration
                 },
                 ..good.clone()
             },

@@ -88,3 +88,123 @@ pub fn audio_only(path: &Path, secs: u32) {
         &path.display().to_string(),
     );
 }
+
+/// The CJK font `deploy/setup.sh --for test` installs (fonts-wqy-zenhei).
+pub const CJK_FONT: &str = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc";
+
+/// A caption burned into the picture from `start` to `end` seconds.
+pub struct BurnedCaption<'a> {
+    pub start: f64,
+    pub end: f64,
+    pub text: &'a str,
+}
+
+/// Writes an H.264 video of `secs` seconds at `size` and 10 fps over the
+/// lavfi `background`, with `captions` drawn centred in the lower band,
+/// white with a black outline, as online video burns them in.
+pub fn captioned_video(
+    path: &Path,
+    background: &str,
+    size: &str,
+    secs: u32,
+    captions: &[BurnedCaption],
+) {
+    assert!(
+        Path::new(CJK_FONT).is_file(),
+        "{CJK_FONT} is missing: run deploy/setup.sh --for test (apt-get install fonts-wqy-zenhei)"
+    );
+    let height: u32 = size
+        .split_once('x')
+        .and_then(|(_, h)| h.parse().ok())
+        .expect("size is WxH");
+    let mut filters = vec!["format=yuv420p".to_string()];
+    for (i, caption) in captions.iter().enumerate() {
+        // A text file spares drawtext's escaping of `:` and quotes.
+        let text_file = path.with_extension(format!("caption{i}.txt"));
+        std::fs::write(&text_file, caption.text).unwrap();
+        filters.push(format!(
+            "drawtext=fontfile={CJK_FONT}:textfile={}:fontcolor=white:fontsize={}:\
+             borderw=2:bordercolor=black:x=(w-tw)/2:y=h-th-{}:enable='between(t,{},{})'",
+            text_file.display(),
+            height / 12,
+            height / 14,
+            caption.start,
+            caption.end,
+        ));
+    }
+    run_filtered_video(path, background, size, secs, &filters.join(","));
+    for i in 0..captions.len() {
+        let _ = std::fs::remove_file(path.with_extension(format!("caption{i}.txt")));
+    }
+}
+
+/// Writes an H.264 video of `secs` seconds at `size` and 10 fps: the lavfi
+/// `background` through the `-vf` chain `filter`.
+pub fn run_filtered_video(path: &Path, background: &str, size: &str, secs: u32, filter: &str) {
+    let sep = if background.contains('=') { ':' } else { '=' };
+    run_ffmpeg(
+        &[
+            "-f".into(),
+            "lavfi".into(),
+            "-t".into(),
+            secs.to_string(),
+            "-i".into(),
+            format!("{background}{sep}size={size}:rate=10"),
+            "-vf".into(),
+            format!("{filter},format=yuv420p"),
+            "-c:v".into(),
+            "libx264".into(),
+            "-preset".into(),
+            "ultrafast".into(),
+            "-pix_fmt".into(),
+            "yuv420p".into(),
+            path.display().to_string(),
+        ],
+        &path.display().to_string(),
+    );
+}
+
+/// Writes a 160x120 video of `secs` seconds with a soft subtitle track made
+/// from the SubRip text `srt`, tagged `language`: `mov_text` in an `.mp4`,
+/// SubRip in an `.mkv` (by `path`'s extension). No subtitle file is left
+/// beside the video, so only the embedded track can supply its text.
+pub fn video_with_subtitle_track(path: &Path, secs: u32, srt: &str, language: &str) {
+    let codec = match path.extension().and_then(|e| e.to_str()) {
+        Some("mp4") => "mov_text",
+        Some("mkv") => "srt",
+        other => panic!("no subtitle codec for {other:?}"),
+    };
+    let source = path.with_extension("subtitle-source");
+    std::fs::write(&source, srt).unwrap();
+    run_ffmpeg(
+        &[
+            "-f".into(),
+            "lavfi".into(),
+            "-t".into(),
+            secs.to_string(),
+            "-i".into(),
+            "testsrc2=size=160x120:rate=10".into(),
+            "-f".into(),
+            "srt".into(),
+            "-i".into(),
+            source.display().to_string(),
+            "-map".into(),
+            "0:v".into(),
+            "-map".into(),
+            "1:s".into(),
+            "-c:v".into(),
+            "libx264".into(),
+            "-preset".into(),
+            "ultrafast".into(),
+            "-pix_fmt".into(),
+            "yuv420p".into(),
+            "-c:s".into(),
+            codec.into(),
+            "-metadata:s:s:0".into(),
+            format!("language={language}"),
+            path.display().to_string(),
+        ],
+        &path.display().to_string(),
+    );
+    std::fs::remove_file(&source).unwrap();
+}

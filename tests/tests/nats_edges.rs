@@ -165,6 +165,7 @@ fn rank_request(vector: Vec<f32>, k: usize, min_score: f32) -> Vec<u8> {
         calibration: KindCalibration {
             shot: calibration,
             subtitle: calibration,
+            ocr: None,
         },
         min_score,
         terms: vec![],

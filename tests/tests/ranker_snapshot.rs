@@ -75,6 +75,7 @@ fn request(vector: Vec<f32>, terms: &[&str]) -> RankRequest {
         calibration: KindCalibration {
             shot: Calibration { a: 8.0, b: -4.0 },
             subtitle: Calibration { a: 5.0, b: -2.0 },
+            ocr: None,
         },
         min_score: 0.0,
         terms: terms.iter().map(|t| t.to_string()).collect(),

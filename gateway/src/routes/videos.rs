@@ -45,7 +45,7 @@ pub struct SegmentView {
     pub start: f64,
     pub end: f64,
     pub kind: SegmentKind,
-    /// Subtitle text of subtitle segments.
+    /// The text of subtitle segments and of text read from the picture.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     pub thumbnail_url: String,
@@ -358,6 +358,7 @@ async fn upload(
                 .unwrap_or(original_name),
         ),
         subtitles: subtitle_path.map(|p| p.to_string_lossy().into_owned()),
+        ocr: None,
     };
     let accepted = request_ingest(state, &ingest).await?;
     let mut dir = dir;

@@ -129,6 +129,7 @@ impl Encoder {
             translations,
             text_visual: self.manifest.calibration.text_visual,
             text_text: self.manifest.calibration.text_text,
+            text_ocr: self.manifest.calibration.text_ocr,
         })
     }
 

@@ -1,7 +1,7 @@
 //! One ingest job, from file to durable segments.
 
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -22,9 +22,11 @@ use vidseek_protocol::rank::{SegmentKind, SegmentMeta, SegmentRecord, segment_id
 use vidseek_protocol::sharding::shard_of;
 use vidseek_protocol::subjects;
 
+use super::text_sources::{self, TextCue};
 use super::{IngestConfig, now_ms};
-use vidseek_media::{self as media, AnalyzeOptions, AnalyzedSegment, Cue};
+use vidseek_media::{self as media, AnalyzeOptions, AnalyzedSegment};
 use vidseek_protocol::encode::l2_normalise;
+use vidseek_protocol::ingest::OcrMode;
 
 /// Segments whose frames are being encoded at once: enough for the encoder
 /// to batch them, few enough to bound memory.
@@ -299,7 +301,17 @@ impl Worker {
         let (segments_tx, segments_rx) = tokio::sync::mpsc::channel(SEGMENTS_IN_FLIGHT);
         let path = PathBuf::from(&job.path);
         let analysis_thumbnail = thumbnail.clone();
-        let analysis_progress = progress.clone();
+        let ocr = text_sources::ocr_plan(job, &self.config);
+        let parts = Arc::new(PartsProgress::new(progress.clone(), ocr.is_some()));
+        let analysis_progress = parts.clone();
+        // Burned-in captions are read beside the analysis, on a decode of
+        // their own (the lower band only), so the two overlap.
+        let captions = ocr.clone().map(|(_, options)| {
+            let (path, parts) = (PathBuf::from(&job.path), parts.clone());
+            tokio::task::spawn_blocking(move || {
+                text_sources::caption_cues(&path, &options, &mut |p| parts.set(1, p))
+            })
+        });
         // The media side is blocking (ffmpeg pipes, image work); it runs on
         // its own thread and hands segments over a bounded channel, so the
         // decoder waits for the encoder rather than filling memory.
@@ -307,7 +319,7 @@ impl Worker {
             media::analyze(
                 &path,
                 &AnalyzeOptions::default(),
-                &mut |p| analysis_progress.store((p * 0.95).to_bits(), Ordering::Relaxed),
+                &mut |p| analysis_progress.set(0, f64::from(p)),
                 &mut |segment| match prepare_segment(segment, &analysis_thumbnail) {
                     Ok(prepared) => match segments_tx.blocking_send(prepared) {
                         Ok(()) => ControlFlow::Continue(()),
@@ -336,7 +348,33 @@ impl Worker {
                 analysis.segments.len()
             )));
         }
-        records.extend(self.subtitle_segments(job, &records, &thumbnail).await?);
+        let subtitles_job = job.clone();
+        let mut texts =
+            tokio::task::spawn_blocking(move || text_sources::subtitle_cues(&subtitles_job))
+                .await
+                .map_err(|e| JobFailure::Transient(format!("reading subtitles panicked: {e}")))??;
+        if let Some(captions) = captions {
+            texts.extend(
+                captions.await.map_err(|e| {
+                    JobFailure::Transient(format!("reading captions panicked: {e}"))
+                })?,
+            );
+        }
+        if let Some((OcrMode::All, options)) = ocr {
+            let shots: Vec<(f64, f64)> =
+                records.iter().map(|r| (r.meta.start, r.meta.end)).collect();
+            let (path, probe) = (PathBuf::from(&job.path), analysis.probe.clone());
+            texts.extend(
+                tokio::task::spawn_blocking(move || {
+                    text_sources::screen_cues(&path, &probe, &shots, &options)
+                })
+                .await
+                .map_err(|e| {
+                    JobFailure::Transient(format!("reading on-screen text panicked: {e}"))
+                })?,
+            );
+        }
+        records.extend(self.text_segments(job, &records, &thumbnail, texts).await?);
 
         match self.standing(job).await {
             Standing::Current => {}
@@ -413,32 +451,21 @@ impl Worker {
         })
     }
 
-    /// Subtitle cues as text segments, numbered after the shots; each shows
-    /// the thumbnail of the shot it falls in.
-    async fn subtitle_segments(
+    /// Subtitle cues and text read from the picture as text segments,
+    /// numbered after the shots; each shows the thumbnail of the shot it
+    /// falls in.
+    async fn text_segments(
         &self,
         job: &IngestJob,
         shots: &[SegmentRecord],
         thumbnail: &(dyn Fn(u32) -> PathBuf + Sync),
+        cues: Vec<TextCue>,
     ) -> Result<Vec<SegmentRecord>, JobFailure> {
-        let subtitle_path = match &job.subtitles {
-            Some(path) => Some(PathBuf::from(path)),
-            None => media::find_sidecar_subtitles(Path::new(&job.path))
-                .into_iter()
-                .next(),
-        };
-        let Some(subtitle_path) = subtitle_path else {
-            return Ok(vec![]);
-        };
-        let cues: Vec<Cue> = media::read_subtitles(&subtitle_path)?
-            .into_iter()
-            .filter(|c| !c.text.trim().is_empty())
-            .collect();
         let mut records = Vec::with_capacity(cues.len());
         let first_index = shots.len() as u32;
         for chunk in cues.chunks(CUES_PER_REQUEST) {
             let request = EncodeTextRequest {
-                texts: chunk.iter().map(|c| c.text.clone()).collect(),
+                texts: chunk.iter().map(|c| c.cue.text.clone()).collect(),
             };
             let response: EncodeTextResponse = patiently(ENCODER_BUSY_WAIT, || {
                 rpc::request_with_retry(
@@ -450,7 +477,7 @@ impl Worker {
                 )
             })
             .await?;
-            for (cue, vector) in chunk.iter().zip(response.vectors) {
+            for (TextCue { kind, cue }, vector) in chunk.iter().zip(response.vectors) {
                 let index = first_index + records.len() as u32;
                 let middle = (cue.start + cue.end) / 2.0;
                 if let Some(shot) = shots
@@ -468,7 +495,7 @@ impl Worker {
                         index,
                         start: cue.start,
                         end: cue.end,
-                        kind: SegmentKind::Subtitle,
+                        kind: *kind,
                         text: Some(cue.text.clone()),
                     },
                     text_vector: vector,
@@ -478,6 +505,39 @@ impl Worker {
             }
         }
         Ok(records)
+    }
+}
+
+/// A job's progress when two parts run side by side (the analysis and the
+/// caption OCR): 95 % of the slower part's share, so the number only
+/// climbs and moves while either part still works. The last 5 % are the
+/// text segments and the segment log.
+struct PartsProgress {
+    total: Arc<AtomicU32>,
+    parts: [AtomicU32; 2],
+}
+
+impl PartsProgress {
+    /// With `both` false only part 0 runs; part 1 counts as done.
+    fn new(total: Arc<AtomicU32>, both: bool) -> PartsProgress {
+        let second = if both { 0.0f32 } else { 1.0 };
+        PartsProgress {
+            total,
+            parts: [
+                AtomicU32::new(0.0f32.to_bits()),
+                AtomicU32::new(second.to_bits()),
+            ],
+        }
+    }
+
+    fn set(&self, part: usize, share: f64) {
+        self.parts[part].store((share as f32).to_bits(), Ordering::Relaxed);
+        let [a, b] = self
+            .parts
+            .each_ref()
+            .map(|p| f32::from_bits(p.load(Ordering::Relaxed)));
+        self.total
+            .store((a.min(b) * 0.95).to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -551,6 +611,7 @@ mod tests {
             path: "/media/a.mp4".into(),
             name: "a.mp4".into(),
             subtitles: None,
+            ocr: None,
         }
     }
 

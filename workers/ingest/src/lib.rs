@@ -8,6 +8,7 @@
 //! replaces the video's segments instead of adding to them.
 
 mod job;
+mod text_sources;
 pub mod library;
 
 use std::path::PathBuf;
@@ -21,7 +22,8 @@ use vidseek_bus::catalog::Catalog;
 use vidseek_protocol::codec::{self, Format};
 use vidseek_protocol::error::{ErrorBody, ErrorCode};
 use vidseek_protocol::ingest::{
-    DeleteVideo, IngestAccepted, IngestJob, IngestRequest, VideoDeleted, VideoRecord, VideoStatus,
+    DeleteVideo, IngestAccepted, IngestJob, IngestRequest, OcrMode, VideoDeleted, VideoRecord,
+    VideoStatus,
 };
 use vidseek_protocol::sharding::shard_of;
 use vidseek_protocol::subjects;
@@ -55,6 +57,12 @@ pub struct IngestConfig {
     pub max_deliver: i64,
     /// Deadline for each encoder request.
     pub encode_timeout: Duration,
+    /// Text read from the picture when a request does not say.
+    pub ocr: OcrMode,
+    /// tesseract processes one ingest job runs at once.
+    pub ocr_threads: usize,
+    /// tesseract languages, e.g. `chi_sim+eng`.
+    pub ocr_languages: String,
 }
 
 impl IngestConfig {
@@ -157,6 +165,7 @@ async fn accept(
         path: path.to_string_lossy().into_owned(),
         name: name.clone(),
         subtitles: subtitles.map(|s| s.to_string_lossy().into_owned()),
+        ocr: Some(request.ocr.unwrap_or(config.ocr)),
     };
     // The record first: a worker that takes the job at once must find it.
     let record = VideoRecord {

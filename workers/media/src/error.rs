@@ -100,6 +100,12 @@ pub enum MediaError {
         /// The reason.
         message: String,
     },
+    /// Text recognition (tesseract) failed or is not installed.
+    #[error("text recognition failed: {detail}")]
+    Ocr {
+        /// tesseract's own words, or why it could not start.
+        detail: String,
+    },
     /// Any other I/O failure while talking to a child process or the disk.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -6,16 +6,21 @@
 //! The steps, in the order ingest uses them:
 //! [`probe`] → [`detect_cuts`] → [`plan_segments`] → [`sample_frames`]
 //! (frames for the encoder) → [`pick_thumbnail`] / [`write_thumbnail`];
-//! [`find_sidecar_subtitles`] and [`read_subtitles`] feed the text side.
+//! [`find_sidecar_subtitles`] and [`read_subtitles`] feed the text side, with
+//! [`read_embedded_subtitles`] (subtitle streams inside the container) and
+//! [`read_burned_in_captions`] / [`read_on_screen_text`] (text in the picture,
+//! by OCR).
 //! [`analyze`] runs them all and is what the benchmark times.
 
 mod analyze;
 mod error;
 mod ffmpeg;
 mod frames;
+mod ocr;
 mod probe;
 mod segments;
 mod shots;
+mod subtitle_tracks;
 mod subtitles;
 mod thumbnail;
 
@@ -25,5 +30,10 @@ pub use frames::{FrameSampler, SampleOptions, SamplingStrategy, SegmentFrames, s
 pub use probe::{MAX_FRAME_SIDE, Probe, probe};
 pub use segments::{DEFAULT_MAX_SEGMENT_SECS, MIN_SEGMENT_SECS, Segment, plan_segments};
 pub use shots::{Cut, ShotDetector, ShotParams, detect_cuts};
+pub use ocr::{
+    OCR_WIDTH, OcrOptions, edit_distance, read_burned_in_captions, read_on_screen_text,
+    tesseract_available,
+};
+pub use subtitle_tracks::{EmbeddedSubtitles, SubtitleTrack, read_embedded_subtitles, subtitle_tracks};
 pub use subtitles::{Cue, SubtitleFormat, find_sidecar_subtitles, parse_subtitles, read_subtitles};
 pub use thumbnail::{THUMBNAIL_WIDTH, pick_thumbnail, write_thumbnail};

@@ -189,6 +189,7 @@ fn request(vector: &[f32], k: usize) -> RankRequest {
         calibration: KindCalibration {
             shot: identity,
             subtitle: identity,
+            ocr: None,
         },
         min_score: 0.0,
         terms: vec![],

@@ -43,13 +43,15 @@ pub struct GraphId {
 
 impl GraphId {
     /// How many graphs a shard keeps.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 6;
 
     pub const ALL: [GraphId; Self::COUNT] = [
         GraphId::new(Space::Text, SegmentKind::Shot),
         GraphId::new(Space::Text, SegmentKind::Subtitle),
+        GraphId::new(Space::Text, SegmentKind::Ocr),
         GraphId::new(Space::Image, SegmentKind::Shot),
         GraphId::new(Space::Image, SegmentKind::Subtitle),
+        GraphId::new(Space::Image, SegmentKind::Ocr),
     ];
 
     pub const fn new(space: Space, kind: SegmentKind) -> GraphId {
@@ -59,12 +61,13 @@ impl GraphId {
     pub fn position(self) -> usize {
         let space = match self.space {
             Space::Text => 0,
-            Space::Image => 2,
+            Space::Image => 3,
         };
         space
             + match self.kind {
                 SegmentKind::Shot => 0,
                 SegmentKind::Subtitle => 1,
+                SegmentKind::Ocr => 2,
             }
     }
 
@@ -74,6 +77,8 @@ impl GraphId {
             (Space::Text, SegmentKind::Subtitle) => "text-subtitle",
             (Space::Image, SegmentKind::Shot) => "image-shot",
             (Space::Image, SegmentKind::Subtitle) => "image-subtitle",
+            (Space::Text, SegmentKind::Ocr) => "text-ocr",
+            (Space::Image, SegmentKind::Ocr) => "image-ocr",
         }
     }
 }

@@ -275,6 +275,7 @@ impl Scan<'_> {
 struct CosineFloor {
     shot: f32,
     subtitle: f32,
+    ocr: f32,
 }
 
 impl CosineFloor {
@@ -293,6 +294,7 @@ impl CosineFloor {
         CosineFloor {
             shot: of(request.calibration.shot),
             subtitle: of(request.calibration.subtitle),
+            ocr: of(request.calibration.for_kind(SegmentKind::Ocr)),
         }
     }
 
@@ -300,6 +302,7 @@ impl CosineFloor {
         match kind {
             SegmentKind::Shot => self.shot,
             SegmentKind::Subtitle => self.subtitle,
+            SegmentKind::Ocr => self.ocr,
         }
     }
 }
@@ -354,6 +357,7 @@ mod tests {
             calibration: KindCalibration {
                 shot: identity,
                 subtitle: Calibration { a: 2.0, b: 0.0 },
+                ocr: None,
             },
             min_score,
             terms: vec![],

@@ -401,6 +401,7 @@ mod tests {
             calibration: KindCalibration {
                 shot: cal,
                 subtitle: cal,
+                ocr: None,
             },
             min_score: 0.0,
             terms: vec![],

@@ -99,6 +99,7 @@ pub fn request(rng: &mut Rng, space: Space, terms: &[&str]) -> RankRequest {
         calibration: KindCalibration {
             shot: Calibration { a: 10.0, b: -5.0 },
             subtitle: Calibration { a: 6.0, b: -2.0 },
+            ocr: None,
         },
         min_score: 0.0,
         terms: terms.iter().map(|t| t.to_string()).collect(),

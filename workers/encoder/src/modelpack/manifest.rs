@@ -140,6 +140,10 @@ pub struct Calibrations {
     pub text_visual: Calibration,
     pub text_text: Calibration,
     pub image_image: Calibration,
+    /// Text queries against OCR text; without it they use `text_text`
+    /// (recognised text is text matched to text, read with a few errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_ocr: Option<Calibration>,
 }
 
 impl Manifest {

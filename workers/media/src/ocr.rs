@@ -1,0 +1,840 @@
+//! Text inside the picture → timed cues, with the `tesseract` command.
+//!
+//! **Burned-in captions.** Captions sit in the lower quarter of the frame
+//! (the caption band), drawn bright with a dark outline or shadow so they
+//! read on any picture. ffmpeg samples only that band, a few times a second,
+//! cropped, scaled to a fixed width and gray, so a long film costs a few
+//! hundred kilobytes a second of pipe. Each sample is binarised: a pixel is
+//! text when it is bright *and* a dark pixel lies within a few pixels (the
+//! outline), which drops bright sky or walls that have no outline. A sample
+//! whose text mask barely differs from the one before belongs to the same
+//! run, so a caption shown for three seconds is recognised once, not six
+//! times. Runs are recognised in batches, several images per `tesseract`
+//! process (loading the Chinese model costs more than reading one line),
+//! on a bounded number of threads. Consecutive runs that read alike (a
+//! caption over a changing picture) merge into one [`Cue`] whose start and
+//! end lie halfway between the samples where it appeared and went.
+//!
+//! **On-screen text** (slides, signs, titles): one gray frame per shot above
+//! the caption band, recognised as a page, words kept above a confidence
+//! floor.
+//!
+//! Chinese output has tesseract's spaces between Han characters removed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::time::Duration;
+
+use super::error::{MediaError, Result};
+use super::ffmpeg::{RawFrames, RawFramesSpec, SHOWINFO, input_args, output_within};
+use super::probe::Probe;
+use super::subtitles::Cue;
+
+/// Widest the caption band and keyframes are sampled: larger frames are
+/// scaled down to it.
+pub const OCR_WIDTH: u32 = 1280;
+/// Narrowest they are sampled: smaller frames are scaled up, so a caption
+/// of a small video is still a dozen pixels and more tall.
+const MIN_OCR_WIDTH: u32 = 480;
+/// The caption band: the lower quarter of the frame.
+const BAND_FRACTION: f64 = 0.25;
+/// Luma at and above which a pixel may be caption text (white is ~235,
+/// yellow ~226).
+const BRIGHT: u8 = 180;
+/// Luma at and below which a neighbour counts as the caption's outline.
+const DARK: u8 = 90;
+/// How far (pixels) the outline may lie from a text pixel.
+const OUTLINE_RADIUS: usize = 4;
+/// A band with fewer text pixels than this share holds no caption.
+const MIN_TEXT_SHARE: f64 = 0.002;
+/// Masks differing in more than this share of their text pixels are
+/// different captions.
+const CHANGE_SHARE: f64 = 0.15;
+/// Line height (pixels) tall captions are scaled down to before recognition.
+const LINE_HEIGHT: f64 = 40.0;
+/// Lines up to this tall are read as they are.
+const MAX_LINE_HEIGHT: f64 = 52.0;
+/// Images per `tesseract` process.
+const BATCH: usize = 16;
+/// Captions whose texts differ by at most this share of characters (edit
+/// distance) are the same caption read twice.
+const SAME_TEXT_DISTANCE: f64 = 0.3;
+/// Longest a `tesseract` run may take per image before it is stopped.
+const TESSERACT_SECS_PER_IMAGE: u64 = 20;
+/// Longest the extraction of one keyframe may take.
+const KEYFRAME_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How much recognition to do.
+#[derive(Debug, Clone)]
+pub struct OcrOptions {
+    /// Caption band samples per second.
+    pub fps: f64,
+    /// tesseract language list, e.g. `chi_sim+eng`.
+    pub languages: String,
+    /// tesseract processes at once.
+    pub threads: usize,
+    /// Mean word confidence (0–100) a caption must reach.
+    pub caption_confidence: f32,
+    /// Confidence (0–100) each on-screen word must reach.
+    pub screen_confidence: f32,
+}
+
+impl Default for OcrOptions {
+    fn default() -> Self {
+        OcrOptions {
+            fps: 2.0,
+            languages: "chi_sim+eng".into(),
+            threads: 2,
+            caption_confidence: 60.0,
+            screen_confidence: 75.0,
+        }
+    }
+}
+
+/// Reads the captions burned into the lower band of `path` (probed as
+/// `probe`) as cues; `progress` hears the share of the video sampled.
+pub fn read_burned_in_captions(
+    path: &Path,
+    probe: &Probe,
+    options: &OcrOptions,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Vec<Cue>> {
+    let (w, h) = band_size(probe.width, probe.height);
+    let filter = format!(
+        "fps={fps},crop=iw:ih*{BAND_FRACTION}:0:ih-ih*{BAND_FRACTION},scale={w}:{h},format=gray,{SHOWINFO}",
+        fps = options.fps
+    );
+    let mut frames = RawFrames::spawn(RawFramesSpec {
+        input_args: input_args(path, None),
+        filter: &filter,
+        complex: false,
+        pix_fmt: "gray",
+        frame_len: w * h,
+        timed: true,
+    })?;
+    let scratch = tempfile::tempdir()?;
+    let step = 1.0 / options.fps;
+    let mut runs: Vec<Run> = Vec::new();
+    let mut previous: Option<Vec<bool>> = None;
+    let mut buf = vec![0u8; w * h];
+    let mut last_pts = 0.0;
+    let (jobs, texts) = recognise_in_background(options, OcrPage::Caption);
+    let mut pending: Vec<(usize, PathBuf)> = Vec::new();
+    let outcome = std::thread::scope(|scope| -> Result<()> {
+        let pool = texts.spawn(scope);
+        while let Some(pts) = frames.next_frame(&mut buf)? {
+            if texts.failed() {
+                break;
+            }
+            progress((pts / probe.duration).clamp(0.0, 1.0));
+            let mask = text_mask(&buf, w, h);
+            let changed = match &previous {
+                Some(before) => masks_differ(before, &mask),
+                None => true,
+            };
+            if changed {
+                let boundary = if runs.is_empty() {
+                    pts
+                } else {
+                    (last_pts + pts) / 2.0
+                };
+                if let Some(run) = runs.last_mut() {
+                    run.end = boundary;
+                }
+                let index = runs.len();
+                runs.push(Run {
+                    start: boundary,
+                    end: pts + step / 2.0,
+                    text: None,
+                });
+                if let Some(image) = crop_to_text(&mask, w, h) {
+                    let file = scratch.path().join(format!("{index}.pgm"));
+                    write_pgm(&file, &image)?;
+                    pending.push((index, file));
+                    if pending.len() == BATCH && jobs.send(std::mem::take(&mut pending)).is_err() {
+                        break;
+                    }
+                }
+                previous = Some(mask);
+            }
+            if let Some(run) = runs.last_mut() {
+                run.end = pts + step / 2.0;
+            }
+            last_pts = pts;
+        }
+        if !pending.is_empty() {
+            let _ = jobs.send(std::mem::take(&mut pending));
+        }
+        drop(jobs);
+        pool.join()
+    });
+    // On failure `frames` is dropped unfinished, which stops ffmpeg.
+    outcome?;
+    frames.finish()?;
+    for (index, text) in texts.take() {
+        runs[index].text = Some(text);
+    }
+    Ok(merge_runs(runs, step))
+}
+
+/// Reads the text outside the caption band of the frame at each of `times`
+/// (one keyframe per shot); `None` where nothing legible is there.
+pub fn read_on_screen_text(
+    path: &Path,
+    probe: &Probe,
+    times: &[f64],
+    options: &OcrOptions,
+) -> Result<Vec<Option<String>>> {
+    let (w, h) = upper_size(probe.width, probe.height);
+    let filter = format!("crop=iw:ih-ih*{BAND_FRACTION}:0:0,scale={w}:{h},format=gray");
+    let scratch = tempfile::tempdir()?;
+    let (jobs, texts) = recognise_in_background(options, OcrPage::Screen);
+    let outcome = std::thread::scope(|scope| -> Result<()> {
+        let pool = texts.spawn(scope);
+        let mut pending = Vec::new();
+        for (index, &t) in times.iter().enumerate() {
+            if texts.failed() {
+                break;
+            }
+            let Some(gray) = one_frame(path, t, &filter, w * h)? else {
+                continue;
+            };
+            let file = scratch.path().join(format!("{index}.pgm"));
+            write_pgm(
+                &file,
+                &GrayImage {
+                    width: w,
+                    height: h,
+                    pixels: gray,
+                },
+            )?;
+            pending.push((index, file));
+            if pending.len() == BATCH && jobs.send(std::mem::take(&mut pending)).is_err() {
+                break;
+            }
+        }
+        if !pending.is_empty() {
+            let _ = jobs.send(pending);
+        }
+        drop(jobs);
+        pool.join()
+    });
+    outcome?;
+    let mut found = vec![None; times.len()];
+    for (index, text) in texts.take() {
+        found[index] = Some(text);
+    }
+    Ok(found)
+}
+
+/// Whether the `tesseract` command runs, with the languages asked for.
+pub fn tesseract_available(languages: &str) -> bool {
+    let mut command = Command::new("tesseract");
+    command.arg("--list-langs");
+    match output_within(command, "tesseract", Duration::from_secs(10)) {
+        Ok(output) if output.status.success() => {
+            let listed = String::from_utf8_lossy(&output.stdout);
+            languages
+                .split('+')
+                .all(|lang| listed.lines().any(|l| l.trim() == lang))
+        }
+        _ => false,
+    }
+}
+
+/// A stretch of samples showing the same caption (or none).
+#[derive(Debug, Clone, PartialEq)]
+struct Run {
+    start: f64,
+    end: f64,
+    text: Option<String>,
+}
+
+/// What a recognised page is, which sets how it is read and filtered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum OcrPage {
+    /// A binarised caption band: a block of one or two lines.
+    Caption,
+    /// A whole gray picture with text anywhere.
+    Screen,
+}
+
+/// Batches of `(index, image file)` go in; `(index, text)` come out.
+type Batch = Vec<(usize, PathBuf)>;
+
+struct Recogniser<'o> {
+    options: &'o OcrOptions,
+    page: OcrPage,
+    queue: Mutex<std::sync::mpsc::Receiver<Batch>>,
+    found: Mutex<Vec<(usize, String)>>,
+    failed: AtomicBool,
+}
+
+/// A queue of batches (bounded, so decoding waits for recognition rather
+/// than filling the disk) and the recogniser that drains it.
+fn recognise_in_background(
+    options: &OcrOptions,
+    page: OcrPage,
+) -> (std::sync::mpsc::SyncSender<Batch>, Recogniser<'_>) {
+    let threads = options.threads.max(1);
+    let (tx, rx) = sync_channel(threads);
+    (
+        tx,
+        Recogniser {
+            options,
+            page,
+            queue: Mutex::new(rx),
+            found: Mutex::new(Vec::new()),
+            failed: AtomicBool::new(false),
+        },
+    )
+}
+
+/// The recognition threads of one [`Recogniser`].
+struct Pool<'scope> {
+    handles: Vec<std::thread::ScopedJoinHandle<'scope, Result<()>>>,
+}
+
+impl<'o> Recogniser<'o> {
+    fn spawn<'scope>(&'scope self, scope: &'scope std::thread::Scope<'scope, '_>) -> Pool<'scope>
+    where
+        'o: 'scope,
+    {
+        let handles = (0..self.options.threads.max(1))
+            .map(|_| scope.spawn(move || self.drain()))
+            .collect();
+        Pool { handles }
+    }
+
+    /// Recognises batches until the queue closes. After a failure it keeps
+    /// taking batches (and dropping them) so the producer never blocks on a
+    /// full queue; the producer sees [`Self::failed`] and stops.
+    fn drain(&self) -> Result<()> {
+        let mut failure = None;
+        loop {
+            let next = self.queue.lock().expect("queue lock").recv();
+            let Ok(batch) = next else {
+                return failure.map_or(Ok(()), Err);
+            };
+            if failure.is_some() {
+                continue;
+            }
+            match run_tesseract(&batch, self.options, self.page) {
+                Ok(texts) => self.found.lock().expect("results lock").extend(texts),
+                Err(error) => {
+                    self.failed.store(true, Ordering::Relaxed);
+                    failure = Some(error);
+                }
+            }
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    fn take(self) -> Vec<(usize, String)> {
+        self.found.into_inner().expect("results lock")
+    }
+}
+
+impl Pool<'_> {
+    fn join(self) -> Result<()> {
+        let mut outcome = Ok(());
+        for handle in self.handles {
+            match handle.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => outcome = Err(e),
+                Err(_) => {
+                    outcome = Err(MediaError::Ocr {
+                        detail: "a recognition thread panicked".into(),
+                    })
+                }
+            }
+        }
+        outcome
+    }
+}
+
+/// Recognises a batch of images in one `tesseract` process (a list file
+/// makes each image a page of the TSV output).
+fn run_tesseract(
+    batch: &Batch,
+    options: &OcrOptions,
+    page: OcrPage,
+) -> Result<Vec<(usize, String)>> {
+    let Some((_, first)) = batch.first() else {
+        return Ok(vec![]);
+    };
+    let list = first.with_extension("list");
+    let mut file = std::fs::File::create(&list)?;
+    for (_, image) in batch {
+        writeln!(file, "{}", image.display())?;
+    }
+    drop(file);
+    let mut tesseract = Command::new("tesseract");
+    tesseract
+        .arg(&list)
+        .arg("stdout")
+        .args(["-l", &options.languages])
+        // 6: one uniform block (a caption's one or two lines);
+        // 11: sparse text anywhere in the picture.
+        .args(["--psm", if page == OcrPage::Caption { "6" } else { "11" }])
+        .arg("tsv")
+        // Parallelism comes from our threads; tesseract's own OpenMP
+        // threads would oversubscribe the cores.
+        .env("OMP_THREAD_LIMIT", "1");
+    let timeout = Duration::from_secs(TESSERACT_SECS_PER_IMAGE * batch.len() as u64 + 10);
+    let output = output_within(tesseract, "tesseract", timeout).map_err(|e| match e {
+        MediaError::ToolMissing { source, .. } => MediaError::Ocr {
+            detail: format!("cannot run tesseract: {source} (install tesseract-ocr)"),
+        },
+        other => other,
+    })?;
+    let _ = std::fs::remove_file(&list);
+    for (_, image) in batch {
+        let _ = std::fs::remove_file(image);
+    }
+    if !output.status.success() {
+        return Err(MediaError::Ocr {
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    let floor = match page {
+        // A caption is one line: an unsure character in it (腾 at 30 %) is
+        // still better kept, the line as a whole must be sure.
+        OcrPage::Caption => (0.0, options.caption_confidence),
+        OcrPage::Screen => (options.screen_confidence, options.screen_confidence),
+    };
+    let pages = parse_tsv(&String::from_utf8_lossy(&output.stdout), floor.0, floor.1);
+    Ok(pages
+        .into_iter()
+        .filter_map(|(page_num, text)| Some((batch.get(page_num.checked_sub(1)?)?.0, text)))
+        .collect())
+}
+
+/// Where a recognised line sits: (page, block, paragraph, line).
+type LineKey = (usize, u32, u32, u32);
+
+/// tesseract's TSV → text per page (1-based page numbers). Words below
+/// `word_floor` are dropped; a page whose remaining words average below
+/// `page_floor`, or that holds no letter, reads as nothing.
+fn parse_tsv(tsv: &str, word_floor: f32, page_floor: f32) -> Vec<(usize, String)> {
+    let mut lines: Vec<(LineKey, Vec<(f32, String)>)> = Vec::new();
+    for row in tsv.lines().skip(1) {
+        let cols: Vec<&str> = row.split('\t').collect();
+        if cols.len() < 12 || cols[0] != "5" {
+            continue;
+        }
+        let (Ok(page), Ok(block), Ok(par), Ok(line), Ok(conf)) = (
+            cols[1].parse::<usize>(),
+            cols[2].parse::<u32>(),
+            cols[3].parse::<u32>(),
+            cols[4].parse::<u32>(),
+            cols[10].parse::<f32>(),
+        ) else {
+            continue;
+        };
+        let word = cols[11].trim();
+        if word.is_empty() || conf < word_floor {
+            continue;
+        }
+        let key = (page, block, par, line);
+        match lines.last_mut() {
+            Some((k, words)) if *k == key => words.push((conf, word.to_string())),
+            _ => lines.push((key, vec![(conf, word.to_string())])),
+        }
+    }
+    let mut pages: Vec<(usize, Vec<String>, Vec<f32>)> = Vec::new();
+    for ((page, ..), words) in lines {
+        let text = join_words(words.iter().map(|(_, w)| w.as_str()));
+        let confs = words.iter().map(|(c, _)| *c);
+        match pages.last_mut() {
+            Some((p, texts, all)) if *p == page => {
+                texts.push(text);
+                all.extend(confs);
+            }
+            _ => pages.push((page, vec![text], confs.collect())),
+        }
+    }
+    pages
+        .into_iter()
+        .filter_map(|(page, texts, confs)| {
+            let mean = confs.iter().sum::<f32>() / confs.len().max(1) as f32;
+            let text = texts.join("\n");
+            let letters = text.chars().filter(|c| c.is_alphanumeric()).count();
+            (mean >= page_floor && letters >= 2).then_some((page, text))
+        })
+        .collect()
+}
+
+/// Joins recognised words: with a space between words of spaced scripts,
+/// without one where either side is Chinese or Japanese (tesseract splits
+/// Han text into words the language does not separate).
+pub(crate) fn join_words<'a>(words: impl Iterator<Item = &'a str>) -> String {
+    let mut text = String::new();
+    for word in words {
+        let joins_tight = match (text.chars().last(), word.chars().next()) {
+            (Some(a), Some(b)) => is_cjk(a) || is_cjk(b),
+            _ => true,
+        };
+        if !joins_tight {
+            text.push(' ');
+        }
+        text.push_str(word);
+    }
+    text
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{3000}'..='\u{303f}' // CJK punctuation
+        | '\u{3040}'..='\u{30ff}' // kana
+        | '\u{3400}'..='\u{4dbf}'
+        | '\u{4e00}'..='\u{9fff}'
+        | '\u{f900}'..='\u{faff}'
+        | '\u{ff00}'..='\u{ffef}' // full-width forms
+        | '\u{20000}'..='\u{2fa1f}')
+}
+
+/// Runs that read alike and touch become one cue; runs without text go.
+fn merge_runs(runs: Vec<Run>, step: f64) -> Vec<Cue> {
+    let mut cues: Vec<(Cue, f64)> = Vec::new();
+    for run in runs {
+        let Some(text) = run.text.filter(|t| !t.trim().is_empty()) else {
+            continue;
+        };
+        let length = run.end - run.start;
+        if let Some((cue, longest)) = cues.last_mut()
+            && run.start - cue.end <= step * 1.5
+            && text_distance(&cue.text, &text) <= SAME_TEXT_DISTANCE
+        {
+            cue.end = run.end;
+            // The reading held longest is the one least disturbed by the
+            // picture behind it.
+            if length > *longest {
+                cue.text = text;
+                *longest = length;
+            }
+            continue;
+        }
+        cues.push((
+            Cue {
+                start: run.start.max(0.0),
+                end: run.end,
+                text,
+            },
+            length,
+        ));
+    }
+    cues.into_iter().map(|(cue, _)| cue).collect()
+}
+
+/// Edit distance between two texts over the longer one's length, ignoring
+/// whitespace (0 = same, 1 = nothing in common).
+pub(crate) fn text_distance(a: &str, b: &str) -> f64 {
+    let a: Vec<char> = a.chars().filter(|c| !c.is_whitespace()).collect();
+    let b: Vec<char> = b.chars().filter(|c| !c.is_whitespace()).collect();
+    let longest = a.len().max(b.len());
+    if longest == 0 {
+        return 0.0;
+    }
+    edit_distance(&a, &b) as f64 / longest as f64
+}
+
+/// Levenshtein distance over characters.
+pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(x != y));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The caption band's size after scaling: [`OCR_WIDTH`] wide, even sides.
+fn band_size(width: u32, height: u32) -> (usize, usize) {
+    scaled(width, (height as f64 * BAND_FRACTION) as u32)
+}
+
+/// The frame above the caption band, scaled like the band.
+fn upper_size(width: u32, height: u32) -> (usize, usize) {
+    scaled(width, height - (height as f64 * BAND_FRACTION) as u32)
+}
+
+/// Native width where possible: tesseract reads a caption best as it was
+/// drawn; an upscaled and thresholded one loses strokes of dense Han
+/// characters (measured: a 640 px video's line read exactly at 640 px and
+/// with two wrong characters at 1280 px).
+fn scaled(width: u32, height: u32) -> (usize, usize) {
+    let target = width.clamp(MIN_OCR_WIDTH, OCR_WIDTH);
+    let w = (target as usize + 1) & !1;
+    let h = (height.max(1) as f64 * target as f64 / width.max(1) as f64).round() as usize;
+    (w, (h.max(2) + 1) & !1)
+}
+
+/// Pixels that are bright and have a dark pixel (the outline) nearby.
+fn text_mask(gray: &[u8], w: usize, h: usize) -> Vec<bool> {
+    let darkest = min_filter(gray, w, h, OUTLINE_RADIUS);
+    gray.iter()
+        .zip(&darkest)
+        .map(|(&g, &d)| g >= BRIGHT && d <= DARK)
+        .collect()
+}
+
+/// Minimum over a (2r+1)² window, separably: rows, then columns.
+fn min_filter(gray: &[u8], w: usize, h: usize, r: usize) -> Vec<u8> {
+    let mut rows = vec![0u8; gray.len()];
+    for y in 0..h {
+        let line = &gray[y * w..(y + 1) * w];
+        for x in 0..w {
+            let (a, b) = (x.saturating_sub(r), (x + r + 1).min(w));
+            rows[y * w + x] = *line[a..b].iter().min().expect("window is not empty");
+        }
+    }
+    let mut out = vec![0u8; gray.len()];
+    for x in 0..w {
+        for y in 0..h {
+            let (a, b) = (y.saturating_sub(r), (y + r + 1).min(h));
+            out[y * w + x] = (a..b).map(|yy| rows[yy * w + x]).min().expect("window");
+        }
+    }
+    out
+}
+
+fn masks_differ(a: &[bool], b: &[bool]) -> bool {
+    let (mut on, mut differ) = (0usize, 0usize);
+    for (&x, &y) in a.iter().zip(b) {
+        on += usize::from(x || y);
+        differ += usize::from(x != y);
+    }
+    let min_text = (a.len() as f64 * MIN_TEXT_SHARE) as usize;
+    let (count_a, count_b) = (
+        a.iter().filter(|&&x| x).count(),
+        b.iter().filter(|&&x| x).count(),
+    );
+    if count_a < min_text && count_b < min_text {
+        return false;
+    }
+    differ as f64 > on.max(1) as f64 * CHANGE_SHARE
+}
+
+/// An 8-bit gray picture.
+struct GrayImage {
+    width: usize,
+    height: usize,
+    pixels: Vec<u8>,
+}
+
+/// The text mask as black text on white, cut to the text with a margin;
+/// `None` when too little of the band is text to hold a caption.
+fn crop_to_text(mask: &[bool], w: usize, h: usize) -> Option<GrayImage> {
+    let count = mask.iter().filter(|&&m| m).count();
+    if (count as f64) < (w * h) as f64 * MIN_TEXT_SHARE {
+        return None;
+    }
+    let (mut x0, mut x1, mut y0, mut y1) = (w, 0, h, 0);
+    for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
+        let (x, y) = (i % w, i / w);
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    const MARGIN: usize = 12;
+    let (cw, ch) = (x1 - x0 + 1 + 2 * MARGIN, y1 - y0 + 1 + 2 * MARGIN);
+    let mut pixels = vec![255u8; cw * ch];
+    for y in y0..=y1 {
+        for x in x0..=x1 {
+            if mask[y * w + x] {
+                pixels[(y - y0 + MARGIN) * cw + (x - x0 + MARGIN)] = 0;
+            }
+        }
+    }
+    Some(to_line_height(GrayImage {
+        width: cw,
+        height: ch,
+        pixels,
+    }))
+}
+
+/// Scales a caption whose lines are over [`MAX_LINE_HEIGHT`] pixels tall
+/// down to [`LINE_HEIGHT`]: tesseract loses strokes of dense characters
+/// (碗, 腾) in lines of 60 pixels that it reads at 30–40.
+fn to_line_height(caption: GrayImage) -> GrayImage {
+    let text_rows: Vec<bool> = caption
+        .pixels
+        .chunks_exact(caption.width)
+        .map(|row| row.iter().any(|&p| p < 128))
+        .collect();
+    // Lines are runs of rows with text; runs under 4 rows are specks.
+    let runs: Vec<usize> = text_rows
+        .split(|&t| !t)
+        .map(<[bool]>::len)
+        .filter(|&n| n >= 4)
+        .collect();
+    if runs.is_empty() {
+        return caption;
+    }
+    let line = runs.iter().sum::<usize>() as f64 / runs.len() as f64;
+    if line <= MAX_LINE_HEIGHT {
+        return caption;
+    }
+    let scale = LINE_HEIGHT / line;
+    let (width, height) = (
+        ((caption.width as f64 * scale).round() as usize).max(1),
+        ((caption.height as f64 * scale).round() as usize).max(1),
+    );
+    let source =
+        image::GrayImage::from_raw(caption.width as u32, caption.height as u32, caption.pixels)
+            .expect("pixels match the size");
+    let resized = image::imageops::resize(
+        &source,
+        width as u32,
+        height as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    GrayImage {
+        width,
+        height,
+        pixels: resized.into_raw(),
+    }
+}
+
+fn write_pgm(path: &Path, image: &GrayImage) -> Result<()> {
+    let mut bytes = format!("P5\n{} {}\n255\n", image.width, image.height).into_bytes();
+    bytes.extend_from_slice(&image.pixels);
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
+
+/// One gray frame at `t`, shaped by `filter`; `None` past the end.
+fn one_frame(path: &Path, t: f64, filter: &str, len: usize) -> Result<Option<Vec<u8>>> {
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg
+        .args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"])
+        .args(input_args(path, Some(t)))
+        .args(["-frames:v", "1", "-vf", filter])
+        .args([
+            "-an", "-sn", "-dn", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1",
+        ]);
+    let output = output_within(ffmpeg, "ffmpeg", KEYFRAME_TIMEOUT)?;
+    if !output.status.success() {
+        return Err(MediaError::DecodeFailed {
+            at: t,
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok((output.stdout.len() == len).then_some(output.stdout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn han_text_is_joined_without_spaces_latin_with() {
+        assert_eq!(
+            join_words(["今天", "天", "气", "很好"].into_iter()),
+            "今天天气很好"
+        );
+        assert_eq!(join_words(["ride", "a", "bike"].into_iter()), "ride a bike");
+        assert_eq!(join_words(["骑", "BMX", "车"].into_iter()), "骑BMX车");
+    }
+
+    #[test]
+    fn tsv_pages_keep_confident_words() {
+        let tsv = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n\
+            1\t1\t0\t0\t0\t0\t0\t0\t10\t10\t-1\t\n\
+            5\t1\t1\t1\t1\t1\t0\t0\t10\t10\t96.5\t今天\n\
+            5\t1\t1\t1\t1\t2\t0\t0\t10\t10\t91.0\t天气\n\
+            5\t1\t1\t1\t2\t1\t0\t0\t10\t10\t90.0\tnice\n\
+            5\t1\t1\t1\t2\t2\t0\t0\t10\t10\t88.0\tday\n\
+            5\t2\t1\t1\t1\t1\t0\t0\t10\t10\t20.0\t~~\n\
+            5\t3\t1\t1\t1\t1\t0\t0\t10\t10\t45.0\tblurry\n\
+            5\t3\t1\t1\t1\t2\t0\t0\t10\t10\t50.0\twords\n";
+        assert_eq!(
+            parse_tsv(tsv, 30.0, 60.0),
+            [(1, "今天天气\nnice day".to_string())],
+            "page 2 is below the word floor, page 3 below the page floor"
+        );
+        assert_eq!(parse_tsv(tsv, 30.0, 40.0).len(), 2);
+    }
+
+    #[test]
+    fn alike_runs_merge_into_one_cue() {
+        let run = |start: f64, end: f64, text: Option<&str>| Run {
+            start,
+            end,
+            text: text.map(String::from),
+        };
+        let cues = merge_runs(
+            vec![
+                run(0.0, 0.75, None),
+                run(0.75, 2.25, Some("今天天气很好")),
+                // The same caption over a changed picture, read once wrong.
+                run(2.25, 2.75, Some("今天天气很女")),
+                run(2.75, 4.25, None),
+                run(4.25, 6.0, Some("我们去公园")),
+            ],
+            0.5,
+        );
+        assert_eq!(
+            cues,
+            [
+                Cue {
+                    start: 0.75,
+                    end: 2.75,
+                    text: "今天天气很好".into()
+                },
+                Cue {
+                    start: 4.25,
+                    end: 6.0,
+                    text: "我们去公园".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn only_outlined_bright_pixels_are_text() {
+        let (w, h) = (40, 20);
+        // A bright bar with a dark outline, and a bright area without one.
+        let mut gray = vec![128u8; w * h];
+        for y in 6..14 {
+            for x in 2..18 {
+                gray[y * w + x] = 0;
+            }
+            for x in 22..40 {
+                gray[y * w + x] = 240;
+            }
+        }
+        for y in 8..12 {
+            for x in 4..16 {
+                gray[y * w + x] = 250;
+            }
+        }
+        let mask = text_mask(&gray, w, h);
+        assert!(mask[10 * w + 10], "outlined text");
+        assert!(!mask[10 * w + 35], "bright without outline");
+        assert!(!mask[0], "mid-gray");
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance(&['a', 'b', 'c'], &['a', 'x', 'c', 'd']), 2);
+        assert_eq!(text_distance("今天 天气", "今天天气"), 0.0);
+        assert!((text_distance("abcd", "abxd") - 0.25).abs() < 1e-9);
+    }
+}

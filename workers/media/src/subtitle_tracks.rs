@@ -1,0 +1,191 @@
+//! Subtitle streams inside the container (mov_text in MP4, SubRip, ASS and
+//! WebVTT in MKV/WebM) → the same [`Cue`]s a sidecar file gives.
+//!
+//! ffmpeg converts any text subtitle codec to SubRip on a pipe, so one parser
+//! ([`parse_subtitles`]) reads them all. Bitmap tracks (PGS, DVB, VobSub)
+//! carry pictures, not text; they are listed but not read here.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::{MediaError, Result};
+use super::ffmpeg::{LOCAL_PROTOCOLS_ONLY, PROBE_TIMEOUT, output_within};
+use super::subtitles::{Cue, SubtitleFormat, parse_subtitles};
+
+/// Longest one track's extraction may take. ffmpeg reads the whole file's
+/// packets to find a track's cues (demuxing, not decoding), which on a slow
+/// disk and a long film takes a while, but never this long.
+const EXTRACT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Subtitle codecs that carry text ffmpeg can write as SubRip.
+const TEXT_CODECS: [&str; 7] = ["mov_text", "subrip", "srt", "ass", "ssa", "webvtt", "text"];
+
+/// One subtitle stream of a container.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SubtitleTrack {
+    /// Position among the file's subtitle streams (`-map 0:s:N`).
+    pub index: usize,
+    /// ffprobe's codec name (`mov_text`, `subrip`, `hdmv_pgs_subtitle`, ...).
+    pub codec: String,
+    /// The stream's language tag (`eng`, `chi`, `zh-Hans`, ...), if any.
+    pub language: Option<String>,
+}
+
+impl SubtitleTrack {
+    /// Whether the track carries text (else pictures of text).
+    pub fn is_text(&self) -> bool {
+        TEXT_CODECS.contains(&self.codec.as_str())
+    }
+}
+
+/// A text subtitle track with its cues.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EmbeddedSubtitles {
+    pub track: SubtitleTrack,
+    pub cues: Vec<Cue>,
+}
+
+/// The subtitle streams of a video file, in stream order.
+pub fn subtitle_tracks(path: &Path) -> Result<Vec<SubtitleTrack>> {
+    let mut ffprobe = Command::new("ffprobe");
+    ffprobe
+        .args(LOCAL_PROTOCOLS_ONLY)
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "s",
+            "-print_format",
+            "json",
+        ])
+        .args(["-show_entries", "stream=codec_name:stream_tags=language"])
+        .arg(path);
+    let output = output_within(ffprobe, "ffprobe", PROBE_TIMEOUT)?;
+    if !output.status.success() {
+        return Err(MediaError::ProbeOutput(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    parse_tracks(&output.stdout)
+}
+
+/// Every text subtitle track of `path` with its cues. A track that cannot
+/// be read is skipped with a warning: the video stays searchable by the
+/// rest.
+pub fn read_embedded_subtitles(path: &Path) -> Result<Vec<EmbeddedSubtitles>> {
+    let mut found = Vec::new();
+    for track in subtitle_tracks(path)? {
+        if !track.is_text() {
+            tracing::info!(codec = track.codec, "bitmap subtitle track not read");
+            continue;
+        }
+        match extract_track(path, track.index) {
+            Ok(cues) if !cues.is_empty() => found.push(EmbeddedSubtitles { track, cues }),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, track = track.index, "cannot read subtitle track")
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// One text track as cues: ffmpeg writes it as SubRip to a pipe.
+fn extract_track(path: &Path, index: usize) -> Result<Vec<Cue>> {
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg
+        .args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"])
+        .args(LOCAL_PROTOCOLS_ONLY)
+        .arg("-i")
+        .arg(path)
+        .args(["-map", &format!("0:s:{index}"), "-f", "srt", "pipe:1"]);
+    let output = output_within(ffmpeg, "ffmpeg", EXTRACT_TIMEOUT)?;
+    if !output.status.success() {
+        return Err(MediaError::DecodeFailed {
+            at: 0.0,
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    if text.trim().is_empty() {
+        return Ok(vec![]);
+    }
+    parse_subtitles(&text, Some(SubtitleFormat::Srt))
+}
+
+#[derive(Deserialize)]
+struct Streams {
+    #[serde(default)]
+    streams: Vec<Stream>,
+}
+
+#[derive(Deserialize)]
+struct Stream {
+    #[serde(default)]
+    codec_name: Option<String>,
+    #[serde(default)]
+    tags: Tags,
+}
+
+#[derive(Deserialize, Default)]
+struct Tags {
+    #[serde(default)]
+    language: Option<String>,
+}
+
+fn parse_tracks(json: &[u8]) -> Result<Vec<SubtitleTrack>> {
+    let parsed: Streams =
+        serde_json::from_slice(json).map_err(|e| MediaError::ProbeOutput(e.to_string()))?;
+    Ok(parsed
+        .streams
+        .into_iter()
+        .enumerate()
+        .map(|(index, s)| SubtitleTrack {
+            index,
+            codec: s.codec_name.unwrap_or_default(),
+            // `und` is ffmpeg's "undetermined", i.e. no tag.
+            language: s.tags.language.filter(|l| !l.is_empty() && l != "und"),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ffprobes_stream_list() {
+        let json = br#"{"programs": [], "streams": [
+            {"codec_name": "mov_text", "tags": {"language": "chi"}},
+            {"codec_name": "hdmv_pgs_subtitle", "tags": {"language": "eng"}},
+            {"codec_name": "subrip", "tags": {"language": "und"}},
+            {"codec_name": "ass"}
+        ]}"#;
+        let tracks = parse_tracks(json).unwrap();
+        let summary: Vec<(usize, &str, Option<&str>, bool)> = tracks
+            .iter()
+            .map(|t| {
+                (
+                    t.index,
+                    t.codec.as_str(),
+                    t.language.as_deref(),
+                    t.is_text(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0, "mov_text", Some("chi"), true),
+                (1, "hdmv_pgs_subtitle", Some("eng"), false),
+                (2, "subrip", None, true),
+                (3, "ass", None, true),
+            ]
+        );
+        assert!(parse_tracks(b"{}").unwrap().is_empty());
+        assert!(parse_tracks(b"not json").is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! Text inside video files: subtitle tracks in the container and captions
+//! burned into the picture, against videos made here with ffmpeg.
+
+use vidseek_media::{self as media, OcrOptions};
+use vidseek_tests::media::{BurnedCaption, captioned_video, video_with_subtitle_track};
+
+const SRT: &str = "1\n00:00:00,500 --> 00:00:02,000\nThe red kite circles the valley\n\n\
+                   2\n00:00:02,500 --> 00:00:03,800\n<i>晚上我们去公园骑自行车</i>\n";
+
+#[test]
+fn subtitle_tracks_of_mp4_and_mkv_become_cues() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, language) in [("soft.mp4", "eng"), ("soft.mkv", "chi")] {
+        let path = dir.path().join(name);
+        video_with_subtitle_track(&path, 4, SRT, language);
+        let tracks = media::read_embedded_subtitles(&path).unwrap();
+        assert_eq!(tracks.len(), 1, "{name}: one text track");
+        let track = &tracks[0];
+        assert_eq!(track.track.language.as_deref(), Some(language), "{name}");
+        let cues: Vec<(f64, f64, &str)> = track
+            .cues
+            .iter()
+            .map(|c| (c.start, c.end, c.text.as_str()))
+            .collect();
+        assert_eq!(
+            cues,
+            [
+                (0.5, 2.0, "The red kite circles the valley"),
+                (2.5, 3.8, "晚上我们去公园骑自行车"),
+            ],
+            "{name}"
+        );
+    }
+    // A video without subtitle streams has no tracks.
+    let plain = dir.path().join("plain.mp4");
+    captioned_video(&plain, "testsrc2", "160x120", 1, &[]);
+    assert!(media::read_embedded_subtitles(&plain).unwrap().is_empty());
+}
+
+#[test]
+fn a_burned_in_chinese_line_is_read_with_its_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("burned.mp4");
+    captioned_video(
+        &path,
+        "color=c=0x3a6ea5",
+        "640x360",
+        6,
+        &[
+            BurnedCaption {
+                start: 1.0,
+                end: 3.0,
+                text: "今天天气很好",
+            },
+            BurnedCaption {
+                start: 3.5,
+                end: 5.5,
+                text: "我们去公园骑自行车",
+            },
+        ],
+    );
+    let probe = media::probe(&path).unwrap();
+    let mut progress = vec![];
+    let cues = media::read_burned_in_captions(&path, &probe, &OcrOptions::default(), &mut |p| {
+        progress.push(p)
+    })
+    .unwrap();
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]) && progress.last() > Some(&0.9),
+        "progress climbs to the end: {progress:?}"
+    );
+    let texts: Vec<&str> = cues.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(texts, ["今天天气很好", "我们去公园骑自行车"], "{cues:?}");
+    for (cue, (start, end)) in cues.iter().zip([(1.0, 3.0), (3.5, 5.5)]) {
+        assert!(
+            (cue.start - start).abs() <= 0.5 && (cue.end - end).abs() <= 0.5,
+            "{cue:?} should span {start}..{end} s within 0.5 s"
+        );
+    }
+}
+
+#[test]
+fn a_video_without_text_yields_no_ocr_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-text.mp4");
+    // Bright, busy and moving, but no writing anywhere.
+    captioned_video(&path, "mandelbrot", "640x360", 4, &[]);
+    let probe = media::probe(&path).unwrap();
+    let options = OcrOptions::default();
+    let cues = media::read_burned_in_captions(&path, &probe, &options, &mut |_| {}).unwrap();
+    assert!(cues.is_empty(), "captions read from nothing: {cues:?}");
+    let screen = media::read_on_screen_text(&path, &probe, &[0.5, 2.5], &options).unwrap();
+    assert_eq!(screen, [None, None]);
+}
+
+#[test]
+fn on_screen_text_above_the_caption_band_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slide.mp4");
+    // A title slide: dark text on a light background, in the upper half.
+    let title = dir.path().join("title.txt");
+    std::fs::write(&title, "Quarterly Results").unwrap();
+    vidseek_tests::media::run_filtered_video(
+        &path,
+        "color=c=white",
+        "640x360",
+        2,
+        &format!(
+            "drawtext=fontfile={}:textfile={}:fontcolor=black:fontsize=40:x=(w-tw)/2:y=60",
+            vidseek_tests::media::CJK_FONT,
+            title.display()
+        ),
+    );
+    let probe = media::probe(&path).unwrap();
+    let screen = media::read_on_screen_text(&path, &probe, &[1.0], &OcrOptions::default()).unwrap();
+    assert_eq!(screen, [Some("Quarterly Results".to_string())]);
+}
