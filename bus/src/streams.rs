@@ -10,6 +10,10 @@
 //! with another count would look for (and delete) segments where they are
 //! not: it is refused at start instead.
 
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::context::{CreateStreamError, CreateStreamErrorKind};
 use async_nats::jetstream::{self, stream};
 use vidseek_protocol::subjects;
 
@@ -38,6 +42,38 @@ pub enum StreamSetupError {
 
 /// Largest segment-log message; parts are sized to stay below it.
 pub const MAX_SEGMENT_MESSAGE_BYTES: i32 = 900 * 1024;
+
+/// How long set-up retries JetStream's transient failures.
+const SETUP_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// A cluster answers slowly, or "temporarily unavailable", while it elects
+/// stream leaders: when a whole fleet starts at once, or a node was lost.
+fn transient(err: &CreateStreamError) -> bool {
+    match err.kind() {
+        CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable => true,
+        CreateStreamErrorKind::JetStream(err) => err.code() == 503,
+        _ => false,
+    }
+}
+
+/// Runs a create or update, retrying transient failures (both are
+/// idempotent: a retry finds what a timed-out attempt did).
+async fn retrying<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, CreateStreamError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CreateStreamError>>,
+{
+    let deadline = tokio::time::Instant::now() + SETUP_RETRY_FOR;
+    loop {
+        match attempt().await {
+            Err(err) if transient(&err) && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(stream = what, error = %err, "JetStream busy; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            result => return result,
+        }
+    }
+}
 
 /// How the segment log's description records the shard count.
 const SHARDS_MARKER: &str = "shards=";
@@ -113,8 +149,7 @@ async fn ensure(
 ) -> Result<Vec<(&'static str, stream::Config)>, StreamSetupError> {
     let mut found = Vec::with_capacity(3);
     for (name, config) in configs(replicas) {
-        let stream = js
-            .get_or_create_stream(config)
+        let stream = retrying(name, || js.get_or_create_stream(config.clone()))
             .await
             .map_err(|source| StreamSetupError::Stream { name, source })?;
         found.push((name, stream.cached_info().config.clone()));
@@ -149,7 +184,7 @@ pub async fn configure(js: &jetstream::Context, layout: Layout) -> Result<(), St
                 "changing stream replicas"
             );
             config.num_replicas = replicas;
-            js.update_stream(&config)
+            retrying(name, || js.update_stream(&config))
                 .await
                 .map_err(|source| StreamSetupError::Replicas {
                     name,
@@ -183,7 +218,7 @@ async fn check_shards(
                 "recording the shard count on the segment log"
             );
             config.description = Some(shards_description(requested));
-            js.update_stream(&config)
+            retrying(subjects::SEGMENTS_STREAM, || js.update_stream(&config))
                 .await
                 .map_err(StreamSetupError::RecordShards)?;
             Ok(())
