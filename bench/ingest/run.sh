@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Media-side ingest throughput (probe + shots + frames + thumbnails) against a
-# plain `ffmpeg -i FILE -f null -` decode of the same file, timed in one run.
-# Usage: bench/ingest/run.sh [FILE] [--repeat N] [--out PATH]
-# Default FILE: .vidseek/samples/bikes.mp4. Result: bench/results/ingest.json.
+# Ingest throughput on a 720p clip: end to end through `vidseek up` (decode,
+# cuts, frames, thumbnails, encoding, segment log) and the media side alone,
+# beside a plain `ffmpeg -i FILE -f null -` decode timed in the same run.
+# About 2 minutes on 2 cores.
+# Usage: bench/ingest/run.sh [--clip FILE] [--repeat N]
+# Default clip: .vidseek/samples/bigbuckbunny.mp4 looped to 30 s (made once
+# in .vidseek/cache/bench/). Result: bench/results/ingest.json and ingest.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# The dev profile already optimises dependencies and the work is in ffmpeg;
-# pass CARGO_PROFILE=release for a release build.
-exec cargo run --quiet --profile "${CARGO_PROFILE:-dev}" -p vidseek-media --example ingest_bench -- "$@"
+# shellcheck source=bench/stack_env.sh
+. bench/stack_env.sh
+cargo build --quiet --release -p vidseek-media --example ingest_bench
+exec "$py" bench/ingest/e2e.py "$bin" target/release/examples/ingest_bench --data "$data" "$@"
