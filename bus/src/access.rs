@@ -171,11 +171,6 @@ impl Role {
     }
 }
 
-/// Name of the stream behind the catalog bucket.
-fn catalog_stream() -> String {
-    format!("KV_{}", subjects::VIDEOS_BUCKET)
-}
-
 fn js_api(operation: &str, target: &str) -> String {
     format!("$JS.API.{operation}.{target}")
 }
@@ -186,7 +181,7 @@ fn stream_setup() -> Vec<String> {
     [
         subjects::INGEST_JOBS_STREAM.to_string(),
         subjects::SEGMENTS_STREAM.to_string(),
-        catalog_stream(),
+        crate::streams::videos_bucket_stream(),
     ]
     .iter()
     .flat_map(|stream| {
@@ -201,7 +196,7 @@ fn stream_setup() -> Vec<String> {
 /// Reading the catalog: direct gets of single keys, and the ephemeral
 /// consumer that lists the keys.
 fn catalog_reads() -> Vec<String> {
-    let stream = catalog_stream();
+    let stream = crate::streams::videos_bucket_stream();
     let mut allowed = vec![js_api("DIRECT.GET", &format!("{stream}.>"))];
     allowed.extend(ephemeral_consumers(&stream));
     allowed.push(FLOW_CONTROL.into());

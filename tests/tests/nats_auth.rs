@@ -152,7 +152,7 @@ async fn each_role_is_held_to_its_permissions() {
         .unwrap();
     let admin = jetstream::new(operator.clone());
     vidseek_bus::streams::ensure_all(&admin, 1).await.unwrap();
-    let catalog_stream = format!("KV_{}", subjects::VIDEOS_BUCKET);
+    let catalog_stream = vidseek_bus::streams::videos_bucket_stream();
 
     // The ingest role writes the segment log and the catalog: the positive
     // control for the refusals below.
