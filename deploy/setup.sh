@@ -5,6 +5,7 @@
 #
 # Steps, each skipped when already done (a second run takes a second or two):
 #   1. Debian packages for missing commands: nats-server, ffmpeg/ffprobe,
+#      tesseract with its Chinese and English models (OCR),
 #      WordNet (wordnet-base, read by the pack build);
 #      with --for test also chromium, chromedriver, node/npm and a CJK font.
 #   2. Python venv in $DATA/python (deploy/models/install_python_deps.sh): the
@@ -89,8 +90,16 @@ check_commands() {
   need nats-server nats-server /usr/sbin
   need ffmpeg ffmpeg
   need ffprobe ffmpeg
+  # A C++ compiler: usearch, the rankers' HNSW index, builds its C++ core.
+  need c++ g++
   # WordNet 3.0 nouns: the default pack's concepts inherit their hypernyms.
   need_file /usr/share/wordnet/data.noun wordnet-base
+  # OCR of burned-in captions and on-screen text: tesseract 5 with the
+  # Chinese (simplified, traditional) and English models.
+  need tesseract tesseract-ocr
+  for lang in chi_sim:chi-sim chi_tra:chi-tra eng:eng; do
+    need_file "/usr/share/tesseract-ocr/5/tessdata/${lang%%:*}.traineddata" "tesseract-ocr-${lang#*:}"
+  done
   if [ "$purpose" = test ]; then
     need chromium chromium
     need chromedriver chromium-driver
@@ -100,6 +109,9 @@ check_commands() {
     need openssl openssl
     # A CJK font, so browser tests and screenshots render Chinese as text.
     need_file /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc fonts-wqy-zenhei
+    # More CJK faces for the OCR benchmark's captions (bench/ocr).
+    need_file /usr/share/fonts/truetype/wqy/wqy-microhei.ttc fonts-wqy-microhei
+    need_file /usr/share/fonts/truetype/arphic/uming.ttc fonts-arphic-uming
   fi
 }
 check_commands
@@ -112,7 +124,7 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
 fi
 if [ ${#missing_pkgs[@]} -eq 0 ]; then
-  done_step "nats-server, ffmpeg$([ "$purpose" = test ] && echo ', chromium, chromedriver, node, CJK font') present"
+  done_step "nats-server, ffmpeg, tesseract$([ "$purpose" = test ] && echo ', chromium, chromedriver, node, CJK font') present"
 else
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()
