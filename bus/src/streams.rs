@@ -79,8 +79,10 @@ where
 const SHARDS_MARKER: &str = "shards=";
 
 /// The three streams, in the order they are created: the ingest work queue,
-/// the segment log and the videos bucket's backing stream.
-fn configs(replicas: usize) -> [(&'static str, stream::Config); 3] {
+/// the segment log (recording `shards` when known, so a fresh deployment
+/// needs no update, which a role's NATS permissions may not allow) and the
+/// videos bucket's backing stream.
+fn configs(replicas: usize, shards: Option<u32>) -> [(&'static str, stream::Config); 3] {
     [
         (
             subjects::INGEST_JOBS_STREAM,
@@ -100,6 +102,7 @@ fn configs(replicas: usize) -> [(&'static str, stream::Config); 3] {
             subjects::SEGMENTS_STREAM,
             stream::Config {
                 name: subjects::SEGMENTS_STREAM.to_string(),
+                description: shards.map(shards_description),
                 subjects: vec!["vidseek.v1.segments.>".to_string()],
                 retention: stream::RetentionPolicy::Limits,
                 storage: stream::StorageType::File,
@@ -140,15 +143,16 @@ pub fn videos_bucket_stream() -> String {
 /// bucket. `replicas` applies only to what this call creates; streams that
 /// exist keep theirs (see [`configure`]).
 pub async fn ensure_all(js: &jetstream::Context, replicas: usize) -> Result<(), StreamSetupError> {
-    ensure(js, replicas).await.map(drop)
+    ensure(js, replicas, None).await.map(drop)
 }
 
 async fn ensure(
     js: &jetstream::Context,
     replicas: usize,
+    shards: Option<u32>,
 ) -> Result<Vec<(&'static str, stream::Config)>, StreamSetupError> {
     let mut found = Vec::with_capacity(3);
-    for (name, config) in configs(replicas) {
+    for (name, config) in configs(replicas, shards) {
         let stream = retrying(name, || js.get_or_create_stream(config.clone()))
             .await
             .map_err(|source| StreamSetupError::Stream { name, source })?;
@@ -173,7 +177,7 @@ pub struct Layout {
 /// lost), and checks `layout.shards` against the count recorded on the
 /// segment log, recording it when none is.
 pub async fn configure(js: &jetstream::Context, layout: Layout) -> Result<(), StreamSetupError> {
-    for (name, mut config) in ensure(js, layout.replicas.unwrap_or(1)).await? {
+    for (name, mut config) in ensure(js, layout.replicas.unwrap_or(1), layout.shards).await? {
         if let Some(replicas) = layout.replicas
             && config.num_replicas != replicas
         {

@@ -135,6 +135,11 @@ async fn a_changed_shard_count_is_refused_naming_the_recorded_one() {
         replicas: None,
         shards: Some(shards),
     };
+    // A segment log without a recorded count (created by a process that
+    // does not route) takes the first count a routing process brings.
+    streams::ensure_all(&js, 1)
+        .await
+        .expect("create unrecorded");
     streams::configure(&js, layout(2))
         .await
         .expect("first start");
@@ -347,8 +352,12 @@ const FLEET_QUERY_DEADLINE: Duration = Duration::from_secs(20);
 async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_shard() {
     let started = std::time::Instant::now();
     let mut cluster = NatsCluster::start(3);
-    let client = cluster.client().await;
-    cluster.wait_for_jetstream(&client).await;
+    // The test's own client sits on a node that survives, so its
+    // JetStream reads measure the fleet, not its own reconnect.
+    cluster.wait_for_jetstream(&cluster.client().await).await;
+    let client = async_nats::connect(cluster.node_url(1))
+        .await
+        .expect("connect to node 1");
     let media = tempfile::tempdir().expect("media dir");
     let mut videos = vec![];
     for (name, copy) in [
@@ -365,6 +374,9 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
     let node = |i: usize| cluster.node_url(i % 3);
     let spawn = |fleet: &mut Fleet, name: &str, args: &[&str], on: usize| {
         let url = node(on);
+        // Replicas of a shard on one host keep their snapshots apart.
+        let snapshots = fleet.data_dir().join(format!("ranker-{name}"));
+        let snapshots = snapshots.to_str().expect("UTF-8 temp path").to_string();
         fleet.spawn(
             name,
             args,
@@ -372,6 +384,7 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
                 ("VIDSEEK_NATS_URL", url.as_str()),
                 ("VIDSEEK_REPLICAS", "3"),
                 ("VIDSEEK_HTTP_ADDR", "127.0.0.1:0"),
+                ("VIDSEEK_RANKER_SNAPSHOT_DIR", snapshots.as_str()),
             ],
         )
     };
@@ -431,6 +444,7 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
     wait_for_replicas(&js, vec![(3, 2); 3]).await;
     eprintln!("fleet: ready on R3 streams after {:?}", started.elapsed());
 
+    let catalog = Catalog::open(&js).await.expect("catalog");
     // Ingest through both gateways.
     let http = reqwest::Client::new();
     let mut ids = vec![];
@@ -498,6 +512,9 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
     )
     .await;
     let settled = std::time::Instant::now();
+    // The JetStream API answers again once the survivors elected a meta
+    // leader (n0 may have been it); the reads below need it.
+    cluster.wait_for_jetstream(&client).await;
 
     let outcomes = load.await.expect("load task");
     let (mut answered, mut failed, mut after) = (0, vec![], 0);
@@ -528,7 +545,6 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
     assert_eq!((&ids[0], &ids[1]), (&ids[2], &ids[3]), "{ids:?}");
     ids.truncate(2);
     // Every video is ingested, and its segments are indexed exactly once.
-    let catalog = Catalog::open(&js).await.expect("catalog");
     let mut total = 0;
     for id in &ids {
         let record = requests::wait_for_video(
@@ -546,22 +562,36 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
     }
     // The surviving replica of each shard holds its share, so together
     // they hold every segment once (what `vidseek status` reads).
-    let status = status_json(&cluster.node_url(1)).await;
-    let rankers: Vec<&serde_json::Value> = status["instances"]
-        .as_array()
-        .expect("instances")
-        .iter()
-        .filter(|i| i["role"] == "ranker")
-        .collect();
-    assert_eq!(rankers.len(), 2, "{status:#}");
-    assert!(rankers.iter().all(|r| r["ready"] == true), "{status:#}");
-    let indexed: u64 = rankers
-        .iter()
-        .map(|r| r["segments"].as_u64().unwrap())
-        .sum();
-    assert_eq!(
-        indexed, total,
-        "segments indexed by the survivors: {status:#}"
+    // The survivors' log followers resume after the node loss on their
+    // own (an ordered consumer recreated after missed heartbeats): polled.
+    let caught_up_from = std::time::Instant::now();
+    let deadline = caught_up_from + Duration::from_secs(90);
+    loop {
+        let status = status_json(&cluster.node_url(1)).await;
+        let rankers: Vec<&serde_json::Value> = status["instances"]
+            .as_array()
+            .expect("instances")
+            .iter()
+            .filter(|i| i["role"] == "ranker")
+            .collect();
+        assert_eq!(rankers.len(), 2, "{status:#}");
+        let indexed: u64 = rankers
+            .iter()
+            .filter(|r| r["ready"] == true)
+            .map(|r| r["segments"].as_u64().unwrap_or(0))
+            .sum();
+        if indexed == total {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the surviving rankers index {indexed} of {total} segments: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "fleet: surviving replicas indexed all {total} segments {:?} after ingest finished",
+        caught_up_from.elapsed()
     );
     let all = requests::request_ok(
         &client,
@@ -586,20 +616,31 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
     );
 
     // The second gateway serves a thumbnail of a video the first accepted.
-    let segments: serde_json::Value = http
-        .get(format!(
-            "{}/api/v1/videos/{}/segments",
-            http_base[1], ids[0]
-        ))
-        .send()
-        .await
-        .expect("segments")
-        .json()
-        .await
-        .expect("segments JSON");
-    let thumb = segments["segments"][0]["thumbnail_url"]
-        .as_str()
-        .expect("thumbnail_url");
+    // Right after a node loss a segment-log read can time out (the gateway
+    // answers 503): polled like the reads above.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let thumb = loop {
+        let segments: serde_json::Value = http
+            .get(format!(
+                "{}/api/v1/videos/{}/segments",
+                http_base[1], ids[0]
+            ))
+            .send()
+            .await
+            .expect("segments")
+            .json()
+            .await
+            .expect("segments JSON");
+        if let Some(url) = segments["segments"][0]["thumbnail_url"].as_str() {
+            break url.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no segments from the second gateway: {segments}"
+        );
+        eprintln!("fleet: segments not readable yet ({segments}); retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let response = http
         .get(format!("{}{thumb}", http_base[1]))
         .send()
