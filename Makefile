@@ -14,7 +14,7 @@ TARGET := $(abspath $(or $(CARGO_TARGET_DIR),target))
 # ORT_DYLIB_PATH and VIDSEEK_MODEL_PACK, written by deploy/setup.sh.
 LOAD_ENV := . $(DATA)/env
 
-.PHONY: help up test lint bench setup test-export soak
+.PHONY: help up test lint bench setup test-export soak fleet-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 20
@@ -57,6 +57,11 @@ soak: ## mixed search and ingest against a release fleet for VIDSEEK_SOAK_SECS (
 	deploy/setup.sh --for up
 	$(CARGO) build --release -p vidseek
 	$(LOAD_ENV) && VIDSEEK_BIN=$(TARGET)/release/vidseek $(CARGO) run --quiet -p vidseek-tests --bin soak
+
+fleet-test: ## the scaled fleet on a 3-node NATS cluster (R3), with a NATS node, an encoder and a ranker replica per shard killed under load (~2 min)
+	deploy/setup.sh --for test
+	$(CARGO) build -p vidseek
+	$(LOAD_ENV) && VIDSEEK_BIN=$(TARGET)/debug/vidseek $(CARGO) test -p vidseek-tests --test fleet_cluster -- --nocapture
 
 setup: ## only install what `make up` needs (deploy/setup.sh --for up)
 	deploy/setup.sh --for up

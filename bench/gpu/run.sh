@@ -9,6 +9,12 @@
 # Result: bench/results/gpu.json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# `make bench` runs every bench: without a GPU there is nothing to compare,
+# and onnxruntime-gpu is a large download.
+if ! nvidia-smi >/dev/null 2>&1 && [ "${GPU_BENCH_FORCE:-0}" != 1 ]; then
+  echo "bench/gpu: no NVIDIA GPU visible (nvidia-smi); skipped (GPU_BENCH_FORCE=1 runs the CPU half)"
+  exit 0
+fi
 pack="${VIDSEEK_MODEL_PACK:-.vidseek/models/default}"
 [ -f "$pack/manifest.json" ] || { echo "no model pack at $pack: run deploy/setup.sh or set VIDSEEK_MODEL_PACK" >&2; exit 1; }
 venv="${GPU_BENCH_VENV:-.vidseek/gpu-venv}"

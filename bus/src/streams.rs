@@ -48,10 +48,17 @@ const SETUP_RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// A cluster answers slowly, or "temporarily unavailable", while it elects
 /// stream leaders: when a whole fleet starts at once, or a node was lost.
+/// "Already in use with a different configuration" is a race between two
+/// processes creating the same stream (one that records the shard count,
+/// one that does not): the retry finds the stream the other created.
 fn transient(err: &CreateStreamError) -> bool {
+    /// JSStreamNameExistErr.
+    const STREAM_NAME_IN_USE: u64 = 10058;
     match err.kind() {
         CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable => true,
-        CreateStreamErrorKind::JetStream(err) => err.code() == 503,
+        CreateStreamErrorKind::JetStream(err) => {
+            err.code() == 503 || err.error_code().0 == STREAM_NAME_IN_USE
+        }
         _ => false,
     }
 }

@@ -54,6 +54,42 @@ pub fn node_config(
     )
 }
 
+/// vidseek's streams: the ingest queue, the segment log, the catalog.
+const STREAMS: [&str; 3] = [
+    vidseek_protocol::subjects::INGEST_JOBS_STREAM,
+    vidseek_protocol::subjects::SEGMENTS_STREAM,
+    "KV_vidseek_videos",
+];
+
+/// `(configured replicas, peers besides the leader)` of every stream.
+pub async fn replicas(js: &async_nats::jetstream::Context) -> Vec<(usize, usize)> {
+    let mut found = vec![];
+    for name in STREAMS {
+        let mut stream = js.get_stream(name).await.expect("stream exists");
+        let info = stream.info().await.expect("stream info");
+        let peers = info.cluster.as_ref().map_or(0, |c| c.replicas.len());
+        found.push((info.config.num_replicas, peers));
+    }
+    found
+}
+
+/// Polls until every stream has `expected` replicas: the followers join a
+/// moment after the update is accepted.
+pub async fn wait_for_replicas(js: &async_nats::jetstream::Context, expected: Vec<(usize, usize)>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = replicas(js).await;
+        if found == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "streams have {found:?} (replicas, followers), expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 impl NatsCluster {
     /// Starts `size` nodes (from `NATS_SERVER_BIN` or `PATH`) and waits until
     /// JetStream has a meta leader, i.e. a stream can be created.
