@@ -234,7 +234,7 @@ def main():
                                  spurious_cues=extra, **summary(rows)))
 
         # Phrase queries against the real stack.
-        child, http, _ = stack.start(args.binary, work, shards=1, media_root=media, name="ocr")
+        child, http = stack.start(args.binary, work, shards=1, media_root=media, name="ocr")[:2]
         try:
             ids = {}
             for video, _ in planned:

@@ -421,8 +421,8 @@ fn run_tesseract(
 type LineKey = (usize, u32, u32, u32);
 
 /// tesseract's TSV → text per page (1-based page numbers). Words below
-/// `word_floor` are dropped; a page whose remaining words average below
-/// `page_floor`, or that holds no letter, reads as nothing.
+/// `word_floor` are dropped; a line whose remaining words average below
+/// `page_floor`, or that holds under two letters, is dropped too.
 fn parse_tsv(tsv: &str, word_floor: f32, page_floor: f32) -> Vec<(usize, String)> {
     let mut lines: Vec<(LineKey, Vec<(f32, String)>)> = Vec::new();
     for row in tsv.lines().skip(1) {
@@ -449,26 +449,30 @@ fn parse_tsv(tsv: &str, word_floor: f32, page_floor: f32) -> Vec<(usize, String)
             _ => lines.push((key, vec![(conf, word.to_string())])),
         }
     }
-    let mut pages: Vec<(usize, Vec<String>, Vec<f32>)> = Vec::new();
+    // Each line stands on its own: bright scenery beside a caption reads
+    // as a junk line of its own, which must not sink the caption with it.
+    // Words without a letter or digit (stray quotes, commas, bars from
+    // edges) are dropped before a line is judged.
+    let mut pages: Vec<(usize, Vec<String>)> = Vec::new();
     for ((page, ..), words) in lines {
+        let words: Vec<&(f32, String)> = words
+            .iter()
+            .filter(|(_, w)| w.chars().any(char::is_alphanumeric))
+            .collect();
+        let mean = words.iter().map(|(c, _)| c).sum::<f32>() / words.len().max(1) as f32;
         let text = join_words(words.iter().map(|(_, w)| w.as_str()));
-        let confs = words.iter().map(|(c, _)| *c);
+        let letters = text.chars().filter(|c| c.is_alphanumeric()).count();
+        if mean < page_floor || letters < 2 {
+            continue;
+        }
         match pages.last_mut() {
-            Some((p, texts, all)) if *p == page => {
-                texts.push(text);
-                all.extend(confs);
-            }
-            _ => pages.push((page, vec![text], confs.collect())),
+            Some((p, texts)) if *p == page => texts.push(text),
+            _ => pages.push((page, vec![text])),
         }
     }
     pages
         .into_iter()
-        .filter_map(|(page, texts, confs)| {
-            let mean = confs.iter().sum::<f32>() / confs.len().max(1) as f32;
-            let text = texts.join("\n");
-            let letters = text.chars().filter(|c| c.is_alphanumeric()).count();
-            (mean >= page_floor && letters >= 2).then_some((page, text))
-        })
+        .map(|(page, texts)| (page, texts.join("\n")))
         .collect()
 }
 
