@@ -9,6 +9,9 @@
 //! nothing.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
@@ -101,12 +104,27 @@ pub async fn position(js: &jetstream::Context) -> Result<LogPosition, SegmentLog
 /// Follows the log entries matching `filter` from the start (or after a
 /// given sequence): the entries present when it was opened come first, and
 /// [`LogFollower::caught_up`] says when they have all been delivered.
+///
+/// The ordered consumer behind it is ephemeral: a restarted nats-server, or
+/// a lost cluster node, takes it away, and the client would only notice
+/// after its pull request expires (30 s or more). So the follower watches
+/// the client's reconnects and, after one, reopens its consumer after the
+/// last entry it delivered: a ranker is current again seconds after the
+/// bus is.
 pub struct LogFollower {
+    js: jetstream::Context,
+    filter: String,
     messages: consumer::pull::Ordered,
     backlog: u64,
     delivered: u64,
     last_sequence: u64,
+    stats: Arc<async_nats::Statistics>,
+    /// The client's connect count when the consumer was (re)opened.
+    connects: u64,
 }
+
+/// How often a follower waiting for entries checks for a reconnect.
+const RECONNECT_CHECK: Duration = Duration::from_secs(1);
 
 impl LogFollower {
     pub async fn open(js: &jetstream::Context, filter: String) -> Result<Self, SegmentLogError> {
@@ -120,6 +138,28 @@ impl LogFollower {
         filter: String,
         applied: u64,
     ) -> Result<Self, SegmentLogError> {
+        let stats = js.client().statistics();
+        let connects = stats.connects.load(Ordering::Relaxed);
+        let (messages, backlog) = Self::consume(js, &filter, applied).await?;
+        Ok(LogFollower {
+            js: js.clone(),
+            filter,
+            messages,
+            backlog,
+            delivered: 0,
+            last_sequence: applied,
+            stats,
+            connects,
+        })
+    }
+
+    /// An ordered consumer of `filter` after sequence `applied`, and how many
+    /// entries it has to deliver.
+    async fn consume(
+        js: &jetstream::Context,
+        filter: &str,
+        applied: u64,
+    ) -> Result<(consumer::pull::Ordered, u64), SegmentLogError> {
         let stream = js.get_stream(subjects::SEGMENTS_STREAM).await?;
         let deliver_policy = match applied {
             0 => consumer::DeliverPolicy::All,
@@ -129,18 +169,41 @@ impl LogFollower {
         };
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: filter,
+                filter_subject: filter.to_owned(),
                 deliver_policy,
                 ..Default::default()
             })
             .await?;
         let backlog = consumer.cached_info().num_pending;
-        Ok(LogFollower {
-            messages: consumer.messages().await?,
-            backlog,
-            delivered: 0,
-            last_sequence: applied,
-        })
+        Ok((consumer.messages().await?, backlog))
+    }
+
+    /// After a reconnect, a fresh consumer after the last entry delivered.
+    /// On failure (the server is still electing or starting) the old one is
+    /// kept and the next check tries again.
+    async fn reopen_after_reconnect(&mut self) {
+        let connects = self.stats.connects.load(Ordering::Relaxed);
+        if connects == self.connects {
+            return;
+        }
+        match Self::consume(&self.js, &self.filter, self.last_sequence).await {
+            Ok((messages, pending)) => {
+                tracing::info!(
+                    filter = %self.filter,
+                    after = self.last_sequence,
+                    "reconnected to NATS: following the segment log again"
+                );
+                self.messages = messages;
+                self.connects = connects;
+                // A follower still replaying has `pending` entries to go.
+                if !self.caught_up() {
+                    self.backlog = self.delivered + pending;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(filter = %self.filter, error = %err, "cannot reopen the segment log yet");
+            }
+        }
     }
 
     /// The stream sequence of the last entry delivered (or the one it was
@@ -156,7 +219,15 @@ impl LogFollower {
 
     /// The next entry; waits for new ones once caught up.
     pub async fn next(&mut self) -> Option<Result<SegmentLogEntry, SegmentLogError>> {
-        let message = match self.messages.next().await? {
+        let next = loop {
+            // Dropping a pending `next()` of the message stream loses
+            // nothing: the stream keeps its state between polls.
+            tokio::select! {
+                next = self.messages.next() => break next?,
+                () = tokio::time::sleep(RECONNECT_CHECK) => self.reopen_after_reconnect().await,
+            }
+        };
+        let message = match next {
             Ok(message) => message,
             Err(err) => return Some(Err(err.into())),
         };
