@@ -44,6 +44,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::Public(body) => body.error.code,
+            ApiError::Io(err) if is_disk_full(err) => ErrorCode::Unavailable,
             ApiError::Catalog(_) | ApiError::SegmentLog(_) | ApiError::Io(_) => ErrorCode::Internal,
         }
     }
@@ -52,12 +53,25 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         match self {
             ApiError::Public(body) if body.error.code != ErrorCode::Internal => body.clone(),
+            // Says what is wrong without naming the server's paths.
+            ApiError::Io(err) if is_disk_full(err) => ErrorBody::new(
+                ErrorCode::Unavailable,
+                "the server's data directory is full; nothing was kept. Try again once space is freed",
+            ),
             _ => ErrorBody::new(
                 ErrorCode::Internal,
                 "internal error; the details are in the gateway's log",
             ),
         }
     }
+}
+
+/// No space (ENOSPC) or no quota (EDQUOT) left where the gateway writes.
+fn is_disk_full(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 impl From<ErrorBody> for ApiError {
@@ -152,6 +166,21 @@ mod tests {
         assert!(!err.body().error.message.contains("secret"));
         let err = ApiError::new(ErrorCode::Internal, "worker stack trace");
         assert!(!err.body().error.message.contains("stack"));
+    }
+
+    #[test]
+    fn a_full_disk_is_named_without_paths() {
+        // ENOSPC, as a write into a full data directory fails.
+        let err = ApiError::Io(std::io::Error::from_raw_os_error(28));
+        assert_eq!(err.code(), ErrorCode::Unavailable);
+        let body = err.body();
+        assert_eq!(body.error.code, ErrorCode::Unavailable);
+        assert!(
+            body.error.message.contains("full"),
+            "{}",
+            body.error.message
+        );
+        assert!(!body.error.message.contains('/'), "{}", body.error.message);
     }
 
     #[test]

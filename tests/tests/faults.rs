@@ -987,6 +987,18 @@ async fn a_full_data_directory_fails_writes_clearly_and_recovers() {
         body["error"]["code"].is_string() && body["error"]["message"].is_string(),
         "{body}"
     );
+    if disk.mounted {
+        // A real ENOSPC is named as such (a read-only directory is not a full disk).
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("unavailable")),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("full"),
+            "{body}"
+        );
+    }
     let mut after = files_under(&tiny.fleet.data_dir());
     after.retain(|p| *p != disk.filler());
     assert_eq!(after, before_fill, "the failed upload left files behind");
@@ -1015,6 +1027,18 @@ async fn a_full_data_directory_fails_writes_clearly_and_recovers() {
     .await;
     eprintln!("ingest into a full data directory: {record:?}");
     assert_ne!(record.status, VideoStatus::Ready, "{record:?}");
+    // The record says why, without the server's paths.
+    let reason = record.error.clone().unwrap_or_default();
+    let expected = if disk.mounted {
+        "No space left"
+    } else {
+        "ermission denied"
+    };
+    assert!(reason.contains(expected), "{record:?}");
+    assert!(
+        !reason.contains(&*tiny.fleet.data_dir().to_string_lossy()),
+        "{record:?}"
+    );
     assert!(
         vidseek_bus::segment_log::read_video(&js, &id)
             .await

@@ -2,8 +2,8 @@
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
@@ -315,6 +315,10 @@ impl Worker {
         // The media side is blocking (ffmpeg pipes, image work); it runs on
         // its own thread and hands segments over a bounded channel, so the
         // decoder waits for the encoder rather than filling memory.
+        // A thumbnail that cannot be written (a full disk) stops it; the
+        // cause is kept for the video's record.
+        let thumbnail_failure = Arc::new(std::sync::Mutex::new(None::<String>));
+        let analysis_thumbnail_failure = thumbnail_failure.clone();
         let analysis = tokio::task::spawn_blocking(move || {
             media::analyze(
                 &path,
@@ -327,6 +331,14 @@ impl Worker {
                     },
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot write thumbnail");
+                        // The reason only: the record must not show server paths.
+                        let reason = match &err {
+                            media::MediaError::Thumbnail { message, .. } => message.clone(),
+                            other => other.to_string(),
+                        };
+                        *analysis_thumbnail_failure
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) = Some(reason);
                         ControlFlow::Break(())
                     }
                 },
@@ -342,8 +354,15 @@ impl Worker {
             .map_err(|e| JobFailure::Transient(format!("media analysis panicked: {e}")))??;
         let mut records = encoded.into_iter().collect::<Result<Vec<_>, _>>()?;
         if records.len() != analysis.segments.len() {
+            let cause = thumbnail_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .map_or_else(String::new, |err| {
+                    format!(": cannot write a thumbnail: {err}")
+                });
             return Err(JobFailure::Transient(format!(
-                "only {} of {} segments were processed",
+                "only {} of {} segments were processed{cause}",
                 records.len(),
                 analysis.segments.len()
             )));
