@@ -293,11 +293,7 @@ fn client_name(role: Role) -> String {
     format!("vidseek-{role:?}").to_lowercase()
 }
 
-async fn connect(
-    url: &str,
-    name: &str,
-    access: &NatsAccess,
-) -> anyhow::Result<async_nats::Client> {
+async fn connect(url: &str, name: &str, access: &NatsAccess) -> anyhow::Result<async_nats::Client> {
     // In the embedded stack the server may still be starting; in a fleet a
     // node may be restarting.
     vidseek_bus::connect(url, name, access, Duration::from_secs(30))
@@ -449,9 +445,9 @@ pub async fn up(
         None => Some(Credentials::prepare(&data_dir)?),
     };
     let nats_server = match &credentials {
-        Some(credentials) => Some(
-            NatsServer::start(nats_addr, &data_dir.join("nats"), &credentials.config).await?,
-        ),
+        Some(credentials) => {
+            Some(NatsServer::start(nats_addr, &data_dir.join("nats"), &credentials.config).await?)
+        }
         None => None,
     };
     let access = |identity: Identity| match &credentials {

@@ -8,8 +8,8 @@
 //! replaces the video's segments instead of adding to them.
 
 mod job;
-mod text_sources;
 pub mod library;
+mod text_sources;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -27,13 +27,15 @@ mod thumbnail;
 pub use analyze::{Analysis, AnalyzeOptions, AnalyzedSegment, StageTimings, analyze};
 pub use error::{MediaError, Result};
 pub use frames::{FrameSampler, SampleOptions, SamplingStrategy, SegmentFrames, sample_frames};
-pub use probe::{MAX_FRAME_SIDE, Probe, probe};
-pub use segments::{DEFAULT_MAX_SEGMENT_SECS, MIN_SEGMENT_SECS, Segment, plan_segments};
-pub use shots::{Cut, ShotDetector, ShotParams, detect_cuts};
 pub use ocr::{
     OCR_WIDTH, OcrOptions, edit_distance, read_burned_in_captions, read_on_screen_text,
     tesseract_available,
 };
-pub use subtitle_tracks::{EmbeddedSubtitles, SubtitleTrack, read_embedded_subtitles, subtitle_tracks};
+pub use probe::{MAX_FRAME_SIDE, Probe, probe};
+pub use segments::{DEFAULT_MAX_SEGMENT_SECS, MIN_SEGMENT_SECS, Segment, plan_segments};
+pub use shots::{Cut, ShotDetector, ShotParams, detect_cuts};
+pub use subtitle_tracks::{
+    EmbeddedSubtitles, SubtitleTrack, read_embedded_subtitles, subtitle_tracks,
+};
 pub use subtitles::{Cue, SubtitleFormat, find_sidecar_subtitles, parse_subtitles, read_subtitles};
 pub use thumbnail::{THUMBNAIL_WIDTH, pick_thumbnail, write_thumbnail};
