@@ -463,8 +463,9 @@ mod tests {
     }
 
     /// Mean share of the exact top-10 that the graphs' answer holds, over
-    /// text and image queries; a query with terms must match exactly (its
-    /// cues come from the postings, not the graphs).
+    /// text and image queries; for a query with terms, every cue holding a
+    /// term that the exact answer ranks must be there (cues come from the
+    /// postings, not the graphs; only vector neighbours may be missed).
     fn recall(rng: &mut Rng, index: &mut SegmentIndex, gone: &[String]) -> f64 {
         let (mut found, mut wanted) = (0, 0);
         for i in 0..40 {
@@ -478,8 +479,16 @@ mod tests {
             let want = exact(index, &request);
             let got = testing::ids(&top_k(index, &request));
             assert_eq!(got.len(), want.len());
-            if !terms.is_empty() {
-                assert_eq!(got, want, "lexical hits");
+            let cues: Vec<String> = terms
+                .iter()
+                .flat_map(|term| index.cue_slots(term).collect::<Vec<_>>())
+                .map(|slot| index.segment(slot as usize).meta().segment_id)
+                .collect();
+            for id in want.iter().filter(|id| cues.contains(id)) {
+                assert!(
+                    got.contains(id),
+                    "lexical hit {id} missing: {got:?} vs {want:?}"
+                );
             }
             for id in &got {
                 let video = id.split('-').next().unwrap_or_default();
