@@ -48,16 +48,21 @@ const SETUP_RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// A cluster answers slowly, or "temporarily unavailable", while it elects
 /// stream leaders: when a whole fleet starts at once, or a node was lost.
-/// "Already in use with a different configuration" is a race between two
-/// processes creating the same stream (one that records the shard count,
-/// one that does not): the retry finds the stream the other created.
+/// "Already in use with a different configuration" and "subjects overlap
+/// with an existing stream" are races between processes creating the same
+/// stream at once (the loser's create meets the winner's stream): the retry
+/// finds the stream the other created. A real overlap with a foreign stream
+/// still fails, once the retries run out.
 fn transient(err: &CreateStreamError) -> bool {
     /// JSStreamNameExistErr.
     const STREAM_NAME_IN_USE: u64 = 10058;
+    /// JSStreamSubjectOverlapErr.
+    const SUBJECTS_OVERLAP: u64 = 10065;
     match err.kind() {
         CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable => true,
         CreateStreamErrorKind::JetStream(err) => {
-            err.code() == 503 || err.error_code().0 == STREAM_NAME_IN_USE
+            err.code() == 503
+                || [STREAM_NAME_IN_USE, SUBJECTS_OVERLAP].contains(&err.error_code().0)
         }
         _ => false,
     }
