@@ -447,7 +447,8 @@ test('empty, error and unreachable-server states say what happened', async () =>
   // An empty library says so, on both views.
   await page.unroute('**/api/v1/videos');
   await page.route('**/api/v1/videos', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"videos":[]}' }));
-  await page.reload();
+  // The bare page: reloading would search again for the query in the address.
+  await page.goto(stack.baseUrl);
   assert.match(await page.textContent('#search-intro'), /library is empty/);
   await page.click(testid('library-tab'));
   await page.waitForFunction(() => /No videos yet/.test(document.querySelector('[data-testid="library-status"]').textContent));
