@@ -107,6 +107,21 @@ async fn wait_for_health(
     }
 }
 
+/// Waits for the fleet, seeds one shard with two videos of four segments
+/// and waits until they are all indexed; returns how many segments that is.
+async fn ready_with_one_shard_seeded(fleet: &mut Fleet, client: &async_nats::Client) -> usize {
+    fleet
+        .wait_until_ready(client, Duration::from_secs(90))
+        .await;
+    let js = jetstream::new(client.clone());
+    let total = total_segments(&tiny_pack::seed(&js, 1, 2, 4, TINY_DIM).await);
+    wait_for_health(fleet, client, "indexing", |r| {
+        r.segments_indexed as usize == total
+    })
+    .await;
+    total
+}
+
 fn total_segments(videos: &[SeededVideo]) -> usize {
     videos.iter().map(|v| v.segments as usize).sum()
 }
@@ -357,15 +372,7 @@ async fn a_killed_query_stage_leaves_the_other_answering() {
     ];
     let http_base = tiny.fleet.gateway();
     let client = tiny.fleet.nats.client().await;
-    tiny.fleet
-        .wait_until_ready(&client, Duration::from_secs(90))
-        .await;
-    let js = jetstream::new(client.clone());
-    let total = total_segments(&tiny_pack::seed(&js, 1, 2, 4, TINY_DIM).await);
-    wait_for_health(&mut tiny.fleet, &client, "indexing", |r| {
-        r.segments_indexed as usize == total
-    })
-    .await;
+    let total = ready_with_one_shard_seeded(&mut tiny.fleet, &client).await;
     requests::wait_for_instances(&client, subjects::SERVICE_QUERY, 2, Duration::from_secs(30))
         .await;
 
@@ -490,15 +497,7 @@ async fn a_killed_gateway_started_again_serves_again() {
     tiny.fleet.worker("query", None);
     let (gateway, http_base) = tiny.fleet.gateway_on("127.0.0.1:0");
     let client = tiny.fleet.nats.client().await;
-    tiny.fleet
-        .wait_until_ready(&client, Duration::from_secs(90))
-        .await;
-    let js = jetstream::new(client.clone());
-    let total = total_segments(&tiny_pack::seed(&js, 1, 2, 4, TINY_DIM).await);
-    wait_for_health(&mut tiny.fleet, &client, "indexing", |r| {
-        r.segments_indexed as usize == total
-    })
-    .await;
+    let total = ready_with_one_shard_seeded(&mut tiny.fleet, &client).await;
     let http = reqwest::Client::new();
     let search = format!("{http_base}/api/v1/search?text=a%20cat&k=100");
     let answer: Value = http

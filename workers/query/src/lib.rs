@@ -128,22 +128,19 @@ pub async fn run(
             source,
         })?;
 
-    let s = stage.clone();
-    let serve_text = vidseek_bus::service::serve_messages(text, move |message| {
-        let stage = s.clone();
-        async move {
-            let deadline = stage.config.deadline_of(&message);
-            stage.search_once(text_request(&message)?, deadline).await
-        }
-    });
-    let s = stage.clone();
-    let serve_image = vidseek_bus::service::serve_messages(image, move |message| {
-        let stage = s.clone();
-        async move {
-            let deadline = stage.config.deadline_of(&message);
-            stage.search_once(image_request(&message)?, deadline).await
-        }
-    });
+    // The one-shot subjects differ only in how a request is read.
+    let serve_once = |endpoint, parse: fn(&Message) -> Result<SearchRequest, ErrorBody>| {
+        let s = stage.clone();
+        vidseek_bus::service::serve_messages(endpoint, move |message| {
+            let stage = s.clone();
+            async move {
+                let deadline = stage.config.deadline_of(&message);
+                stage.search_once(parse(&message)?, deadline).await
+            }
+        })
+    };
+    let serve_text = serve_once(text, text_request);
+    let serve_image = serve_once(image, image_request);
     let s = stage.clone();
     let serve_health = vidseek_bus::service::serve_messages(health, move |_| {
         let stage = s.clone();
