@@ -193,11 +193,14 @@ fn stream_setup() -> Vec<String> {
     .collect()
 }
 
-/// Reading the catalog: direct gets of single keys, and the ephemeral
-/// consumer that lists the keys.
+/// Reading the catalog: direct gets of single keys, the stream's subject
+/// list that lists the keys, and ephemeral consumers that watch them.
 fn catalog_reads() -> Vec<String> {
     let stream = crate::streams::videos_bucket_stream();
-    let mut allowed = vec![js_api("DIRECT.GET", &format!("{stream}.>"))];
+    let mut allowed = vec![
+        js_api("DIRECT.GET", &format!("{stream}.>")),
+        js_api("STREAM.INFO", &stream),
+    ];
     allowed.extend(ephemeral_consumers(&stream));
     allowed.push(FLOW_CONTROL.into());
     allowed

@@ -17,9 +17,7 @@ pub enum CatalogError {
     #[error("cannot delete video record: {0}")]
     Delete(#[from] kv::DeleteError),
     #[error("cannot list videos: {0}")]
-    List(#[from] kv::HistoryError),
-    #[error("cannot list videos: {0}")]
-    Watch(#[from] kv::WatcherError),
+    List(#[from] jetstream::stream::InfoError),
     #[error("corrupt video record {key}: {source}")]
     Corrupt {
         key: String,
@@ -71,13 +69,24 @@ impl Catalog {
 
     /// Every video, sorted by name.
     pub async fn list(&self) -> Result<Vec<VideoRecord>, CatalogError> {
-        let keys: Vec<String> = match self.store.keys().await {
-            Ok(keys) => keys.try_collect().await?,
-            Err(err) => return Err(err.into()),
-        };
-        let mut records = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(record) = self.get(&key).await? {
+        // The stream's subject list is one answer from the server, so a record
+        // rewritten meanwhile (ingest progress) is neither missed nor listed
+        // twice, as it can be by the live key watch `kv::Store::keys` runs.
+        let prefix = format!("$KV.{}.", subjects::VIDEOS_BUCKET);
+        let subjects: Vec<(String, usize)> = self
+            .store
+            .stream
+            .info_with_subjects(format!("{prefix}>"))
+            .await?
+            .try_collect()
+            .await?;
+        let mut records = Vec::with_capacity(subjects.len());
+        for (subject, _) in subjects {
+            let Some(key) = subject.strip_prefix(&prefix) else {
+                continue;
+            };
+            // A deleted video's subject holds its delete marker until purged.
+            if let Some(record) = self.get(key).await? {
                 records.push(record);
             }
         }
