@@ -8,11 +8,13 @@
 //! ([`catalog`]), the segment log the index is rebuilt from
 //! ([`segment_log`]), query images reduced to fit a NATS message
 //! ([`query_image`]), the serving loop every role's endpoints share, with
-//! its admission limit ([`service`]), and query deadlines ([`deadline`]).
+//! its admission limit ([`service`]), query deadlines ([`deadline`]) and
+//! the roles' Prometheus metrics ([`metrics`]).
 
 pub mod access;
 pub mod catalog;
 pub mod deadline;
+pub mod metrics;
 pub mod query_image;
 pub mod rpc;
 pub mod segment_log;
@@ -23,10 +25,22 @@ use std::time::Duration;
 
 pub use access::{ConnectError, NatsAccess};
 
+/// The servers of a `VIDSEEK_NATS_URL`: one URL, or several of one cluster
+/// separated by commas (blanks around them ignored).
+pub fn server_urls(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
 /// Connects to NATS as `access` says, retrying an unreachable server for
 /// `retry_for`: in the embedded stack the server may still be starting, and
-/// in a cluster a node may be restarting. Refused credentials and failed TLS
-/// are not retried: they fail at once with what to set.
+/// in a cluster a node may be restarting. `url` may list several servers of
+/// a cluster separated by commas: the first that answers is used, and the
+/// others are where the client goes when that one is lost (besides those
+/// the cluster announces). Refused credentials and failed TLS are not
+/// retried: they fail at once with what to set.
 pub async fn connect(
     url: &str,
     name: &str,
@@ -66,7 +80,7 @@ pub async fn connect(
             })
             // Once connected, a lost server is waited for indefinitely.
             .max_reconnects(None);
-        let failed = match options.connect(url).await {
+        let failed = match options.connect(server_urls(url)).await {
             Ok(client) => return Ok(client),
             Err(err) => err,
         };
@@ -80,5 +94,19 @@ pub async fn connect(
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_urls;
+
+    #[test]
+    fn a_server_list_splits_on_commas() {
+        assert_eq!(server_urls("nats://a:4222"), ["nats://a:4222"]);
+        assert_eq!(
+            server_urls("nats://a:4222, nats://b:4222,,tls://c:4222 "),
+            ["nats://a:4222", "nats://b:4222", "tls://c:4222"]
+        );
     }
 }

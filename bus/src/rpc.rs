@@ -233,6 +233,28 @@ async fn send<Req: Serialize, Resp: DeserializeOwned>(
     timeout: Duration,
     headers: HeaderMap,
 ) -> Result<Resp, ErrorBody> {
+    let started = std::time::Instant::now();
+    let query_id = headers.get(HEADER_QUERY_ID).map(|v| v.as_str().to_string());
+    let result = exchange(client, subject.clone(), request, timeout, headers).await;
+    let outcome = crate::metrics::outcome(&result);
+    crate::metrics::call_answered(&subject, outcome, started.elapsed());
+    tracing::debug!(
+        subject,
+        query_id,
+        outcome,
+        took_ms = started.elapsed().as_millis() as u64,
+        "request sent"
+    );
+    result
+}
+
+async fn exchange<Req: Serialize, Resp: DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: String,
+    request: &Req,
+    timeout: Duration,
+    headers: HeaderMap,
+) -> Result<Resp, ErrorBody> {
     let payload = codec::encode(Format::MsgPack, request).map_err(|e| e.to_error_body())?;
     let nats_request = async_nats::Request::new()
         .payload(Bytes::from(payload))

@@ -10,11 +10,16 @@
 //! process's in-flight tracker, so a stopping process, once its endpoints
 //! have stopped taking requests, waits for the answers it owes
 //! ([`wait_for_in_flight`]) before it closes its connection.
+//!
+//! Every request is counted and timed by subject ([`crate::metrics`]) and
+//! handled inside a `request` span carrying its subject and, when the caller
+//! sent one, its query id: every log line written for a query, in whichever
+//! role, can be joined on that id.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::Message;
 use async_nats::service::endpoint::Endpoint;
@@ -23,10 +28,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use vidseek_protocol::error::ErrorBody;
 
 use crate::deadline::Deadline;
-use crate::rpc::{decode_request, encode_reply, format_of};
+use crate::metrics;
+use crate::rpc::{decode_request, encode_reply, format_of, query_id_of};
 
 /// Requests one endpoint works on at once unless the process says otherwise:
 /// enough for the encoder's batching queue (256) to fill, while a flood of
@@ -85,13 +92,59 @@ impl Admission {
     }
 
     /// Admits `message` unless its deadline has passed (`timeout`) or the
-    /// endpoint is full (`overloaded`).
-    pub fn admit(&self, message: &Message) -> Result<OwnedSemaphorePermit, ErrorBody> {
+    /// endpoint is full (`overloaded`); a refusal is counted as the
+    /// subject's answer.
+    pub fn admit(&self, message: &Message) -> Result<Admitted, ErrorBody> {
         let what = message.subject.as_str();
-        if let Some(deadline) = Deadline::of(message.headers.as_ref()) {
-            deadline.check(what)?;
+        let admitted = Deadline::of(message.headers.as_ref())
+            .map_or(Ok(()), |deadline| deadline.check(what))
+            .and_then(|()| self.try_admit(what));
+        match admitted {
+            Ok(permit) => Ok(Admitted {
+                _permit: permit,
+                subject: what.to_string(),
+                started: Instant::now(),
+                outcome: "streamed",
+            }),
+            Err(refusal) => {
+                metrics::request_answered(what, refusal.error.code.as_str(), Duration::ZERO);
+                Err(refusal)
+            }
         }
-        self.try_admit(what)
+    }
+}
+
+/// An admitted request: holds its slot, and counts and times the request
+/// when dropped. A request answered by a stream of messages keeps the
+/// outcome `streamed` (its events say how it ended).
+#[derive(Debug)]
+pub struct Admitted {
+    _permit: OwnedSemaphorePermit,
+    subject: String,
+    started: Instant,
+    outcome: &'static str,
+}
+
+impl Admitted {
+    /// Sets the outcome counted when the request is let go.
+    pub fn answered(&mut self, outcome: &'static str) {
+        self.outcome = outcome;
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        metrics::request_answered(&self.subject, self.outcome, self.started.elapsed());
+    }
+}
+
+/// The span a request is handled in: its subject, and its query id when the
+/// caller sent one.
+pub fn request_span(message: &Message) -> tracing::Span {
+    let subject = message.subject.as_str();
+    match query_id_of(message) {
+        Some(query_id) => tracing::info_span!("request", subject, query_id),
+        None => tracing::info_span!("request", subject),
     }
 }
 
@@ -155,14 +208,28 @@ pub async fn serve_messages_with<Resp, H, Fut>(
             }
         };
         let handler = handler.clone();
-        spawn_in_flight(async move {
-            let _permit = permit;
-            let result = handler(request.message.clone()).await;
-            let (headers, payload) = encode_reply(format, &result);
-            if let Err(err) = request.respond_with_headers(Ok(payload), headers).await {
-                tracing::warn!(error = %err, "could not send reply");
+        let span = request_span(&request.message);
+        spawn_in_flight(
+            async move {
+                let mut admitted = permit;
+                let result = handler(request.message.clone()).await;
+                let outcome = metrics::outcome(&result);
+                admitted.answered(outcome);
+                let (headers, payload) = encode_reply(format, &result);
+                metrics::rank_answered(
+                    request.message.subject.as_str(),
+                    result.as_ref().err().map(|e| e.error.code),
+                    format,
+                    &payload,
+                );
+                if let Err(err) = request.respond_with_headers(Ok(payload), headers).await {
+                    tracing::warn!(error = %err, "could not send reply");
+                }
+                drop(admitted);
+                tracing::debug!(outcome, "request answered");
             }
-        });
+            .instrument(span),
+        );
     }
 }
 

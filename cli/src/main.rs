@@ -5,6 +5,7 @@
 
 mod client;
 mod embedded_nats;
+mod metrics;
 mod models;
 mod nats_access;
 mod stack;
@@ -237,6 +238,11 @@ struct WorkerArgs {
     /// The shard a ranker serves (0..SHARDS).
     #[arg(long, default_value_t = 0)]
     shard: u32,
+    /// Address to serve Prometheus metrics on (`GET /metrics`), e.g.
+    /// 0.0.0.0:9100; unset: none. (`up` and the gateway serve theirs on the
+    /// gateway's `/metrics`.)
+    #[arg(long, env = "VIDSEEK_METRICS_ADDR")]
+    metrics_addr: Option<String>,
     #[command(flatten)]
     settings: WorkerSettings,
 }
@@ -278,7 +284,14 @@ fn main() -> std::process::ExitCode {
             }
             Command::Gateway(args) => stack::gateway(&common, &args).await,
             Command::Worker(args) => {
-                stack::worker(&common, args.role, args.shard, &args.settings).await
+                stack::worker(
+                    &common,
+                    args.role,
+                    args.shard,
+                    &args.settings,
+                    args.metrics_addr.as_deref(),
+                )
+                .await
             }
             Command::Search(args) => client::search(&common, args).await,
             Command::Ingest(args) => client::ingest(&common, args).await,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use vidseek_encoder::{Encoder, EncoderConfig, runtime};
 use vidseek_ingest::IngestConfig;
 use vidseek_protocol::query::HealthReport;
@@ -132,28 +133,46 @@ impl Roles<'_> {
         encoder: Option<Encoder>,
     ) {
         let (nats, shutdown) = (nats.clone(), self.shutdown.clone());
+        // Log lines name the role that wrote them, also under `up` where all
+        // roles share one process.
+        let name = format!("{role:?}").to_lowercase();
+        let span = match role {
+            Role::Ranker => tracing::info_span!("role", role = name, shard),
+            _ => tracing::info_span!("role", role = name),
+        };
         match role {
             Role::Encoder => {
                 let encoder = encoder.expect("encoder loaded before spawning");
                 tasks.spawn(
-                    async move { Ok(vidseek_encoder::serve(nats, encoder, shutdown).await?) },
+                    async move { Ok(vidseek_encoder::serve(nats, encoder, shutdown).await?) }
+                        .instrument(span),
                 );
             }
             Role::Ranker => {
                 let config = ranker_config(self.common, self.settings, shard);
-                tasks.spawn(async move { Ok(vidseek_ranker::run(nats, config, shutdown).await?) });
+                tasks.spawn(
+                    async move { Ok(vidseek_ranker::run(nats, config, shutdown).await?) }
+                        .instrument(span),
+                );
             }
             Role::Query => {
                 let config = query_config(self.settings);
-                tasks.spawn(async move { Ok(vidseek_query::run(nats, config, shutdown).await?) });
+                tasks.spawn(
+                    async move { Ok(vidseek_query::run(nats, config, shutdown).await?) }
+                        .instrument(span),
+                );
             }
             Role::Ingest => {
                 let config = ingest_config(self.common, self.settings);
                 let (n, c, s) = (nats.clone(), config.clone(), shutdown.clone());
-                tasks.spawn(async move { Ok(vidseek_ingest::run_service(n, c, s).await?) });
-                tasks.spawn(async move {
-                    Ok(vidseek_ingest::run_worker(nats, config, shutdown).await?)
-                });
+                tasks.spawn(
+                    async move { Ok(vidseek_ingest::run_service(n, c, s).await?) }
+                        .instrument(span.clone()),
+                );
+                tasks.spawn(
+                    async move { Ok(vidseek_ingest::run_worker(nats, config, shutdown).await?) }
+                        .instrument(span),
+                );
             }
         }
     }
@@ -369,6 +388,7 @@ pub async fn worker(
     role: Role,
     shard: u32,
     settings: &WorkerSettings,
+    metrics_addr: Option<&str>,
 ) -> anyhow::Result<()> {
     if role == Role::Ranker && shard >= settings.shards {
         bail!(
@@ -377,6 +397,9 @@ pub async fn worker(
         );
     }
     let shutdown = shutdown_on_signal();
+    if let Some(addr) = metrics_addr {
+        crate::metrics::serve(addr, shutdown.clone()).await?;
+    }
     let encoder = match role {
         Role::Encoder => Some(load_encoder(common, settings, false)?),
         _ => None,

@@ -4,6 +4,9 @@
 //! - `vidseek_gateway_http_requests_total{route,status}`
 //! - `vidseek_gateway_search_duration_seconds{outcome}` (histogram)
 //! - `vidseek_gateway_websocket_connections_open` (gauge)
+//!
+//! followed by the process's worker-role metrics ([`vidseek_bus::metrics`]):
+//! under `vidseek up` every role runs here, so one scrape shows them all.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -123,6 +126,7 @@ impl Metrics {
             "vidseek_gateway_websocket_connections_open {}",
             self.inner.websockets.load(Ordering::Relaxed)
         );
+        out.push_str(&vidseek_bus::metrics::render());
         out
     }
 }

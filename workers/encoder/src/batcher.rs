@@ -64,7 +64,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         let (queue, requests) = mpsc::sync_channel::<Request<I, O>>(queue_depth);
         std::thread::Builder::new()
             .name(format!("vidseek-{name}-encoder"))
-            .spawn(move || batch_loop(requests, max_batch, window, &mut run))
+            .spawn(move || batch_loop(name, requests, max_batch, window, &mut run))
             .expect("spawn encoder thread");
         Batcher { name, queue }
     }
@@ -85,6 +85,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
 }
 
 fn batch_loop<I, O, F>(
+    name: &'static str,
     requests: Receiver<Request<I, O>>,
     max_batch: usize,
     window: Duration,
@@ -115,6 +116,9 @@ fn batch_loop<I, O, F>(
             items.extend(request.items);
             replies.push(request.reply);
         }
+        use vidseek_bus::metrics;
+        metrics::observe(metrics::ENCODER_BATCH_SIZE, &[("model", name)], size as f64);
+        let started = Instant::now();
         // The model and the tokenizer are foreign code on odd inputs; a
         // panic there must not end the thread that every later request needs.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(items)))
@@ -127,6 +131,11 @@ fn batch_loop<I, O, F>(
                 tracing::error!(panic = what, "encoder call panicked; the batch failed");
                 Err(format!("the encoder failed on this input ({what})"))
             });
+        metrics::observe(
+            metrics::ENCODER_BATCH_DURATION,
+            &[("model", name)],
+            started.elapsed().as_secs_f64(),
+        );
         match result {
             Ok(outputs) if outputs.len() == size => {
                 let mut outputs = outputs.into_iter();

@@ -10,6 +10,7 @@ use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use image::RgbImage;
 use vidseek_bus::catalog::Catalog;
+use vidseek_bus::metrics;
 use vidseek_bus::rpc;
 use vidseek_protocol::codec::{self, Format};
 use vidseek_protocol::encode::{
@@ -211,6 +212,7 @@ impl Worker {
         match outcome {
             Ok(count) => {
                 tracing::info!(video_id = job.video_id, segments = count, "video ready");
+                metrics::add(metrics::INGEST_VIDEOS, &[("outcome", "done")], 1.0);
                 let _ = message.double_ack().await;
             }
             Err(JobFailure::Transient(reason)) if deliveries < self.config.max_deliver => {
@@ -223,6 +225,7 @@ impl Worker {
             }
             Err(JobFailure::Transient(reason) | JobFailure::Permanent(reason)) => {
                 tracing::warn!(video_id = job.video_id, reason, "ingest failed");
+                metrics::add(metrics::INGEST_VIDEOS, &[("outcome", "failed")], 1.0);
                 self.update(&job, |r| {
                     r.status = VideoStatus::Failed;
                     r.error = Some(reason);
@@ -420,6 +423,8 @@ impl Worker {
         .await
         .map_err(|e| JobFailure::Transient(e.to_string()))?;
         let duration = analysis.probe.duration;
+        metrics::add(metrics::INGEST_SEGMENTS, &[], f64::from(count));
+        metrics::add(metrics::INGEST_VIDEO_SECONDS, &[], duration);
         self.update(job, |r| {
             r.status = VideoStatus::Ready;
             r.progress = 1.0;

@@ -248,7 +248,7 @@ pub async fn run_worker(
         .get_stream(subjects::INGEST_JOBS_STREAM)
         .await
         .map_err(|e| IngestError::Queue(e.to_string()))?;
-    let consumer: consumer::PullConsumer = stream
+    let mut consumer: consumer::PullConsumer = stream
         .get_or_create_consumer(
             subjects::INGEST_JOBS_CONSUMER,
             consumer::pull::Config {
@@ -263,6 +263,7 @@ pub async fn run_worker(
         .map_err(|e| IngestError::Queue(e.to_string()))?;
     let worker = job::Worker::new(nats, js, catalog, config);
     loop {
+        record_queue_depth(&mut consumer).await;
         // One job per pull: a worker never holds jobs it is not working on,
         // so another worker can take them.
         let batch = consumer
@@ -297,5 +298,22 @@ pub async fn run_worker(
             Some(Err(err)) => tracing::warn!(error = %err, "ingest job fetch failed"),
             None => {}
         }
+    }
+}
+
+/// The queue's depth as the shared consumer sees it, read before each pull
+/// (every few seconds when idle). Unknown while the server does not answer:
+/// the last depth stays.
+async fn record_queue_depth(consumer: &mut consumer::PullConsumer) {
+    use vidseek_bus::metrics;
+    if let Ok(info) = consumer.info().await {
+        let waiting = info.num_pending as f64;
+        let in_progress = info.num_ack_pending as f64;
+        metrics::set(metrics::INGEST_QUEUE, &[("state", "waiting")], waiting);
+        metrics::set(
+            metrics::INGEST_QUEUE,
+            &[("state", "in_progress")],
+            in_progress,
+        );
     }
 }
