@@ -152,6 +152,7 @@ fn compose_services_run_real_commands_on_a_three_node_cluster() {
     for node in ["n1", "n2", "n3"] {
         assert!(services.contains_key(node), "no NATS node {node}");
     }
+    let scraped = prometheus_targets();
     let mut roles = vec![];
     for (name, service) in services {
         if service["image"]
@@ -166,6 +167,16 @@ fn compose_services_run_real_commands_on_a_three_node_cluster() {
                 .collect();
             check_arguments(&args);
             assert_eq!(service["environment"]["VIDSEEK_REPLICAS"], "3", "{name}");
+            if args[0] == "worker" {
+                let addr = service["environment"]["VIDSEEK_METRICS_ADDR"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name} serves no metrics"));
+                let port = addr.rsplit(':').next().unwrap();
+                assert!(
+                    scraped.contains(&(name.clone(), port.to_string())),
+                    "prometheus.yml does not scrape {name} on port {port}: {scraped:?}"
+                );
+            }
             roles.push(name.clone());
         }
     }
@@ -177,12 +188,46 @@ fn compose_services_run_real_commands_on_a_three_node_cluster() {
     assert!(services.contains_key("prometheus"));
 }
 
+/// `(host, port)` of every target prometheus.yml scrapes, static or found
+/// by DNS.
+fn prometheus_targets() -> Vec<(String, String)> {
+    let config =
+        yaml_documents(&workspace_root().join("deploy/prometheus/prometheus.yml")).remove(0);
+    let mut targets = vec![];
+    for job in config["scrape_configs"].as_array().expect("scrape_configs") {
+        for sd in job["static_configs"].as_array().into_iter().flatten() {
+            for target in sd["targets"].as_array().expect("targets") {
+                let (host, port) = target
+                    .as_str()
+                    .unwrap()
+                    .rsplit_once(':')
+                    .expect("host:port");
+                targets.push((host.to_string(), port.to_string()));
+            }
+        }
+        for sd in job["dns_sd_configs"].as_array().into_iter().flatten() {
+            let port = sd["port"].as_u64().expect("port").to_string();
+            for name in sd["names"].as_array().expect("names") {
+                targets.push((name.as_str().unwrap().to_string(), port.clone()));
+            }
+        }
+    }
+    targets
+}
+
 #[test]
 fn json_files_parse_and_the_dashboard_queries_real_metrics() {
     let json = files(&[".json"]);
     assert!(!json.is_empty(), "no Grafana dashboard");
-    let metrics = std::fs::read_to_string(workspace_root().join("gateway/src/metrics.rs"))
-        .expect("gateway metrics source");
+    // The gateway's own metrics and the worker roles' (which the gateway
+    // also serves).
+    let metrics: String = ["gateway/src/metrics.rs", "bus/src/metrics.rs"]
+        .iter()
+        .map(|source| {
+            std::fs::read_to_string(workspace_root().join(source))
+                .unwrap_or_else(|e| panic!("{source}: {e}"))
+        })
+        .collect();
     for path in json {
         let text = std::fs::read_to_string(&path).expect("read");
         let value: serde_json::Value = serde_json::from_str(&text)
@@ -192,23 +237,34 @@ fn json_files_parse_and_the_dashboard_queries_real_metrics() {
         for panel in panels {
             for target in panel["targets"].as_array().expect("targets") {
                 let expr = target["expr"].as_str().expect("expr");
-                // Every metric a panel plots is one the gateway exports.
-                let metric = expr
+                // Every metric a panel plots is one vidseek exports.
+                let plotted: Vec<&str> = expr
                     .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .find(|w| w.starts_with("vidseek_"))
-                    .unwrap_or_else(|| panic!("no vidseek metric in {expr}"));
-                let base = metric
-                    .trim_end_matches("_bucket")
-                    .trim_end_matches("_count")
-                    .trim_end_matches("_sum");
-                assert!(
-                    metrics.contains(base),
-                    "{}: {metric} is not exported",
-                    path.display()
-                );
+                    .filter(|w| w.starts_with("vidseek_"))
+                    .collect();
+                assert!(!plotted.is_empty(), "no vidseek metric in {expr}");
+                for metric in plotted {
+                    let base = metric
+                        .trim_end_matches("_bucket")
+                        .trim_end_matches("_count")
+                        .trim_end_matches("_sum");
+                    assert!(
+                        exports(&metrics, base),
+                        "{}: {metric} is not exported",
+                        path.display()
+                    );
+                }
             }
         }
     }
+}
+
+/// Whether `source` names metric `name` whole (not only a longer one).
+fn exports(source: &str, name: &str) -> bool {
+    source.match_indices(name).any(|(at, _)| {
+        let next = source[at + name.len()..].chars().next();
+        !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 #[test]
