@@ -356,6 +356,17 @@ async fn segments_and_media(http: &reqwest::Client, stack: &EmbeddedStack, photo
         .await
         .unwrap();
     assert!(metrics.contains("vidseek_gateway_"), "{metrics}");
+    // Under `up` every role runs in the gateway's process: its page shows
+    // theirs too (ingest's encodes, the shards' answers to the readiness
+    // probes, the finished jobs).
+    for sample in [
+        "vidseek_nats_requests_total{subject=\"vidseek.v1.encode.image\",outcome=\"ok\"}",
+        "vidseek_encoder_batch_size_count{model=\"image\"}",
+        "vidseek_ranker_ready{shard=\"0\"} 1",
+        "vidseek_ingest_videos_total{outcome=\"done\"}",
+    ] {
+        assert!(metrics.contains(sample), "no {sample} in {metrics}");
+    }
     let openapi: Value = json(http.get(stack.url("/api/v1/openapi.json"))).await;
     assert!(openapi["paths"]["/api/v1/search"].is_object(), "{openapi}");
 }
