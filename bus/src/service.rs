@@ -148,13 +148,14 @@ pub fn request_span(message: &Message) -> tracing::Span {
     }
 }
 
-/// Runs `work` as one of the process's in-flight requests.
+/// Runs `work` as one of the process's in-flight requests, in the span it
+/// is started from (the role's), so its log lines say whose they are.
 pub fn spawn_in_flight<F>(work: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    IN_FLIGHT.spawn(work)
+    IN_FLIGHT.spawn(work.in_current_span())
 }
 
 /// Requests this process is answering right now.

@@ -208,7 +208,8 @@ async fn roles_serve_metrics_and_log_the_query_id_as_json() {
         ) >= 1.0
     );
 
-    // Logs: the search's lines in four roles are JSON with its query id.
+    // Logs: the search's lines in four roles are JSON with its query id,
+    // the workers' inside their role's span.
     for (role, index) in [
         ("gateway", gateway),
         ("query", roles["query"]),
@@ -229,6 +230,13 @@ async fn roles_serve_metrics_and_log_the_query_id_as_json() {
                 Some(query_id.as_str()),
                 "{role}: {line}"
             );
+            if role != "gateway" {
+                let spans = parsed["spans"].as_array().expect("spans");
+                assert!(
+                    spans.iter().any(|span| span["role"] == role),
+                    "not in the {role} span: {line}"
+                );
+            }
         }
     }
     fleet.assert_all_running();
