@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use vidseek_protocol::codec::{self, Format};
@@ -257,6 +257,15 @@ struct ShardSize {
     segments_indexed: u64,
 }
 
+/// How often a shard's size is read back from its answers: reading means
+/// decoding a whole reply again, which a busy shard should not pay for on
+/// every query when a scrape comes every few seconds.
+const SHARD_SIZE_EVERY: Duration = Duration::from_millis(500);
+
+/// When each shard's size was last read from an answer.
+static SHARD_SIZE_READ: LazyLock<Mutex<BTreeMap<String, Instant>>> =
+    LazyLock::new(Default::default);
+
 /// Keeps the shard gauges from the answers a ranker gives: a ranking
 /// carries the shard's size, `unavailable` means it is still loading. The
 /// ranker's state stays its own; its answers are what it tells everyone.
@@ -266,6 +275,19 @@ pub fn rank_answered(subject: &str, code: Option<ErrorCode>, format: Format, rep
     };
     match code {
         None => {
+            {
+                let mut read = SHARD_SIZE_READ
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let now = Instant::now();
+                match read.get_mut(shard) {
+                    Some(last) if now.duration_since(*last) < SHARD_SIZE_EVERY => return,
+                    Some(last) => *last = now,
+                    None => {
+                        read.insert(shard.to_string(), now);
+                    }
+                }
+            }
             if let Ok(size) = codec::decode::<ShardSize>(format, reply) {
                 let shard = size.shard.to_string();
                 set(
