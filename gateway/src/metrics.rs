@@ -18,6 +18,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use vidseek_bus::metrics::escape_label;
+
 use crate::AppState;
 
 /// Upper bounds of the search latency buckets, in seconds: from a warm
@@ -137,13 +139,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Middleware counting every request by its route template (not its URL, so

@@ -261,6 +261,39 @@ impl Fleet {
         }
     }
 
+    /// Waits until video `id` is ready, asking the gateway at `base`, and
+    /// returns its record; panics when its ingest fails, takes over 100 s or
+    /// a process dies meanwhile.
+    pub async fn wait_ready_over_http(
+        &mut self,
+        http: &reqwest::Client,
+        base: &str,
+        id: &str,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(100);
+        loop {
+            self.assert_all_running();
+            let record: serde_json::Value = http
+                .get(format!("{base}/api/v1/videos/{id}"))
+                .send()
+                .await
+                .expect("GET video")
+                .json()
+                .await
+                .expect("video JSON");
+            match record["status"].as_str() {
+                Some("ready") => return record,
+                Some("failed") => panic!("video {id} failed: {record}"),
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "video {id} not ready in time: {record}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Panics (with the logs) if any process that was not killed has exited.
     pub fn assert_all_running(&mut self) {
         let dead: Vec<String> = self

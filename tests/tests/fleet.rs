@@ -67,7 +67,7 @@ async fn fleet_ingests_searches_and_survives_an_encoder_kill() {
     }
     let (photos, bikes) = (ids[0].clone(), ids[1].clone());
     for id in &ids {
-        let record = wait_ready_over_http(&http, &http_base, id, &mut fleet).await;
+        let record = fleet.wait_ready_over_http(&http, &http_base, id).await;
         assert!(record["segment_count"].as_u64().unwrap() > 0, "{record}");
     }
     eprintln!("both videos ready after {:?}", started.elapsed());
@@ -137,36 +137,6 @@ async fn search_json(http: &reqwest::Client, url: String) -> Value {
         .json()
         .await
         .expect("search JSON")
-}
-
-async fn wait_ready_over_http(
-    http: &reqwest::Client,
-    base: &str,
-    id: &str,
-    fleet: &mut Fleet,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(100);
-    loop {
-        fleet.assert_all_running();
-        let record: Value = http
-            .get(format!("{base}/api/v1/videos/{id}"))
-            .send()
-            .await
-            .expect("GET video")
-            .json()
-            .await
-            .expect("video JSON");
-        match record["status"].as_str() {
-            Some("ready") => return record,
-            Some("failed") => panic!("video {id} failed: {record}"),
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "video {id} not ready in time: {record}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The WebSocket streams one partial per shard (shards_total 2) before done.

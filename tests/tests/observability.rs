@@ -91,7 +91,9 @@ async fn roles_serve_metrics_and_log_the_query_id_as_json() {
     assert_eq!(response.status(), 202);
     let video: Value = response.json().await.expect("JSON");
     let video_id = video["video_id"].as_str().expect("video_id").to_string();
-    let record = wait_ready(&http, &http_base, &video_id, &mut fleet).await;
+    let record = fleet
+        .wait_ready_over_http(&http, &http_base, &video_id)
+        .await;
     let segments = record["segment_count"].as_u64().expect("segment_count");
     assert!(segments > 0, "{record}");
     let search: Value = http
@@ -258,30 +260,6 @@ fn query_id_of(line: &Value) -> Option<String> {
         .into_iter()
         .chain(spans)
         .find_map(|fields| fields["query_id"].as_str().map(String::from))
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str, id: &str, fleet: &mut Fleet) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        fleet.assert_all_running();
-        let record: Value = http
-            .get(format!("{base}/api/v1/videos/{id}"))
-            .send()
-            .await
-            .expect("GET video")
-            .json()
-            .await
-            .expect("video JSON");
-        match record["status"].as_str() {
-            Some("ready") => return record,
-            Some("failed") => panic!("ingest failed: {record}"),
-            _ if std::time::Instant::now() > deadline => {
-                fleet.dump_logs();
-                panic!("not ready in time: {record}");
-            }
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
 }
 
 /// The samples of a Prometheus text page: `name{labels}` → value.
