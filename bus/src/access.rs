@@ -86,6 +86,7 @@ impl Role {
             Role::Gateway => (
                 [
                     subjects::SEARCH_STREAM,
+                    subjects::SCORES,
                     subjects::HEALTH,
                     subjects::INGEST,
                     subjects::INGEST_DELETE,
@@ -103,14 +104,16 @@ impl Role {
                     ANY_INBOX,
                     subjects::ENCODE_TEXT,
                     subjects::ENCODE_IMAGE,
-                    "vidseek.v1.rank.*",
+                    subjects::RANK_ALL,
                 ]
                 .map(String::from)
                 .into(),
                 [
+                    subjects::SEARCH,
                     subjects::SEARCH_TEXT,
                     subjects::SEARCH_IMAGE,
                     subjects::SEARCH_STREAM,
+                    subjects::SCORES,
                     subjects::HEALTH,
                     SERVICE_DISCOVERY,
                 ]
@@ -136,7 +139,7 @@ impl Role {
                     .chain(segment_log_reads())
                     .collect(),
                 vec![
-                    "vidseek.v1.rank.*".into(),
+                    subjects::RANK_ALL.into(),
                     SERVICE_DISCOVERY.into(),
                     own_inbox,
                 ],

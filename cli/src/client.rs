@@ -77,6 +77,7 @@ pub async fn search(common: &Common, args: SearchArgs) -> anyhow::Result<()> {
                 image_base64: base64_encode(&bytes),
                 k: Some(args.k),
                 min_score: None,
+                scope: Default::default(),
             };
             rpc::request(
                 &nats,
@@ -92,6 +93,7 @@ pub async fn search(common: &Common, args: SearchArgs) -> anyhow::Result<()> {
                 text: text.clone(),
                 k: Some(args.k),
                 min_score: None,
+                scope: Default::default(),
             };
             rpc::request(
                 &nats,

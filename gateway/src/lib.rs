@@ -209,7 +209,7 @@ fn absolute_data_dir(dir: &std::path::Path) -> Result<PathBuf, GatewayError> {
 }
 
 fn router(state: AppState) -> Router {
-    use routes::{health, media, search as search_routes, seed, videos};
+    use routes::{health, media, scores, search as search_routes, seed, videos};
 
     let seed_routes = Router::new()
         .route("/text_query", get(seed::text_query))
@@ -242,6 +242,13 @@ fn router(state: AppState) -> Router {
             get(videos::get_one).delete(videos::delete),
         )
         .route("/api/v1/videos/{id}/segments", get(videos::segments))
+        .route(
+            "/api/v1/videos/{id}/scores",
+            get(scores::scores_get).merge(
+                axum::routing::post(scores::scores_post)
+                    .layer(DefaultBodyLimit::max(SEARCH_BODY_LIMIT)),
+            ),
+        )
         .route("/media/videos/{id}", get(media::video))
         .route("/media/thumbs/{id}/{file}", get(media::thumbnail))
         .merge(seed_routes)

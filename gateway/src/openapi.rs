@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{form, health, media, search, seed, videos};
+use crate::routes::{health, media, scores, search, seed, videos};
 use crate::{metrics, ws};
 
 #[derive(OpenApi)]
@@ -22,6 +22,8 @@ use crate::{metrics, ws};
         videos::get_one,
         videos::delete,
         videos::segments,
+        scores::scores_get,
+        scores::scores_post,
         media::video,
         media::thumbnail,
         seed::text_query,
@@ -43,7 +45,13 @@ use crate::{metrics, ws};
         vidseek_protocol::ingest::VideoRecord,
         vidseek_protocol::ingest::VideoStatus,
         vidseek_protocol::ingest::VideoDeleted,
-        form::QueryBody,
+        vidseek_protocol::query::SearchBody,
+        vidseek_protocol::query::QueryBody,
+        vidseek_protocol::query::SearchScope,
+        vidseek_protocol::query::SearchFilter,
+        vidseek_protocol::query::Grouping,
+        vidseek_protocol::query::VideoScores,
+        vidseek_protocol::query::SegmentScore,
     )),
     modifiers(&BearerToken),
     tags(

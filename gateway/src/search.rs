@@ -26,6 +26,7 @@ use vidseek_protocol::{ErrorBody, ErrorCode};
 
 use crate::AppState;
 use crate::metrics::Metrics;
+pub use crate::routes::search::Asked;
 
 /// A search in flight. Dropping it unsubscribes the inbox, so late replies of
 /// an abandoned search are discarded by the server rather than by us.
@@ -54,14 +55,15 @@ pub fn admit(state: &AppState) -> Result<Admitted, ErrorBody> {
         .map(|permit| Admitted { _permit: permit })
 }
 
+/// A fresh query id.
+pub fn new_query_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 /// Validates a query into a request with a fresh query id.
-pub fn build_request(
-    input: QueryInput,
-    k: Option<usize>,
-    min_score: Option<f32>,
-) -> Result<SearchRequest, ErrorBody> {
-    let query_id = uuid::Uuid::new_v4().simple().to_string();
-    SearchRequest::new(query_id, input, k, min_score)
+pub fn build_request(asked: Asked) -> Result<SearchRequest, ErrorBody> {
+    SearchRequest::new(new_query_id(), asked.input, asked.k, asked.min_score)?
+        .with_scope(asked.scope.filter, asked.scope.group.is_some())
 }
 
 /// Decodes query images off the async runtime, a bounded number at once:
@@ -88,11 +90,27 @@ impl ImageReducer {
         ImageReducer::new(cores.min(4), queue_wait)
     }
 
-    /// Replaces an image query's bytes by what the encoder needs.
+    /// Replaces an image query's bytes (alone or with text) by what the
+    /// encoder needs.
     pub async fn reduce(&self, input: QueryInput) -> Result<QueryInput, ErrorBody> {
-        let QueryInput::Image { bytes } = input else {
-            return Ok(input);
-        };
+        match input {
+            QueryInput::Image { bytes } => Ok(QueryInput::Image {
+                bytes: self.reduce_bytes(bytes).await?,
+            }),
+            QueryInput::TextAndImage {
+                text,
+                bytes,
+                image_weight,
+            } => Ok(QueryInput::TextAndImage {
+                text,
+                bytes: self.reduce_bytes(bytes).await?,
+                image_weight,
+            }),
+            input @ (QueryInput::Text { .. } | QueryInput::Like { .. }) => Ok(input),
+        }
+    }
+
+    async fn reduce_bytes(&self, bytes: Vec<u8>) -> Result<Vec<u8>, ErrorBody> {
         let permit = tokio::time::timeout(self.queue_wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| {
@@ -117,9 +135,7 @@ impl ImageReducer {
             height = reduced.height,
             "query image reduced"
         );
-        Ok(QueryInput::Image {
-            bytes: reduced.bytes,
-        })
+        Ok(reduced.bytes)
     }
 }
 
@@ -264,11 +280,9 @@ impl SearchStream {
 pub async fn run_to_completion(
     state: &AppState,
     admitted: Admitted,
-    input: QueryInput,
-    k: Option<usize>,
-    min_score: Option<f32>,
+    asked: Asked,
 ) -> Result<SearchResponse, ErrorBody> {
-    let request = build_request(input, k, min_score)?;
+    let request = build_request(asked)?;
     let stream = start(state, admitted, request).await?;
     tracing::debug!(query_id = stream.query_id(), "search sent");
     stream.finish().await

@@ -1,9 +1,11 @@
 //! The search WebSocket: the browser sends searches, the gateway streams each
 //! one's partial top-k as ranker shards answer, then the final result.
 //!
-//! Client → server: `{"type":"search","id":"q1","text":"..."}` or
-//! `{"type":"search","id":"q2","image_base64":"..."}` (optional `k`,
-//! `min_score`), and `{"type":"cancel","id":"q1"}`.
+//! Client → server: `{"type":"search","id":"q1","text":"..."}`,
+//! `{"type":"search","id":"q2","image_base64":"..."}`, both, or
+//! `{"type":"search","id":"q3","like":"SEGMENT_ID"}`, with any option of
+//! `POST /api/v1/search` ([`SearchBody`]: `k`, `min_score`, `videos`,
+//! `from`, `to`, `kinds`, `group`); and `{"type":"cancel","id":"q1"}`.
 //! Server → client: [`SearchEvent`]s as JSON text, addressed with the client's
 //! id. Several searches may run at once; a new search with an id already in
 //! flight replaces it. A malformed message is answered with an `error` event
@@ -24,11 +26,10 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use vidseek_protocol::query::SearchEvent;
+use vidseek_protocol::query::{SearchBody, SearchEvent};
 use vidseek_protocol::{ErrorBody, ErrorCode};
 
 use crate::error::ApiError;
-use crate::routes::form::QueryBody;
 use crate::{AppState, SEARCH_BODY_LIMIT, search};
 
 /// Messages waiting for the socket; searches wait when it is full.
@@ -42,7 +43,7 @@ enum ClientMessage {
     Search {
         id: String,
         #[serde(flatten)]
-        query: QueryBody,
+        query: SearchBody,
     },
     Cancel {
         id: String,
@@ -238,11 +239,9 @@ async fn handle_text(
                     return;
                 }
             };
-            let (k, min_score) = (query.k, query.min_score);
-            let request = query
-                .into_input()
+            let request = search::Asked::from_body(query)
                 .map_err(|err: ApiError| err.body())
-                .and_then(|input| search::build_request(input, k, min_score));
+                .and_then(search::build_request);
             let request = match request {
                 Ok(request) => request,
                 Err(body) => {

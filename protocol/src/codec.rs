@@ -192,6 +192,10 @@ mod properties {
                     calibration,
                     min_score,
                     terms,
+                    filter: Default::default(),
+                    exclude: vec![],
+                    group_by_video: false,
+                    blend: None,
                 },
             )
     }
@@ -294,8 +298,8 @@ mod properties {
             name in proptest::option::of(any::<String>()),
             subtitles in proptest::option::of(any::<String>()),
         ) {
-            assert_roundtrip(&TextSearch { text: text.clone(), k, min_score });
-            assert_roundtrip(&ImageSearch { image_base64: text.clone(), k, min_score });
+            assert_roundtrip(&TextSearch { text: text.clone(), k, min_score, scope: Default::default() });
+            assert_roundtrip(&ImageSearch { image_base64: text.clone(), k, min_score, scope: Default::default() });
             assert_roundtrip(&IngestRequest { path: path.clone(), name, subtitles, ocr: None });
             assert_roundtrip(&DeleteVideo { video_id: path });
             assert_roundtrip(&EncodeTextRequest { texts: vec![text.clone(), String::new(), text] });
@@ -316,12 +320,16 @@ mod properties {
                 input: QueryInput::Text { text },
                 k,
                 min_score,
+                filter: Default::default(),
+                group_by_video: false,
             });
             assert_roundtrip(&SearchRequest {
                 query_id,
                 input: QueryInput::Image { bytes: image.clone() },
                 k,
                 min_score,
+                filter: Default::default(),
+                group_by_video: true,
             });
             assert_roundtrip(&EncodeImageRequest {
                 images: vec![serde_bytes::ByteBuf::from(image), serde_bytes::ByteBuf::new()],

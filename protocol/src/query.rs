@@ -20,6 +20,11 @@ pub const MAX_TEXT_CHARS: usize = 1000;
 /// Largest accepted query image, in bytes.
 pub const MAX_IMAGE_BYTES: usize = 20 * 1024 * 1024;
 
+/// Most videos one search may be restricted to.
+pub const MAX_FILTER_VIDEOS: usize = 100;
+/// Weight of the picture in a text-and-picture query when none is given.
+pub const DEFAULT_IMAGE_WEIGHT: f32 = 0.5;
+
 /// What the user is looking for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -31,6 +36,86 @@ pub enum QueryInput {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// "More like this": the segment's own stored vectors are the query,
+    /// and the segment itself is left out of the answer.
+    Like {
+        segment_id: String,
+    },
+    /// Words and a picture together ("this picture, but at night"): each
+    /// segment's score is the two confidences weighted, the picture's by
+    /// `image_weight` (0..1) and the words' by the rest.
+    TextAndImage {
+        text: String,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+        image_weight: f32,
+    },
+}
+
+/// Which segments a search may return. The rankers apply it before they
+/// choose their top k, so a filtered search still returns k results when k
+/// segments pass it.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchFilter {
+    /// Only segments of these videos (empty: every video).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub videos: Vec<String>,
+    /// Only segments that end after this many seconds into their video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<f64>,
+    /// Only segments that start before this many seconds into their video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<f64>,
+    /// Only these kinds of segment (empty: every kind).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<SegmentKind>,
+}
+
+impl SearchFilter {
+    pub fn is_empty(&self) -> bool {
+        self == &SearchFilter::default()
+    }
+
+    pub fn validate(&self) -> Result<(), ErrorBody> {
+        let bad = |message: String| Err(ErrorBody::new(ErrorCode::BadRequest, message));
+        if self.videos.len() > MAX_FILTER_VIDEOS {
+            return bad(format!(
+                "a search may be restricted to at most {MAX_FILTER_VIDEOS} videos, got {}",
+                self.videos.len()
+            ));
+        }
+        if let Some(bad_id) = self
+            .videos
+            .iter()
+            .find(|id| id.is_empty() || id.len() > 128)
+        {
+            return bad(format!("{bad_id:?} is not a video id"));
+        }
+        for (name, bound) in [("from", self.from), ("to", self.to)] {
+            if let Some(seconds) = bound
+                && !(seconds.is_finite() && seconds >= 0.0)
+            {
+                return bad(format!(
+                    "{name} must be a number of seconds, 0 or more, got {seconds}"
+                ));
+            }
+        }
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && from > to
+        {
+            return bad(format!("from ({from}) is after to ({to})"));
+        }
+        Ok(())
+    }
+
+    /// Whether a segment of `video_id` spanning `start..end` of `kind` passes.
+    pub fn accepts(&self, video_id: &str, start: f64, end: f64, kind: SegmentKind) -> bool {
+        (self.videos.is_empty() || self.videos.iter().any(|v| v == video_id))
+            && self.from.is_none_or(|from| end > from)
+            && self.to.is_none_or(|to| start < to)
+            && (self.kinds.is_empty() || self.kinds.contains(&kind))
+    }
 }
 
 /// A validated query on its way to the query stage.
@@ -42,6 +127,12 @@ pub struct SearchRequest {
     /// Results below this confidence (0..1) are dropped.
     #[serde(default)]
     pub min_score: f32,
+    #[serde(default, skip_serializing_if = "SearchFilter::is_empty")]
+    pub filter: SearchFilter,
+    /// One result per video (its best segment), each saying how many more
+    /// of that video's segments matched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub group_by_video: bool,
 }
 
 impl SearchRequest {
@@ -67,29 +158,27 @@ impl SearchRequest {
             ));
         }
         match &input {
-            QueryInput::Text { text } => {
-                if text.trim().is_empty() {
-                    return Err(ErrorBody::new(ErrorCode::BadRequest, "text is empty"));
-                }
-                let chars = text.chars().count();
-                if chars > MAX_TEXT_CHARS {
+            QueryInput::Text { text } => check_text(text)?,
+            QueryInput::Image { bytes } => check_image(bytes)?,
+            QueryInput::Like { segment_id } => {
+                if crate::rank::parse_segment_id(segment_id).is_none() {
                     return Err(ErrorBody::new(
-                        ErrorCode::TooLarge,
-                        format!("text is {chars} characters long; the limit is {MAX_TEXT_CHARS}"),
+                        ErrorCode::BadRequest,
+                        format!("{segment_id:?} is not a segment id (VIDEO-INDEX)"),
                     ));
                 }
             }
-            QueryInput::Image { bytes } => {
-                if bytes.is_empty() {
-                    return Err(ErrorBody::new(ErrorCode::BadRequest, "image is empty"));
-                }
-                if bytes.len() > MAX_IMAGE_BYTES {
+            QueryInput::TextAndImage {
+                text,
+                bytes,
+                image_weight,
+            } => {
+                check_text(text)?;
+                check_image(bytes)?;
+                if !(0.0..=1.0).contains(image_weight) {
                     return Err(ErrorBody::new(
-                        ErrorCode::TooLarge,
-                        format!(
-                            "image is {} bytes; the limit is {MAX_IMAGE_BYTES}",
-                            bytes.len()
-                        ),
+                        ErrorCode::BadRequest,
+                        format!("image_weight must be between 0 and 1, got {image_weight}"),
                     ));
                 }
             }
@@ -99,8 +188,235 @@ impl SearchRequest {
             input,
             k,
             min_score,
+            filter: SearchFilter::default(),
+            group_by_video: false,
         })
     }
+
+    /// The same request restricted by `filter` and grouped or not.
+    pub fn with_scope(
+        mut self,
+        filter: SearchFilter,
+        group_by_video: bool,
+    ) -> Result<SearchRequest, ErrorBody> {
+        filter.validate()?;
+        self.filter = filter;
+        self.group_by_video = group_by_video;
+        Ok(self)
+    }
+}
+
+fn check_text(text: &str) -> Result<(), ErrorBody> {
+    if text.trim().is_empty() {
+        return Err(ErrorBody::new(ErrorCode::BadRequest, "text is empty"));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(ErrorBody::new(
+            ErrorCode::TooLarge,
+            format!("text is {chars} characters long; the limit is {MAX_TEXT_CHARS}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_image(bytes: &[u8]) -> Result<(), ErrorBody> {
+    if bytes.is_empty() {
+        return Err(ErrorBody::new(ErrorCode::BadRequest, "image is empty"));
+    }
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(ErrorBody::new(
+            ErrorCode::TooLarge,
+            format!(
+                "image is {} bytes; the limit is {MAX_IMAGE_BYTES}",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// How results may be grouped.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grouping {
+    /// The best segment of each video, with how many more matched.
+    Video,
+}
+
+/// Where to look and how to group: the part of every public search body
+/// (HTTP, WebSocket, NATS) that is not the query itself.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchScope {
+    #[serde(flatten)]
+    pub filter: SearchFilter,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Grouping>,
+}
+
+/// The query of a public body: text, a picture, both, or a segment to
+/// find more like.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryBody {
+    /// What to look for, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// A picture to look for, base64 (a `data:` URL works too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_base64: Option<String>,
+    /// With both text and a picture: the picture's weight, 0..1 (default 0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_weight: Option<f32>,
+    /// A segment id: find more like it (alone, without text or picture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub like: Option<String>,
+}
+
+impl QueryBody {
+    /// The query it asks: text, a picture, both, or `like` alone.
+    pub fn input(&self) -> Result<QueryInput, ErrorBody> {
+        let bad = |message: &str| Err(ErrorBody::new(ErrorCode::BadRequest, message));
+        if self.image_weight.is_some() && (self.text.is_none() || self.image_base64.is_none()) {
+            return bad("image_weight goes with both text and image_base64");
+        }
+        match (&self.text, &self.image_base64, &self.like) {
+            (Some(text), None, None) => Ok(QueryInput::Text { text: text.clone() }),
+            (None, Some(image), None) => Ok(QueryInput::Image {
+                bytes: decode_image_base64(image)?,
+            }),
+            (Some(text), Some(image), None) => Ok(QueryInput::TextAndImage {
+                text: text.clone(),
+                bytes: decode_image_base64(image)?,
+                image_weight: self.image_weight.unwrap_or(DEFAULT_IMAGE_WEIGHT),
+            }),
+            (None, None, Some(segment_id)) => Ok(QueryInput::Like {
+                segment_id: segment_id.clone(),
+            }),
+            (_, _, Some(_)) => bad(
+                "like finds more like a segment on its own: send it without text or image_base64",
+            ),
+            (None, None, None) => bad("send text, image_base64, both, or like"),
+        }
+    }
+}
+
+/// Public body of `vidseek.v1.search`, `POST /api/v1/search` and WebSocket
+/// searches: a query with the common options.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchBody {
+    #[serde(flatten)]
+    pub query: QueryBody,
+    /// Number of results, 1..100 (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<usize>,
+    /// Drop results below this confidence (0..1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f32>,
+    #[serde(flatten)]
+    pub scope: SearchScope,
+}
+
+impl SearchBody {
+    /// The validated request under `query_id`.
+    pub fn into_request(self, query_id: String) -> Result<SearchRequest, ErrorBody> {
+        let input = self.query.input()?;
+        SearchRequest::new(query_id, input, self.k, self.min_score)?
+            .with_scope(self.scope.filter, self.scope.group.is_some())
+    }
+}
+
+/// Public body of `vidseek.v1.scores`: how well every segment of one video
+/// matches a query (`GET /api/v1/videos/{id}/scores` over HTTP).
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoresBody {
+    pub video_id: String,
+    #[serde(flatten)]
+    pub query: QueryBody,
+}
+
+/// A validated [`ScoresBody`] on its way to the query stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoresRequest {
+    pub query_id: String,
+    pub video_id: String,
+    pub input: QueryInput,
+}
+
+impl ScoresBody {
+    pub fn into_request(self, query_id: String) -> Result<ScoresRequest, ErrorBody> {
+        let input = self.query.input()?;
+        // The same checks as a search's, the same messages.
+        let request = SearchRequest::new(query_id, input, None, None)?;
+        if self.video_id.is_empty() || self.video_id.len() > 128 {
+            return Err(ErrorBody::new(
+                ErrorCode::BadRequest,
+                format!("{:?} is not a video id", self.video_id),
+            ));
+        }
+        Ok(ScoresRequest {
+            query_id: request.query_id,
+            video_id: self.video_id,
+            input: request.input,
+        })
+    }
+}
+
+/// One segment's match with a query.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentScore {
+    pub segment_id: String,
+    pub index: u32,
+    pub start: f64,
+    pub end: f64,
+    pub kind: SegmentKind,
+    /// Calibrated confidence in 0..1, as search results score it.
+    pub score: f32,
+}
+
+/// Answer of `vidseek.v1.scores`: every segment of the video, in time order.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoScores {
+    pub query_id: String,
+    pub video_id: String,
+    pub segments: Vec<SegmentScore>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_translation: Option<QueryTranslation>,
+}
+
+/// A picture sent as base64; `data:image/...;base64,` URLs (what browsers
+/// hand out) are accepted too. Refuses more than the image limit before
+/// decoding.
+pub fn decode_image_base64(encoded: &str) -> Result<Vec<u8>, ErrorBody> {
+    let encoded = match encoded.strip_prefix("data:") {
+        Some(rest) => rest.split_once(',').map_or(rest, |(_, data)| data),
+        None => encoded,
+    };
+    let encoded = encoded.trim();
+    let approximate_bytes = encoded.len() / 4 * 3;
+    if approximate_bytes > MAX_IMAGE_BYTES + 3 {
+        return Err(ErrorBody::new(
+            ErrorCode::TooLarge,
+            format!("the image is about {approximate_bytes} bytes; the limit is {MAX_IMAGE_BYTES}"),
+        ));
+    }
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| {
+            ErrorBody::new(
+                ErrorCode::BadRequest,
+                format!("image_base64 is not valid base64: {e}"),
+            )
+        })
 }
 
 /// Public body of `vidseek.v1.search.text`.
@@ -112,6 +428,8 @@ pub struct TextSearch {
     pub k: Option<usize>,
     #[serde(default)]
     pub min_score: Option<f32>,
+    #[serde(flatten)]
+    pub scope: SearchScope,
 }
 
 /// Public JSON body of `vidseek.v1.search.image` (raw image bytes work too).
@@ -123,6 +441,8 @@ pub struct ImageSearch {
     pub k: Option<usize>,
     #[serde(default)]
     pub min_score: Option<f32>,
+    #[serde(flatten)]
+    pub scope: SearchScope,
 }
 
 /// One matching segment, as users see it.
@@ -144,6 +464,10 @@ pub struct SearchHit {
     pub text: Option<String>,
     pub thumbnail_url: String,
     pub play_url: String,
+    /// Grouped searches: how many more of this video's segments are among
+    /// its shard's best matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more_in_video: Option<u32>,
 }
 
 /// Something the user should know about an otherwise successful answer.
@@ -293,6 +617,7 @@ mod tests {
             text: None,
             thumbnail_url: thumbnail_url("v1", 3),
             play_url: play_url("v1"),
+            more_in_video: Some(2),
         }
     }
 
@@ -305,6 +630,25 @@ mod tests {
             },
             k: 10,
             min_score: 0.2,
+            filter: SearchFilter {
+                videos: vec!["v1".into()],
+                from: Some(1.5),
+                to: None,
+                kinds: vec![SegmentKind::Shot],
+            },
+            group_by_video: true,
+        });
+        assert_roundtrip(&SearchRequest {
+            query_id: "q".into(),
+            input: QueryInput::TextAndImage {
+                text: "at night".into(),
+                bytes: vec![1, 2],
+                image_weight: 0.25,
+            },
+            k: 10,
+            min_score: 0.0,
+            filter: SearchFilter::default(),
+            group_by_video: false,
         });
         assert_roundtrip(&SearchEvent::Partial {
             id: "q1".into(),
@@ -344,11 +688,21 @@ mod tests {
             text: "a cat".into(),
             k: Some(3),
             min_score: None,
+            scope: SearchScope::default(),
         });
         assert_roundtrip(&ImageSearch {
             image_base64: "AAEC".into(),
             k: None,
             min_score: Some(0.5),
+            scope: SearchScope {
+                filter: SearchFilter {
+                    videos: vec!["v2".into()],
+                    from: None,
+                    to: Some(30.0),
+                    kinds: vec![],
+                },
+                group: Some(Grouping::Video),
+            },
         });
         assert_roundtrip(&HealthReport {
             encoder: true,
@@ -413,5 +767,98 @@ mod tests {
         );
         let ok = SearchRequest::new("q".into(), text("一个人在海边跳舞"), None, None).unwrap();
         assert_eq!(ok.k, DEFAULT_K);
+    }
+
+    #[test]
+    fn a_search_body_carries_filters_grouping_and_every_kind_of_query() {
+        let body: SearchBody = serde_json::from_str(
+            r#"{"text":"a cat","videos":["v1","v2"],"from":2.5,"to":10,"kinds":["shot","ocr"],"group":"video","k":5}"#,
+        )
+        .unwrap();
+        assert_roundtrip(&body);
+        let request = body.into_request("q".into()).unwrap();
+        assert_eq!(request.k, 5);
+        assert!(request.group_by_video);
+        assert_eq!(request.filter.videos, ["v1", "v2"]);
+        assert_eq!(request.filter.kinds, [SegmentKind::Shot, SegmentKind::Ocr]);
+
+        let input = |json: &str| serde_json::from_str::<QueryBody>(json).unwrap().input();
+        assert_eq!(
+            input(r#"{"like":"v1-3"}"#).unwrap(),
+            QueryInput::Like {
+                segment_id: "v1-3".into()
+            }
+        );
+        assert_eq!(
+            input(r#"{"text":"at night","image_base64":"AAEC","image_weight":0.7}"#).unwrap(),
+            QueryInput::TextAndImage {
+                text: "at night".into(),
+                bytes: vec![0, 1, 2],
+                image_weight: 0.7,
+            }
+        );
+        for bad in [
+            r#"{}"#,
+            r#"{"like":"v1-3","text":"a"}"#,
+            r#"{"text":"a","image_weight":0.5}"#,
+            r#"{"image_base64":"!!"}"#,
+        ] {
+            assert_eq!(
+                input(bad).unwrap_err().error.code,
+                ErrorCode::BadRequest,
+                "{bad}"
+            );
+        }
+        let request = |json: &str| {
+            serde_json::from_str::<SearchBody>(json)
+                .unwrap()
+                .into_request("q".into())
+        };
+        for bad in [
+            r#"{"like":"not a segment"}"#,
+            r#"{"text":"a","image_base64":"AAEC","image_weight":1.5}"#,
+            r#"{"text":"a","from":10,"to":5}"#,
+            r#"{"text":"a","from":-1}"#,
+        ] {
+            assert_eq!(
+                request(bad).unwrap_err().error.code,
+                ErrorCode::BadRequest,
+                "{bad}"
+            );
+        }
+        let many = format!(
+            r#"{{"text":"a","videos":{:?}}}"#,
+            (0..=MAX_FILTER_VIDEOS)
+                .map(|i| format!("v{i}"))
+                .collect::<Vec<_>>()
+        );
+        assert!(request(&many).is_err(), "too many videos");
+
+        let scores: ScoresBody = serde_json::from_str(r#"{"video_id":"v1","text":"a"}"#).unwrap();
+        assert_roundtrip(&scores);
+        assert_eq!(scores.into_request("q".into()).unwrap().video_id, "v1");
+    }
+
+    #[test]
+    fn a_filter_keeps_segments_overlapping_its_range_of_its_videos_and_kinds() {
+        let filter = SearchFilter {
+            videos: vec!["v1".into()],
+            from: Some(10.0),
+            to: Some(20.0),
+            kinds: vec![SegmentKind::Shot],
+        };
+        assert!(filter.accepts("v1", 5.0, 12.0, SegmentKind::Shot));
+        assert!(filter.accepts("v1", 19.0, 30.0, SegmentKind::Shot));
+        assert!(
+            !filter.accepts("v1", 0.0, 10.0, SegmentKind::Shot),
+            "ends at from"
+        );
+        assert!(
+            !filter.accepts("v1", 20.0, 25.0, SegmentKind::Shot),
+            "starts at to"
+        );
+        assert!(!filter.accepts("v2", 12.0, 13.0, SegmentKind::Shot));
+        assert!(!filter.accepts("v1", 12.0, 13.0, SegmentKind::Subtitle));
+        assert!(SearchFilter::default().accepts("any", 0.0, 1.0, SegmentKind::Ocr));
     }
 }

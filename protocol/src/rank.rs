@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encode::Calibration;
 use crate::error::{ErrorBody, ErrorCode};
+use crate::query::SearchFilter;
 
 /// Most results a shard returns: what the query stage may ask for.
 pub const MAX_RANK_K: usize = crate::query::MAX_K;
@@ -132,6 +133,56 @@ pub struct RankRequest {
     /// cues' terms and fused with the vector score.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub terms: Vec<String>,
+    /// Applied to every segment before the top k is chosen.
+    #[serde(default, skip_serializing_if = "SearchFilter::is_empty")]
+    pub filter: SearchFilter,
+    /// Segment ids never returned (the segment a "more like this" started from).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// The best segment per video, each with `more_in_video` set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub group_by_video: bool,
+    /// A second query in the other space, mixed into every score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blend: Option<Blend>,
+}
+
+/// The second half of a text-and-picture query: a segment's score is
+/// `(1 − weight) · main + weight · this`, where a segment without a vector
+/// in this space scores 0 here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Blend {
+    pub space: Space,
+    pub vector: Vec<f32>,
+    pub calibration: KindCalibration,
+    pub weight: f32,
+}
+
+/// Most segment ids one rank request may exclude.
+pub const MAX_RANK_EXCLUDE: usize = 16;
+
+/// `vidseek.v1.rank.{shard}.scores`: every segment of one video scored
+/// against `query` (its vectors, calibration, terms and blend; its k,
+/// filter and grouping do not apply).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreVideoRequest {
+    pub video_id: String,
+    pub query: RankRequest,
+}
+
+/// Answer to [`ScoreVideoRequest`]: the video's segments in time order, scored;
+/// empty when the shard does not hold the video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreVideoResponse {
+    pub segments: Vec<RankedSegment>,
+}
+
+/// `vidseek.v1.rank.{shard}.segment`: a stored segment, vectors included
+/// (what "more like this" searches with); `not_found` if the shard does
+/// not hold it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentLookup {
+    pub segment_id: String,
 }
 
 impl RankRequest {
@@ -169,6 +220,35 @@ impl RankRequest {
                 self.terms.len()
             ));
         }
+        self.filter.validate()?;
+        if self.exclude.len() > MAX_RANK_EXCLUDE {
+            return bad(format!(
+                "{} excluded segments; the limit is {MAX_RANK_EXCLUDE}",
+                self.exclude.len()
+            ));
+        }
+        if let Some(blend) = &self.blend {
+            if blend.space == self.space {
+                return bad("a blended query must be in the other space".into());
+            }
+            if !(0.0..=1.0).contains(&blend.weight) {
+                return bad(format!(
+                    "the blend weight must be between 0 and 1, got {}",
+                    blend.weight
+                ));
+            }
+            if blend.vector.is_empty() || !blend.vector.iter().all(|x| x.is_finite()) {
+                return bad("the blended query vector is empty or not finite numbers".into());
+            }
+            let c = &blend.calibration;
+            if ![c.shot, c.subtitle]
+                .iter()
+                .chain(c.ocr.iter())
+                .all(|c| c.a.is_finite() && c.b.is_finite())
+            {
+                return bad("calibration constants must be finite numbers".into());
+            }
+        }
         Ok(())
     }
 }
@@ -178,6 +258,10 @@ pub struct RankedSegment {
     pub meta: SegmentMeta,
     /// Calibrated confidence in 0..1.
     pub score: f32,
+    /// Grouped requests: how many more of this video's segments are among
+    /// the shard's best matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more_in_video: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +314,10 @@ mod tests {
             },
             min_score: 0.0,
             terms: vec!["cat".into()],
+            filter: Default::default(),
+            exclude: vec![],
+            group_by_video: false,
+            blend: None,
         }
     }
 
@@ -317,6 +405,7 @@ mod tests {
             hits: vec![RankedSegment {
                 meta: meta(),
                 score: 0.5,
+                more_in_video: None,
             }],
         });
     }

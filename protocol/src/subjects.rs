@@ -7,6 +7,12 @@
 pub const SEARCH_TEXT: &str = "vidseek.v1.search.text";
 /// Public: raw image bytes, or JSON `{"image_base64": "..."}` → `{"results": [...]}`.
 pub const SEARCH_IMAGE: &str = "vidseek.v1.search.image";
+/// Public: any search as `POST /api/v1/search` takes it (text, picture,
+/// both, `like`, filters, grouping) → `{"results": [...]}`.
+pub const SEARCH: &str = "vidseek.v1.search";
+/// Public: `{"video_id", "text"|"image_base64"|"like"}` → every segment of
+/// the video with its score (`GET /api/v1/videos/{id}/scores`).
+pub const SCORES: &str = "vidseek.v1.scores";
 /// Internal: a [`crate::query::SearchRequest`] whose reply inbox receives a
 /// stream of [`crate::query::SearchEvent`]s (one partial per shard, then done).
 pub const SEARCH_STREAM: &str = "vidseek.v1.search.stream";
@@ -28,6 +34,19 @@ pub const ENCODE_IMAGE: &str = "vidseek.v1.encode.image";
 pub fn rank(shard: u32) -> String {
     format!("vidseek.v1.rank.{shard}")
 }
+
+/// Internal: score every segment of one video held by `shard`.
+pub fn rank_scores(shard: u32) -> String {
+    format!("vidseek.v1.rank.{shard}.scores")
+}
+
+/// Internal: one stored segment of `shard`, with its vectors.
+pub fn rank_segment(shard: u32) -> String {
+    format!("vidseek.v1.rank.{shard}.segment")
+}
+
+/// Every ranker subject of every shard (permissions).
+pub const RANK_ALL: &str = "vidseek.v1.rank.>";
 
 /// JetStream work queue holding ingest jobs until a worker has stored the result.
 pub const INGEST_JOBS_STREAM: &str = "VIDSEEK_INGEST_JOBS";

@@ -152,6 +152,8 @@ fn search_request(input: QueryInput, k: usize) -> Vec<u8> {
         input,
         k,
         min_score: 0.0,
+        filter: Default::default(),
+        group_by_video: false,
     };
     codec::encode(Format::MsgPack, &request).unwrap()
 }
@@ -169,6 +171,10 @@ fn rank_request(vector: Vec<f32>, k: usize, min_score: f32) -> Vec<u8> {
         },
         min_score,
         terms: vec![],
+        filter: Default::default(),
+        exclude: vec![],
+        group_by_video: false,
+        blend: None,
     };
     codec::encode(Format::MsgPack, &request).unwrap()
 }
@@ -431,6 +437,73 @@ fn cases(root: &Path) -> Vec<Case> {
     t.msgpack(&s, "min_score = 7", rank_request(unit, 10, 7.0), bad);
     let unknown_space = r#"{"space":"audio","vector":[1],"k":3,"calibration":{"shot":{"a":1,"b":0},"subtitle":{"a":1,"b":0}}}"#;
     t.json(&s, "unknown space", unknown_space, bad);
+    let backwards = r#"{"space":"text","vector":[1],"k":3,"calibration":{"shot":{"a":1,"b":0},"subtitle":{"a":1,"b":0}},"filter":{"from":9,"to":1}}"#;
+    t.json(&s, "from after to", backwards, bad);
+    let blend_same_space = r#"{"space":"text","vector":[1],"k":3,"calibration":{"shot":{"a":1,"b":0},"subtitle":{"a":1,"b":0}},"blend":{"space":"text","vector":[1],"calibration":{"shot":{"a":1,"b":0},"subtitle":{"a":1,"b":0}},"weight":0.5}}"#;
+    t.json(&s, "blend in the same space", blend_same_space, bad);
+
+    // vidseek.v1.rank.0.segment and .scores
+    let s = subjects::rank_segment(0);
+    t.undecodable(&s, r#"{"segment_id": 3}"#, bad);
+    let missing = r#"{"segment_id":"vmissing-0"}"#;
+    t.json(&s, "segment not held", missing, not_found);
+    t.json(
+        &s,
+        "not a segment id",
+        r#"{"segment_id":"../../x"}"#,
+        not_found,
+    );
+    let s = subjects::rank_scores(0);
+    t.undecodable(&s, r#"{"video_id": 3}"#, bad);
+
+    // vidseek.v1.search
+    let s = subjects::SEARCH;
+    t.undecodable(s, r#"{"text": 42}"#, bad);
+    t.json(s, "nothing to search", "{}", bad);
+    t.json(s, "like with text", r#"{"like":"v1-0","text":"cat"}"#, bad);
+    t.json(s, "like not a segment id", r#"{"like":"../etc"}"#, bad);
+    t.json(
+        s,
+        "like an unknown segment",
+        r#"{"like":"vnothere-3"}"#,
+        not_found,
+    );
+    t.json(
+        s,
+        "image_weight 2",
+        r#"{"text":"cat","image_base64":"AAEC","image_weight":2}"#,
+        bad,
+    );
+    t.json(s, "from = -1", r#"{"text":"cat","from":-1}"#, bad);
+    t.json(
+        s,
+        "from after to",
+        r#"{"text":"cat","from":20,"to":10}"#,
+        bad,
+    );
+    t.json(
+        s,
+        "unknown kind",
+        r#"{"text":"cat","kinds":["scene"]}"#,
+        bad,
+    );
+    t.json(
+        s,
+        "unknown grouping",
+        r#"{"text":"cat","group":"shot"}"#,
+        bad,
+    );
+    let many_videos = json!({ "text": "cat", "videos": vec!["v1"; 101] }).to_string();
+    t.json(s, "101 videos", many_videos, bad);
+
+    // vidseek.v1.scores
+    let s = subjects::SCORES;
+    t.undecodable(s, r#"{"video_id": 1, "text": "cat"}"#, bad);
+    t.json(s, "missing video_id", r#"{"text":"cat"}"#, bad);
+    t.json(s, "empty video_id", r#"{"video_id":"","text":"cat"}"#, bad);
+    t.json(s, "no query", r#"{"video_id":"v1"}"#, bad);
+    let unknown = r#"{"video_id":"vnothere","text":"cat"}"#;
+    t.json(s, "unknown video", unknown, not_found);
 
     t.cases
 }

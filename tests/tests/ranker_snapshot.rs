@@ -79,6 +79,10 @@ fn request(vector: Vec<f32>, terms: &[&str]) -> RankRequest {
         },
         min_score: 0.0,
         terms: terms.iter().map(|t| t.to_string()).collect(),
+        filter: Default::default(),
+        exclude: vec![],
+        group_by_video: false,
+        blend: None,
     }
 }
 

@@ -4,71 +4,26 @@
 
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
-use base64::Engine as _;
-use serde::Deserialize;
 use vidseek_protocol::ErrorCode;
 use vidseek_protocol::query::{MAX_IMAGE_BYTES, MAX_TEXT_CHARS, QueryInput};
 
 use crate::error::ApiError;
 
-/// A query as any of our JSON bodies carry it (REST POST, WebSocket).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub struct QueryBody {
-    /// What to look for, in words.
-    #[serde(default)]
-    pub text: Option<String>,
-    /// A picture to look for, base64 (a `data:` URL works too).
-    #[serde(default)]
-    pub image_base64: Option<String>,
-    /// Number of results, 1..100 (default 10).
-    #[serde(default)]
-    pub k: Option<usize>,
-    /// Drop results below this confidence (0..1).
-    #[serde(default)]
-    pub min_score: Option<f32>,
-}
-
-impl QueryBody {
-    /// Exactly one of text and image.
-    pub fn into_input(self) -> Result<QueryInput, ApiError> {
-        match (self.text, self.image_base64) {
-            (Some(text), None) => text_input(text),
-            (None, Some(b64)) => Ok(QueryInput::Image {
-                bytes: decode_base64_image(&b64)?,
-            }),
-            (Some(_), Some(_)) => Err(ApiError::bad_request(
-                "send either text or image_base64, not both",
-            )),
-            (None, None) => Err(ApiError::bad_request("send text or image_base64")),
-        }
-    }
-}
-
 /// Text input with its length checked before anything copies it around.
 pub fn text_input(text: String) -> Result<QueryInput, ApiError> {
+    check_text_length(&text)?;
+    Ok(QueryInput::Text { text })
+}
+
+/// A query this long is a malformed request rather than a big upload.
+pub fn check_text_length(text: &str) -> Result<(), ApiError> {
     let chars = text.chars().count();
     if chars > MAX_TEXT_CHARS {
-        // A query this long is a malformed request rather than a big upload.
         return Err(ApiError::bad_request(format!(
             "text is {chars} characters long; the limit is {MAX_TEXT_CHARS}"
         )));
     }
-    Ok(QueryInput::Text { text })
-}
-
-pub fn decode_base64_image(encoded: &str) -> Result<Vec<u8>, ApiError> {
-    // Browsers hand out `data:image/png;base64,...` from FileReader.
-    let encoded = match encoded.strip_prefix("data:") {
-        Some(rest) => rest.split_once(',').map_or(rest, |(_, data)| data),
-        None => encoded,
-    };
-    let encoded = encoded.trim();
-    if encoded.len() / 4 * 3 > MAX_IMAGE_BYTES + 3 {
-        return Err(image_too_large(encoded.len() / 4 * 3));
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|e| ApiError::bad_request(format!("image_base64 is not valid base64: {e}")))
+    Ok(())
 }
 
 pub fn image_too_large(bytes: usize) -> ApiError {
@@ -119,6 +74,8 @@ pub async fn read_text_field(field: &mut Field<'_>) -> Result<String, ApiError> 
 pub struct SearchForm {
     pub image: Option<Vec<u8>>,
     pub text: Option<String>,
+    /// With both image and text: the picture's weight, 0..1.
+    pub image_weight: Option<f32>,
     pub k: Option<usize>,
     pub min_score: Option<f32>,
 }
@@ -134,6 +91,12 @@ impl SearchForm {
                 }
                 "text" => form.text = Some(read_text_field(&mut field).await?),
                 "k" => form.k = Some(parse_number(&read_text_field(&mut field).await?, "k")?),
+                "image_weight" => {
+                    form.image_weight = Some(parse_number(
+                        &read_text_field(&mut field).await?,
+                        "image_weight",
+                    )?)
+                }
                 "min_score" => {
                     form.min_score = Some(parse_number(
                         &read_text_field(&mut field).await?,
@@ -148,10 +111,24 @@ impl SearchForm {
     }
 
     pub fn into_input(self) -> Result<QueryInput, ApiError> {
+        if self.image_weight.is_some() && (self.image.is_none() || self.text.is_none()) {
+            return Err(ApiError::bad_request(
+                "image_weight goes with both an image and text",
+            ));
+        }
         match (self.image, self.text) {
             (Some(bytes), None) => Ok(QueryInput::Image { bytes }),
             (None, Some(text)) => text_input(text),
-            (Some(_), Some(_)) => Err(ApiError::bad_request("send either image or text, not both")),
+            (Some(bytes), Some(text)) => {
+                check_text_length(&text)?;
+                Ok(QueryInput::TextAndImage {
+                    text,
+                    bytes,
+                    image_weight: self
+                        .image_weight
+                        .unwrap_or(vidseek_protocol::query::DEFAULT_IMAGE_WEIGHT),
+                })
+            }
             (None, None) => Err(ApiError::bad_request("the form has no image field")),
         }
     }
@@ -169,30 +146,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_images_decode_with_or_without_data_url() {
-        assert_eq!(decode_base64_image("AAEC").unwrap(), vec![0, 1, 2]);
+    fn a_form_with_image_and_text_is_a_combined_query() {
+        let form = SearchForm {
+            image: Some(vec![1]),
+            text: Some("at night".into()),
+            image_weight: Some(0.8),
+            ..SearchForm::default()
+        };
+        assert!(matches!(
+            form.into_input().unwrap(),
+            QueryInput::TextAndImage { image_weight, .. } if image_weight == 0.8
+        ));
+        let weight_alone = SearchForm {
+            text: Some("a".into()),
+            image_weight: Some(0.5),
+            ..SearchForm::default()
+        };
         assert_eq!(
-            decode_base64_image("data:image/png;base64,AAEC").unwrap(),
-            vec![0, 1, 2]
-        );
-        assert_eq!(
-            decode_base64_image("!!").unwrap_err().code(),
+            weight_alone.into_input().unwrap_err().code(),
             ErrorCode::BadRequest
         );
-    }
-
-    #[test]
-    fn body_needs_exactly_one_input() {
-        let both = QueryBody {
-            text: Some("a".into()),
-            image_base64: Some("AAEC".into()),
-            ..Default::default()
-        };
-        assert!(both.into_input().is_err());
-        assert!(QueryBody::default().into_input().is_err());
-        let long = QueryBody {
+        let long = SearchForm {
             text: Some("x".repeat(MAX_TEXT_CHARS + 1)),
-            ..Default::default()
+            ..SearchForm::default()
         };
         assert_eq!(long.into_input().unwrap_err().code(), ErrorCode::BadRequest);
     }

@@ -4,6 +4,7 @@
 pub mod form;
 pub mod health;
 pub mod media;
+pub mod scores;
 pub mod search;
 pub mod seed;
 pub mod videos;

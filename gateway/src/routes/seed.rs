@@ -72,7 +72,13 @@ async fn top_ten(
     admitted: search::Admitted,
     input: QueryInput,
 ) -> Result<Json<Vec<SeedHit>>, ApiError> {
-    let response = search::run_to_completion(state, admitted, input, Some(SEED_K), None).await?;
+    let asked = search::Asked {
+        input,
+        k: Some(SEED_K),
+        min_score: None,
+        scope: Default::default(),
+    };
+    let response = search::run_to_completion(state, admitted, asked).await?;
     let mut hits: Vec<SeedHit> = response
         .results
         .into_iter()

@@ -232,6 +232,7 @@ pub fn hit(video_id: &str, index: u32, score: f32) -> SearchHit {
         text: None,
         thumbnail_url: thumbnail_url(video_id, index),
         play_url: play_url(video_id),
+        more_in_video: None,
     }
 }
 
@@ -321,6 +322,8 @@ async fn answer_search(client: &async_nats::Client, message: Message) {
         }
         QueryInput::Text { .. } => KNOWN_VIDEO,
         QueryInput::Image { .. } => "vimage01",
+        QueryInput::TextAndImage { .. } => "vboth001",
+        QueryInput::Like { .. } => "vlike001",
     };
     let shard0 = vec![hit(first_video, 1, 0.9), hit(first_video, 0, 0.5)];
     let mut merged = shard0.clone();

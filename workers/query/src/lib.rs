@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use async_nats::Message;
 use async_nats::service::ServiceExt;
-use base64::Engine;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
@@ -32,10 +31,15 @@ use vidseek_protocol::encode::{
 };
 use vidseek_protocol::error::{ErrorBody, ErrorCode};
 use vidseek_protocol::query::{
-    HealthReport, ImageSearch, QueryInput, QueryTranslation, SearchEvent, SearchRequest,
-    SearchResponse, TextSearch, Warning,
+    HealthReport, ImageSearch, QueryInput, QueryTranslation, ScoresBody, ScoresRequest, SearchBody,
+    SearchEvent, SearchFilter, SearchRequest, SearchResponse, SearchScope, SegmentScore,
+    TextSearch, VideoScores, Warning, decode_image_base64,
 };
-use vidseek_protocol::rank::{KindCalibration, RankRequest, RankResponse, Space};
+use vidseek_protocol::rank::{
+    Blend, KindCalibration, MAX_RANK_TERMS, RankRequest, RankResponse, ScoreVideoRequest,
+    ScoreVideoResponse, SegmentLookup, SegmentRecord, Space, parse_segment_id,
+};
+use vidseek_protocol::sharding::shard_of;
 use vidseek_protocol::subjects;
 
 pub use merge::Merged;
@@ -59,6 +63,56 @@ pub struct QueryConfig {
     pub encode_timeout: Duration,
     /// Deadline for each shard's answer.
     pub shard_timeout: Duration,
+}
+
+/// A query as the rankers take it, before k and filters are added, and
+/// what the user should be told about it.
+struct Query {
+    space: Space,
+    vector: Vec<f32>,
+    calibration: KindCalibration,
+    terms: Vec<String>,
+    blend: Option<Blend>,
+    exclude: Vec<String>,
+    warnings: Vec<Warning>,
+    translation: Option<QueryTranslation>,
+}
+
+impl Query {
+    fn new(space: Space, vector: Vec<f32>, calibration: KindCalibration) -> Query {
+        Query {
+            space,
+            vector,
+            calibration,
+            terms: vec![],
+            blend: None,
+            exclude: vec![],
+            warnings: vec![],
+            translation: None,
+        }
+    }
+}
+
+fn no_vector() -> ErrorBody {
+    ErrorBody::new(ErrorCode::Internal, "the encoder returned no vector")
+}
+
+/// Text queries match shots, cues and on-screen text, each calibrated.
+fn text_calibration(encoded: &EncodeTextResponse) -> KindCalibration {
+    KindCalibration {
+        shot: encoded.text_visual,
+        subtitle: encoded.text_text,
+        ocr: encoded.text_ocr,
+    }
+}
+
+/// Image queries match only shots (cues have no picture).
+fn image_calibration(encoded: &EncodeImageResponse) -> KindCalibration {
+    KindCalibration {
+        shot: encoded.image_image,
+        subtitle: encoded.image_image,
+        ocr: None,
+    }
 }
 
 /// A query ready to scatter, and what the user should be told about it.
@@ -117,6 +171,8 @@ pub async fn run(
     };
     let text = add("text", subjects::SEARCH_TEXT).await?;
     let image = add("image", subjects::SEARCH_IMAGE).await?;
+    let any = add("search", subjects::SEARCH).await?;
+    let scores = add("scores", subjects::SCORES).await?;
     let health = add("health", subjects::HEALTH).await?;
     // The streaming subject answers with several messages, which the service
     // API's one-reply requests cannot express: a plain queue subscription.
@@ -141,6 +197,19 @@ pub async fn run(
     };
     let serve_text = serve_once(text, text_request);
     let serve_image = serve_once(image, image_request);
+    let serve_any = serve_once(any, any_request);
+    let s = stage.clone();
+    let serve_scores = vidseek_bus::service::serve_messages(scores, move |message| {
+        let stage = s.clone();
+        async move {
+            let deadline = stage.config.deadline_of(&message);
+            let body: ScoresBody = rpc::decode_request(&message)?;
+            let request =
+                body.into_request(rpc::query_id_of(&message).unwrap_or_else(new_query_id))?;
+            check_query_images(&request.input)?;
+            stage.scores(request, deadline).await
+        }
+    });
     let s = stage.clone();
     let serve_health = vidseek_bus::service::serve_messages(health, move |_| {
         let stage = s.clone();
@@ -166,6 +235,7 @@ pub async fn run(
     tokio::select! {
         _ = shutdown.cancelled() => {}
         _ = futures::future::join4(serve_text, serve_image, serve_health, serve_stream) => {}
+        _ = futures::future::join(serve_any, serve_scores) => {}
     }
     let _ = service.stop().await;
     Ok(())
@@ -175,7 +245,7 @@ fn new_query_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// `{"text", "k"?, "min_score"?}` in JSON or MessagePack.
+/// `{"text", "k"?, "min_score"?, filters?}` in JSON or MessagePack.
 fn text_request(message: &Message) -> Result<SearchRequest, ErrorBody> {
     let body: TextSearch = rpc::decode_request(message)?;
     SearchRequest::new(
@@ -183,7 +253,27 @@ fn text_request(message: &Message) -> Result<SearchRequest, ErrorBody> {
         QueryInput::Text { text: body.text },
         body.k,
         body.min_score,
-    )
+    )?
+    .with_scope(body.scope.filter, body.scope.group.is_some())
+}
+
+/// Any search, as `POST /api/v1/search` takes it ([`SearchBody`]).
+fn any_request(message: &Message) -> Result<SearchRequest, ErrorBody> {
+    let body: SearchBody = rpc::decode_request(message)?;
+    let request = body.into_request(rpc::query_id_of(message).unwrap_or_else(new_query_id))?;
+    check_query_images(&request.input)?;
+    Ok(request)
+}
+
+/// Raw NATS clients send pictures unreduced: refuse from the header alone
+/// what no stage should decode, saying what to send instead.
+fn check_query_images(input: &QueryInput) -> Result<(), ErrorBody> {
+    match input {
+        QueryInput::Image { bytes } | QueryInput::TextAndImage { bytes, .. } => {
+            vidseek_bus::query_image::check_nats_query(bytes)
+        }
+        QueryInput::Text { .. } | QueryInput::Like { .. } => Ok(()),
+    }
 }
 
 /// Raw image bytes, or `{"image_base64", "k"?, "min_score"?}`.
@@ -191,24 +281,17 @@ fn image_request(message: &Message) -> Result<SearchRequest, ErrorBody> {
     let query_id = rpc::query_id_of(message).unwrap_or_else(new_query_id);
     let looks_structured = rpc::format_of(message.headers.as_ref()) == Format::MsgPack
         || message.payload.first() == Some(&b'{');
-    let (bytes, k, min_score) = if looks_structured {
+    let (bytes, k, min_score, scope) = if looks_structured {
         let body: ImageSearch = rpc::decode_request(message)?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(body.image_base64.trim())
-            .map_err(|e| {
-                ErrorBody::new(
-                    ErrorCode::BadRequest,
-                    format!("image_base64 is not base64: {e}"),
-                )
-            })?;
-        (bytes, body.k, body.min_score)
+        let bytes = decode_image_base64(&body.image_base64)?;
+        (bytes, body.k, body.min_score, body.scope)
     } else {
-        (message.payload.to_vec(), None, None)
+        (message.payload.to_vec(), None, None, SearchScope::default())
     };
-    // Raw NATS clients send pictures unreduced: refuse from the header alone
-    // what no stage should decode, saying what to send instead.
-    vidseek_bus::query_image::check_nats_query(&bytes)?;
-    SearchRequest::new(query_id, QueryInput::Image { bytes }, k, min_score)
+    let input = QueryInput::Image { bytes };
+    check_query_images(&input)?;
+    SearchRequest::new(query_id, input, k, min_score)?
+        .with_scope(scope.filter, scope.group.is_some())
 }
 
 impl QueryStage {
@@ -286,10 +369,9 @@ impl QueryStage {
             // Pictures from raw clients are checked from the header, as on
             // the one-shot image subject.
             let request = request.and_then(|r| {
-                if let QueryInput::Image { bytes } = &r.input {
-                    vidseek_bus::query_image::check_nats_query(bytes)?;
-                }
-                SearchRequest::new(r.query_id, r.input, Some(r.k), Some(r.min_score))
+                check_query_images(&r.input)?;
+                SearchRequest::new(r.query_id, r.input, Some(r.k), Some(r.min_score))?
+                    .with_scope(r.filter, r.group_by_video)
             });
             match request {
                 Ok(request) => {
@@ -400,91 +482,252 @@ impl QueryStage {
         });
     }
 
-    /// The query's vector, the space and calibration to rank in, and any
-    /// warning the encoder raised.
+    /// The rank request for a search, and what the user should be told.
     async fn encode(
         &self,
         request: &SearchRequest,
         deadline: Deadline,
     ) -> Result<Encoded, ErrorBody> {
-        let id = Some(request.query_id.as_str());
-        let deadline = deadline.min(Deadline::after(self.config.encode_timeout));
-        let mut warnings = vec![];
-        let mut query_translation = None;
-        let mut terms = vec![];
-        let (space, vector, calibration) = match &request.input {
-            QueryInput::Text { text } => {
-                let encoded: EncodeTextResponse = rpc::request_with_retry_until(
-                    &self.nats,
-                    subjects::ENCODE_TEXT,
-                    &EncodeTextRequest {
-                        texts: vec![text.clone()],
-                    },
-                    deadline,
-                    id,
-                )
-                .await?;
-                if let Some(Some(language)) = encoded.unsupported_language.first() {
-                    warnings.push(Warning {
-                        code: "language_unsupported".into(),
-                        message: format!(
-                            "the installed model pack does not understand this query's language ({language}); results are unreliable. Install a multilingual pack (vidseek models list)."
-                        ),
-                    });
-                }
-                query_translation = encoded.translations.into_iter().next().flatten();
-                // Lexical terms come from the query as typed: a Chinese query
-                // matches Chinese cues, an English name matches itself.
-                terms = vidseek_text::terms::terms(text);
-                let vector = encoded.vectors.into_iter().next().ok_or_else(|| {
-                    ErrorBody::new(ErrorCode::Internal, "the encoder returned no vector")
-                })?;
-                (
-                    Space::Text,
-                    vector,
-                    KindCalibration {
-                        shot: encoded.text_visual,
-                        subtitle: encoded.text_text,
-                        ocr: encoded.text_ocr,
-                    },
-                )
-            }
-            QueryInput::Image { bytes } => {
-                let encoded: EncodeImageResponse = rpc::request_with_retry_until(
-                    &self.nats,
-                    subjects::ENCODE_IMAGE,
-                    &EncodeImageRequest {
-                        images: vec![serde_bytes::ByteBuf::from(bytes.clone())],
-                    },
-                    deadline,
-                    id,
-                )
-                .await?;
-                let vectors = encoded.vectors.into_iter().next().ok_or_else(|| {
-                    ErrorBody::new(ErrorCode::Internal, "the encoder returned no vector")
-                })?;
-                (
-                    Space::Image,
-                    vectors.image_space,
-                    KindCalibration {
-                        shot: encoded.image_image,
-                        subtitle: encoded.image_image,
-                        ocr: None,
-                    },
-                )
-            }
-        };
+        let query = self
+            .encode_query(&request.input, &request.query_id, deadline)
+            .await?;
         Ok(Encoded {
             rank_request: RankRequest {
-                space,
-                vector,
+                space: query.space,
+                vector: query.vector,
                 k: request.k,
-                calibration,
+                calibration: query.calibration,
                 min_score: request.min_score,
-                terms,
+                terms: query.terms,
+                filter: request.filter.clone(),
+                exclude: query.exclude,
+                group_by_video: request.group_by_video,
+                blend: query.blend,
             },
+            warnings: query.warnings,
+            query_translation: query.translation,
+        })
+    }
+
+    /// What any query asks the rankers, whatever its form.
+    async fn encode_query(
+        &self,
+        input: &QueryInput,
+        query_id: &str,
+        deadline: Deadline,
+    ) -> Result<Query, ErrorBody> {
+        let deadline = deadline.min(Deadline::after(self.config.encode_timeout));
+        match input {
+            QueryInput::Text { text } => self.encode_text(text, query_id, deadline).await,
+            QueryInput::Image { bytes } => self.encode_image(bytes, query_id, deadline).await,
+            QueryInput::TextAndImage {
+                text,
+                bytes,
+                image_weight,
+            } => {
+                let (words, picture) = futures::future::join(
+                    self.encode_text(text, query_id, deadline),
+                    self.encode_image(bytes, query_id, deadline),
+                )
+                .await;
+                let (mut words, picture) = (words?, picture?);
+                words.blend = Some(Blend {
+                    space: picture.space,
+                    vector: picture.vector,
+                    calibration: picture.calibration,
+                    weight: *image_weight,
+                });
+                Ok(words)
+            }
+            QueryInput::Like { segment_id } => self.like(segment_id, query_id, deadline).await,
+        }
+    }
+
+    async fn encode_text(
+        &self,
+        text: &str,
+        query_id: &str,
+        deadline: Deadline,
+    ) -> Result<Query, ErrorBody> {
+        let encoded = self
+            .text_encoding(vec![text.to_string()], query_id, deadline)
+            .await?;
+        let mut warnings = vec![];
+        if let Some(Some(language)) = encoded.unsupported_language.first() {
+            warnings.push(Warning {
+                code: "language_unsupported".into(),
+                message: format!(
+                    "the installed model pack does not understand this query's language ({language}); results are unreliable. Install a multilingual pack (vidseek models list)."
+                ),
+            });
+        }
+        let vector = encoded.vectors.first().cloned().ok_or_else(no_vector)?;
+        let calibration = text_calibration(&encoded);
+        Ok(Query {
+            // Lexical terms come from the query as typed: a Chinese query
+            // matches Chinese cues, an English name matches itself.
+            terms: vidseek_text::terms::terms(text),
             warnings,
-            query_translation,
+            translation: encoded.translations.into_iter().next().flatten(),
+            ..Query::new(Space::Text, vector, calibration)
+        })
+    }
+
+    async fn encode_image(
+        &self,
+        bytes: &[u8],
+        query_id: &str,
+        deadline: Deadline,
+    ) -> Result<Query, ErrorBody> {
+        let image = serde_bytes::ByteBuf::from(bytes.to_vec());
+        let encoded = self.image_encoding(vec![image], query_id, deadline).await?;
+        let vectors = encoded.vectors.first().cloned().ok_or_else(no_vector)?;
+        Ok(Query {
+            ..Query::new(
+                Space::Image,
+                vectors.image_space,
+                image_calibration(&encoded),
+            )
+        })
+    }
+
+    /// "More like this": the segment's own stored vector, read from its
+    /// shard; a shot's picture, or the words of a cue or of on-screen text
+    /// (with their terms). The encoders are asked only for calibration.
+    async fn like(
+        &self,
+        segment_id: &str,
+        query_id: &str,
+        deadline: Deadline,
+    ) -> Result<Query, ErrorBody> {
+        let (video_id, _) = parse_segment_id(segment_id).ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::BadRequest,
+                format!("{segment_id:?} is not a segment id"),
+            )
+        })?;
+        let shard = shard_of(video_id, self.config.shards);
+        let record: SegmentRecord = rpc::request_until(
+            &self.nats,
+            subjects::rank_segment(shard),
+            &SegmentLookup {
+                segment_id: segment_id.to_string(),
+            },
+            deadline.min(Deadline::after(self.config.shard_timeout)),
+            Some(query_id),
+        )
+        .await?;
+        let exclude = vec![segment_id.to_string()];
+        if let Some(vector) = record.image_vector {
+            let encoded = self.image_encoding(vec![], query_id, deadline).await?;
+            return Ok(Query {
+                exclude,
+                ..Query::new(Space::Image, vector, image_calibration(&encoded))
+            });
+        }
+        let encoded = self.text_encoding(vec![], query_id, deadline).await?;
+        let mut terms = record.terms;
+        terms.truncate(MAX_RANK_TERMS);
+        Ok(Query {
+            terms,
+            exclude,
+            ..Query::new(Space::Text, record.text_vector, text_calibration(&encoded))
+        })
+    }
+
+    /// Text vectors (none for no texts: the calibration alone).
+    async fn text_encoding(
+        &self,
+        texts: Vec<String>,
+        query_id: &str,
+        deadline: Deadline,
+    ) -> Result<EncodeTextResponse, ErrorBody> {
+        rpc::request_with_retry_until(
+            &self.nats,
+            subjects::ENCODE_TEXT,
+            &EncodeTextRequest { texts },
+            deadline,
+            Some(query_id),
+        )
+        .await
+    }
+
+    /// Image vectors (none for no images: the calibration alone).
+    async fn image_encoding(
+        &self,
+        images: Vec<serde_bytes::ByteBuf>,
+        query_id: &str,
+        deadline: Deadline,
+    ) -> Result<EncodeImageResponse, ErrorBody> {
+        rpc::request_with_retry_until(
+            &self.nats,
+            subjects::ENCODE_IMAGE,
+            &EncodeImageRequest { images },
+            deadline,
+            Some(query_id),
+        )
+        .await
+    }
+
+    /// Every segment of one video scored against a query, by the shard
+    /// that holds the video.
+    async fn scores(
+        &self,
+        request: ScoresRequest,
+        deadline: Deadline,
+    ) -> Result<VideoScores, ErrorBody> {
+        deadline.check("scores")?;
+        let query = self
+            .encode_query(&request.input, &request.query_id, deadline)
+            .await?;
+        let shard = shard_of(&request.video_id, self.config.shards);
+        let score_request = ScoreVideoRequest {
+            video_id: request.video_id.clone(),
+            query: RankRequest {
+                space: query.space,
+                vector: query.vector,
+                // Scores cover every segment: no k, no floor.
+                k: 0,
+                calibration: query.calibration,
+                min_score: 0.0,
+                terms: query.terms,
+                filter: SearchFilter::default(),
+                exclude: vec![],
+                group_by_video: false,
+                blend: query.blend,
+            },
+        };
+        let answer: ScoreVideoResponse = rpc::request_until(
+            &self.nats,
+            subjects::rank_scores(shard),
+            &score_request,
+            deadline.min(Deadline::after(self.config.shard_timeout)),
+            Some(&request.query_id),
+        )
+        .await?;
+        if answer.segments.is_empty() {
+            return Err(ErrorBody::new(
+                ErrorCode::NotFound,
+                format!("no indexed segments of video {:?}", request.video_id),
+            ));
+        }
+        Ok(VideoScores {
+            query_id: request.query_id,
+            video_id: request.video_id,
+            segments: answer
+                .segments
+                .into_iter()
+                .map(|ranked| SegmentScore {
+                    segment_id: ranked.meta.segment_id,
+                    index: ranked.meta.index,
+                    start: ranked.meta.start,
+                    end: ranked.meta.end,
+                    kind: ranked.meta.kind,
+                    score: ranked.score,
+                })
+                .collect(),
+            warnings: query.warnings,
+            query_translation: query.translation,
         })
     }
 
@@ -510,6 +753,10 @@ impl QueryStage {
             },
             min_score: 0.0,
             terms: vec![],
+            filter: Default::default(),
+            exclude: vec![],
+            group_by_video: false,
+            blend: None,
         };
         let shards = futures::future::join_all((0..self.config.shards).map(|shard| {
             rpc::request::<_, RankResponse>(

@@ -44,6 +44,7 @@ impl Merged {
                     text: meta.text.clone(),
                     thumbnail_url: thumbnail_url(&meta.video_id, meta.index),
                     play_url: play_url(&meta.video_id),
+                    more_in_video: ranked.more_in_video,
                 }
             })
             .collect()
@@ -68,6 +69,7 @@ mod tests {
                 text: None,
             },
             score,
+            more_in_video: None,
         }
     }
 

@@ -118,6 +118,7 @@ fn text_search() -> TextSearch {
         text: "a bicycle".into(),
         k: Some(5),
         min_score: None,
+        scope: Default::default(),
     }
 }
 

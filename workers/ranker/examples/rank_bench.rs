@@ -193,6 +193,10 @@ fn request(vector: &[f32], k: usize) -> RankRequest {
         },
         min_score: 0.0,
         terms: vec![],
+        filter: Default::default(),
+        exclude: vec![],
+        group_by_video: false,
+        blend: None,
     }
 }
 

@@ -26,8 +26,10 @@ use std::collections::BinaryHeap;
 use std::ops::Range;
 
 use simsimd::SpatialSimilarity;
+use std::collections::HashSet;
 use vidseek_protocol::encode::Calibration;
-use vidseek_protocol::rank::{RankRequest, RankedSegment, SegmentKind, Space};
+
+use vidseek_protocol::rank::{Blend, MAX_RANK_K, RankRequest, RankedSegment, SegmentKind, Space};
 
 use super::ann::GraphId;
 use super::lexical::LexicalQuery;
@@ -82,6 +84,92 @@ pub fn top_k_where(index: &SegmentIndex, request: &RankRequest, keep: Keep) -> V
     top_k_on(index, request, keep, threads, MIN_ROWS_PER_THREAD)
 }
 
+/// Whether a segment passes the request's filter and is not excluded.
+pub fn admitted_by(request: &RankRequest) -> impl Fn(&Segment) -> bool + Sync + '_ {
+    |segment| {
+        request
+            .filter
+            .accepts(&segment.video.id, segment.start, segment.end, segment.kind)
+            && !request.exclude.iter().any(|id| **id == *segment.segment_id)
+    }
+}
+
+/// What a rank request asks of a shard: its top k under its filter, one
+/// per video when it groups.
+pub fn answer(index: &SegmentIndex, request: &RankRequest) -> Vec<RankedSegment> {
+    let admitted = admitted_by(request);
+    if request.group_by_video {
+        top_k_grouped(index, request, &admitted)
+    } else {
+        top_k_where(index, request, &admitted)
+    }
+}
+
+/// The best segment of each of the `request.k` best videos, best first,
+/// each with how many more of its video's segments are among the best
+/// [`MAX_RANK_K`] matches of the pass that found it. A pass ranks the
+/// segments of the videos not yet found, so one video with many matching
+/// segments cannot crowd out the others.
+pub fn top_k_grouped(
+    index: &SegmentIndex,
+    request: &RankRequest,
+    keep: Keep,
+) -> Vec<RankedSegment> {
+    let wide = RankRequest {
+        k: MAX_RANK_K,
+        group_by_video: false,
+        ..request.clone()
+    };
+    let mut found: HashSet<String> = HashSet::new();
+    let mut groups: Vec<RankedSegment> = vec![];
+    while groups.len() < request.k {
+        let unfound = |segment: &Segment| keep(segment) && !found.contains(&segment.video.id);
+        let hits = top_k_where(index, &wide, &unfound);
+        let exhausted = hits.len() < wide.k;
+        let mut new_groups: Vec<RankedSegment> = vec![];
+        for hit in hits {
+            match new_groups
+                .iter_mut()
+                .find(|group| group.meta.video_id == hit.meta.video_id)
+            {
+                Some(group) => *group.more_in_video.get_or_insert(0) += 1,
+                None => new_groups.push(RankedSegment {
+                    more_in_video: Some(0),
+                    ..hit
+                }),
+            }
+        }
+        found.extend(new_groups.iter().map(|g| g.meta.video_id.clone()));
+        groups.extend(new_groups);
+        if exhausted {
+            break;
+        }
+    }
+    groups.truncate(request.k);
+    groups
+}
+
+/// Every one of `slots` scored against the request as a search scores it
+/// (0 for a segment without a vector in the query's space), in the order
+/// given: a video's relevance along its timeline.
+pub fn score_slots(
+    index: &SegmentIndex,
+    request: &RankRequest,
+    slots: &[u32],
+) -> Vec<RankedSegment> {
+    let Some(scan) = Scan::new(index, request, &|_| true) else {
+        return vec![];
+    };
+    slots
+        .iter()
+        .map(|&slot| RankedSegment {
+            meta: index.segment(slot as usize).meta(),
+            score: scan.score_slot(slot).unwrap_or(0.0),
+            more_in_video: None,
+        })
+        .collect()
+}
+
 fn top_k_on(
     index: &SegmentIndex,
     request: &RankRequest,
@@ -89,39 +177,34 @@ fn top_k_on(
     threads: usize,
     min_rows_per_thread: usize,
 ) -> Vec<RankedSegment> {
-    let (matrix, slots) = match request.space {
-        Space::Text => (index.text_vectors(), None),
-        Space::Image => (index.image_vectors(), Some(index.image_slots())),
-    };
-    if request.k == 0 || matrix.dim() != request.vector.len() {
+    if request.k == 0 {
         return vec![];
     }
-    let lexical = match request.space {
-        Space::Text => LexicalQuery::new(&request.terms, index.cues(), |term| {
-            index.document_frequency(term)
-        }),
-        Space::Image => None,
+    let Some(scan) = Scan::new(index, request, keep) else {
+        return vec![];
     };
-    let scan = Scan {
-        index,
-        matrix,
-        slots,
-        lexical: lexical.as_ref(),
-        request,
-        keep,
-    };
+    let matrix = scan.matrix;
     let rows = matrix.rows();
     let threads = threads.min(rows / min_rows_per_thread).max(1);
     let increasing = GraphId::ALL
         .iter()
         .all(|id| request.calibration.for_kind(id.kind).a > 0.0);
     // While most of a space still waits for its graphs (a rebuild), a
-    // plain scan is the faster exact answer.
+    // plain scan is the faster exact answer. A blended query's score is
+    // not one cosine's, so the graphs cannot propose its best rows.
     let settled = index.unsettled_in(request.space) * 4 < rows;
-    let approximate = (rows >= index.exact_below() && increasing && settled)
+    let graphs_apply = increasing && settled && request.blend.is_none();
+    let videos = &request.filter.videos;
+    let approximate = (rows >= index.exact_below() && graphs_apply && videos.is_empty())
         .then(|| scan.approximate())
         .flatten();
-    let best: Vec<(Score, u32)> = if let Some(best) = approximate {
+    let best: Vec<(Score, u32)> = if !videos.is_empty() {
+        // Restricted to a few videos: their own rows are the candidates.
+        let mut slots: Vec<u32> = videos.iter().flat_map(|v| index.video_slots(v)).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        scan.slots(slots)
+    } else if let Some(best) = approximate {
         best
     } else if threads == 1 {
         scan.rows(0..rows)
@@ -146,6 +229,7 @@ fn top_k_on(
         .map(|(score, slot)| RankedSegment {
             meta: index.segment(slot as usize).meta(),
             score: score.0,
+            more_in_video: None,
         })
         .collect();
     sort_best_first(&mut ranked);
@@ -158,9 +242,43 @@ struct Scan<'a> {
     matrix: &'a Matrix,
     /// Row → slot, where rows are not slots (the image space).
     slots: Option<&'a [u32]>,
-    lexical: Option<&'a LexicalQuery<'a>>,
+    lexical: Option<LexicalQuery<'a>>,
+    blend: Option<BlendScan<'a>>,
     request: &'a RankRequest,
     keep: Keep<'a>,
+}
+
+/// The second query of a blended request, against its own space's matrix.
+struct BlendScan<'a> {
+    blend: &'a Blend,
+    matrix: &'a Matrix,
+}
+
+impl BlendScan<'_> {
+    /// The blended query's confidence for a segment: 0 without a vector
+    /// in its space (or of its dimension).
+    fn confidence(&self, slot: u32, segment: &Segment) -> f32 {
+        let row = match self.blend.space {
+            Space::Text => slot,
+            Space::Image => segment.image_row,
+        };
+        if row == NO_ROW || self.matrix.dim() != self.blend.vector.len() {
+            return 0.0;
+        }
+        let row = row as usize;
+        let cosine = f32::dot(self.matrix.block(row..row + 1), &self.blend.vector).unwrap_or(0.0);
+        self.blend
+            .calibration
+            .for_kind(segment.kind)
+            .confidence(cosine as f32)
+    }
+}
+
+fn matrix_of(index: &SegmentIndex, space: Space) -> &Matrix {
+    match space {
+        Space::Text => index.text_vectors(),
+        Space::Image => index.image_vectors(),
+    }
 }
 
 /// The best `k` scores seen so far, and the cosine floor they set.
@@ -169,7 +287,34 @@ struct Best {
     floor: CosineFloor,
 }
 
-impl Scan<'_> {
+impl<'a> Scan<'a> {
+    /// `None` when the query's dimension is not the shard's: it can match
+    /// nothing here.
+    fn new(index: &'a SegmentIndex, request: &'a RankRequest, keep: Keep<'a>) -> Option<Scan<'a>> {
+        let matrix = matrix_of(index, request.space);
+        if matrix.dim() != request.vector.len() {
+            return None;
+        }
+        let lexical = match request.space {
+            Space::Text => LexicalQuery::new(&request.terms, index.cues(), |term| {
+                index.document_frequency(term)
+            }),
+            Space::Image => None,
+        };
+        Some(Scan {
+            index,
+            matrix,
+            slots: (request.space == Space::Image).then(|| index.image_slots()),
+            lexical,
+            blend: request.blend.as_ref().map(|blend| BlendScan {
+                blend,
+                matrix: matrix_of(index, blend.space),
+            }),
+            request,
+            keep,
+        })
+    }
+
     fn best(&self) -> Best {
         Best {
             heap: BinaryHeap::with_capacity(self.request.k + 1),
@@ -214,18 +359,53 @@ impl Scan<'_> {
         }
         candidates.sort_unstable();
         candidates.dedup();
+        Some(self.slots(candidates))
+    }
+
+    /// The best `k` of the segments in `slots`, scored exactly.
+    fn slots(&self, slots: impl IntoIterator<Item = u32>) -> Vec<(Score, u32)> {
         let mut best = self.best();
-        for slot in candidates {
-            let row = match request.space {
-                Space::Text => slot,
-                Space::Image => index.segment(slot as usize).image_row,
-            };
-            if row != NO_ROW {
-                let row = row as usize;
-                self.consider(&mut best, slot, self.matrix.block(row..row + 1));
+        for slot in slots {
+            if let Some(vector) = self.row_of(slot) {
+                self.consider(&mut best, slot, vector);
             }
         }
-        Some(best.heap.into_iter().map(|Reverse(best)| best).collect())
+        best.heap.into_iter().map(|Reverse(best)| best).collect()
+    }
+
+    /// A segment's vector in the query's space, if it has one.
+    fn row_of(&self, slot: u32) -> Option<&'a [f32]> {
+        let row = match self.request.space {
+            Space::Text => slot,
+            Space::Image => self.index.segment(slot as usize).image_row,
+        };
+        (row != NO_ROW).then(|| self.matrix.block(row as usize..row as usize + 1))
+    }
+
+    /// One segment's score, as [`Scan::consider`] computes it, ignoring
+    /// the filter; `None` without a vector in the query's space.
+    fn score_slot(&self, slot: u32) -> Option<f32> {
+        let vector = self.row_of(slot)?;
+        let cosine = f32::dot(vector, &self.request.vector).unwrap_or(0.0) as f32;
+        Some(self.score(slot, self.index.segment(slot as usize), cosine))
+    }
+
+    /// The calibrated confidence for a segment at `cosine`, lifted by a
+    /// lexical match and mixed with the blended query's.
+    fn score(&self, slot: u32, segment: &Segment, cosine: f32) -> f32 {
+        let request = self.request;
+        let mut score = request
+            .calibration
+            .for_kind(segment.kind)
+            .confidence(cosine);
+        if let Some(lexical) = &self.lexical {
+            score = score.max(lexical.confidence(&segment.terms));
+        }
+        if let Some(blend) = &self.blend {
+            let weight = blend.blend.weight;
+            score = (1.0 - weight) * score + weight * blend.confidence(slot, segment);
+        }
+        score
     }
 
     /// Scores one row and keeps it if it is among the best so far.
@@ -241,13 +421,7 @@ impl Scan<'_> {
         if cosine < best.floor.of(segment.kind) && segment.terms.is_empty() {
             return;
         }
-        let mut score = request
-            .calibration
-            .for_kind(segment.kind)
-            .confidence(cosine);
-        if let Some(lexical) = self.lexical {
-            score = score.max(lexical.confidence(&segment.terms));
-        }
+        let score = self.score(slot, segment, cosine);
         if score < request.min_score {
             return;
         }
@@ -287,8 +461,10 @@ impl CosineFloor {
     const SLACK: f32 = 1e-3;
 
     fn new(request: &RankRequest, score: f32) -> CosineFloor {
+        // A blended score is not increasing in this query's cosine alone.
+        let bounded = request.blend.is_none() && score > 0.0 && score < 1.0;
         let of = |calibration: Calibration| {
-            if calibration.a > 0.0 && score > 0.0 && score < 1.0 {
+            if calibration.a > 0.0 && bounded {
                 ((score / (1.0 - score)).ln() - calibration.b) / calibration.a - Self::SLACK
             } else {
                 f32::NEG_INFINITY
@@ -324,6 +500,7 @@ mod tests {
     use super::*;
     use crate::testing::{self, Rng};
     use vidseek_protocol::encode::Calibration;
+    use vidseek_protocol::query::SearchFilter;
     use vidseek_protocol::rank::{
         KindCalibration, SegmentKind, SegmentLogEntry, SegmentMeta, SegmentRecord,
     };
@@ -364,6 +541,10 @@ mod tests {
             },
             min_score,
             terms: vec![],
+            filter: Default::default(),
+            exclude: vec![],
+            group_by_video: false,
+            blend: None,
         }
     }
 
@@ -393,6 +574,7 @@ mod tests {
                 (score >= request.min_score).then(|| RankedSegment {
                     meta: s.meta.clone(),
                     score,
+                    more_in_video: None,
                 })
             })
             .collect();
@@ -613,5 +795,171 @@ mod tests {
         let fused = top_k(&index, &req);
         assert_eq!(fused[0].meta.segment_id, "v-0");
         assert!(fused[0].score > 0.9, "{}", fused[0].score);
+    }
+
+    /// Every segment of `index` scored against `request` (no filter), best
+    /// first: the reference the filtered and grouped answers are checked
+    /// against.
+    fn all_scored(index: &SegmentIndex, request: &RankRequest) -> Vec<RankedSegment> {
+        let slots: Vec<u32> = (0..index.len() as u32).collect();
+        let mut all: Vec<RankedSegment> = score_slots(index, request, &slots)
+            .into_iter()
+            .filter(|hit| match request.space {
+                Space::Text => true,
+                Space::Image => hit.meta.kind == SegmentKind::Shot,
+            })
+            .collect();
+        sort_best_first(&mut all);
+        all
+    }
+
+    #[test]
+    fn videos_time_range_kinds_and_exclusions_filter_before_the_top_k() {
+        let mut rng = Rng(23);
+        let index = testing::shard(&mut rng, 20, usize::MAX);
+        for space in [Space::Text, Space::Image] {
+            let mut request = testing::request(&mut rng, space, &["common"]);
+            request.filter = SearchFilter {
+                videos: vec!["v3".into(), "v7".into(), "v3".into()],
+                from: Some(10.0),
+                to: Some(30.0),
+                kinds: vec![SegmentKind::Shot, SegmentKind::Subtitle],
+            };
+            let first = all_scored(&index, &request)
+                .into_iter()
+                .find(|hit| hit.meta.video_id == "v7" && hit.meta.start >= 10.0)
+                .unwrap();
+            request.exclude = vec![first.meta.segment_id.clone()];
+            let expected: Vec<String> = all_scored(&index, &request)
+                .into_iter()
+                .filter(|hit| {
+                    let m = &hit.meta;
+                    ["v3", "v7"].contains(&m.video_id.as_str())
+                        && m.end > 10.0
+                        && m.start < 30.0
+                        && m.segment_id != first.meta.segment_id
+                })
+                .take(request.k)
+                .map(|hit| hit.meta.segment_id)
+                .collect();
+            assert_eq!(expected.len(), request.k, "enough segments pass");
+            assert_eq!(testing::ids(&answer(&index, &request)), expected);
+            // Without the video list the whole shard is scanned, to the same
+            // end (only shots have a picture to match an image query).
+            let kind = match space {
+                Space::Text => SegmentKind::Subtitle,
+                Space::Image => SegmentKind::Shot,
+            };
+            let mut wide = request.clone();
+            wide.filter.videos.clear();
+            wide.filter.kinds = vec![kind];
+            let got = answer(&index, &wide);
+            assert_eq!(got.len(), request.k);
+            assert!(
+                got.iter()
+                    .all(|hit| hit.meta.kind == kind && hit.meta.end > 10.0)
+            );
+        }
+    }
+
+    #[test]
+    fn grouping_returns_each_videos_best_segment_and_counts_the_rest() {
+        let mut rng = Rng(29);
+        let index = testing::shard(&mut rng, 30, usize::MAX);
+        let mut request = testing::request(&mut rng, Space::Text, &[]);
+        request.k = 12;
+        request.group_by_video = true;
+        let all = all_scored(&index, &request);
+        let mut expected: Vec<&RankedSegment> = vec![];
+        for hit in &all {
+            if !expected
+                .iter()
+                .any(|e| e.meta.video_id == hit.meta.video_id)
+            {
+                expected.push(hit);
+            }
+        }
+        let got = answer(&index, &request);
+        assert_eq!(
+            testing::ids(&got),
+            expected
+                .iter()
+                .take(12)
+                .map(|h| h.meta.segment_id.clone())
+                .collect::<Vec<_>>()
+        );
+        // The first pass ranks the whole shard: a video found there counts
+        // its other segments among the best MAX_RANK_K.
+        let top = &all[..MAX_RANK_K];
+        for group in got.iter().filter(|g| top.iter().any(|h| h.meta == g.meta)) {
+            let in_top = top
+                .iter()
+                .filter(|h| h.meta.video_id == group.meta.video_id)
+                .count() as u32;
+            assert_eq!(
+                group.more_in_video,
+                Some(in_top - 1),
+                "{}",
+                group.meta.video_id
+            );
+        }
+    }
+
+    #[test]
+    fn a_blended_query_weighs_both_confidences() {
+        let mut rng = Rng(31);
+        let index = testing::shard(&mut rng, 10, usize::MAX);
+        let text = testing::request(&mut rng, Space::Text, &["common"]);
+        let image = testing::request(&mut rng, Space::Image, &[]);
+        let mut blended = text.clone();
+        blended.blend = Some(Blend {
+            space: Space::Image,
+            vector: image.vector.clone(),
+            calibration: image.calibration,
+            weight: 0.3,
+        });
+        let slots: Vec<u32> = (0..index.len() as u32).collect();
+        let mixed = score_slots(&index, &blended, &slots);
+        let words = score_slots(&index, &text, &slots);
+        let picture = score_slots(&index, &image, &slots);
+        for ((m, w), p) in mixed.iter().zip(&words).zip(&picture) {
+            // A cue has no picture: it scores 0 there.
+            let expected = 0.7 * w.score + 0.3 * p.score;
+            assert!(
+                (m.score - expected).abs() < 1e-6,
+                "{} {} vs {expected}",
+                m.meta.segment_id,
+                m.score
+            );
+        }
+        let mut best = mixed.clone();
+        sort_best_first(&mut best);
+        best.truncate(10);
+        assert_eq!(testing::ids(&answer(&index, &blended)), testing::ids(&best));
+    }
+
+    #[test]
+    fn a_stored_segment_comes_back_with_its_vectors() {
+        let mut rng = Rng(37);
+        let entry = testing::video(&mut rng, "v1", "g1", 6);
+        let mut index = SegmentIndex::default();
+        index.apply(entry.clone());
+        let SegmentLogEntry::Upsert { segments, .. } = entry else {
+            unreachable!()
+        };
+        for original in &segments {
+            let mut original = original.clone();
+            // The index keeps a cue's distinct terms, sorted.
+            original.terms.sort();
+            assert_eq!(index.record(&original.meta.segment_id), Some(original));
+        }
+        assert_eq!(index.record("v1-99"), None);
+        assert_eq!(index.record("v2-0"), None);
+        let order: Vec<u32> = index
+            .video_slots("v1")
+            .iter()
+            .map(|&slot| index.segment(slot as usize).index)
+            .collect();
+        assert_eq!(order, [0, 1, 2, 3, 4, 5]);
     }
 }

@@ -36,10 +36,12 @@ use async_nats::service::ServiceExt;
 use tokio_util::sync::CancellationToken;
 use vidseek_bus::segment_log::{self, LogFollower, LogPosition};
 use vidseek_protocol::error::{ErrorBody, ErrorCode};
-use vidseek_protocol::rank::{RankRequest, RankResponse};
+use vidseek_protocol::rank::{
+    RankRequest, RankResponse, ScoreVideoRequest, ScoreVideoResponse, SegmentLookup, SegmentRecord,
+};
 use vidseek_protocol::subjects;
 
-pub use index::{top_k, top_k_where};
+pub use index::{answer, top_k, top_k_where};
 pub use store::{DEFAULT_EXACT_BELOW, SegmentIndex};
 
 /// Rows inserted into a graph per batch: large enough to use every core,
@@ -140,19 +142,32 @@ pub async fn run(
         .await
         .map_err(RankerError::Service)?;
 
-    let serving = {
-        let state = state.clone();
-        vidseek_bus::service::serve(endpoint, move |request: RankRequest| {
-            let state = state.clone();
-            async move {
-                tokio::task::spawn_blocking(move || rank(shard, &state, request))
-                    .await
-                    .unwrap_or_else(|err| {
-                        tracing::error!(shard, error = %err, "a rank request panicked");
-                        Err(ErrorBody::new(ErrorCode::Internal, "the ranker failed"))
-                    })
-            }
-        })
+    let add = |name: String, subject: String| {
+        service
+            .endpoint_builder()
+            .name(name)
+            .queue_group(format!("rank-{shard}"))
+            .add(subject)
+    };
+    let scores_endpoint = add(
+        format!("shard-{shard}-scores"),
+        subjects::rank_scores(shard),
+    )
+    .await
+    .map_err(RankerError::Service)?;
+    let segment_endpoint = add(
+        format!("shard-{shard}-segment"),
+        subjects::rank_segment(shard),
+    )
+    .await
+    .map_err(RankerError::Service)?;
+
+    let serving = async {
+        tokio::join!(
+            serve_blocking(endpoint, shard, &state, rank),
+            serve_blocking(scores_endpoint, shard, &state, score_video),
+            serve_blocking(segment_endpoint, shard, &state, look_up_segment),
+        )
     };
     let following = async {
         let mut snapshotted = (applied, Instant::now());
@@ -334,24 +349,86 @@ fn write(state: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
     state.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn rank(
+/// Serves `endpoint` with `answer`, off the async runtime (scans are
+/// CPU-bound), once the shard is ready.
+async fn serve_blocking<Req, Resp>(
+    endpoint: async_nats::service::endpoint::Endpoint,
     shard: u32,
-    state: &RwLock<Shard>,
-    request: RankRequest,
-) -> Result<RankResponse, ErrorBody> {
-    request.validate()?;
-    let state = read(state);
-    if !state.ready {
-        return Err(ErrorBody::new(
+    state: &Arc<RwLock<Shard>>,
+    answer: fn(u32, &Shard, Req) -> Result<Resp, ErrorBody>,
+) where
+    Req: serde::de::DeserializeOwned + Send + 'static,
+    Resp: serde::Serialize + Send + 'static,
+{
+    let state = state.clone();
+    vidseek_bus::service::serve(endpoint, move |request: Req| {
+        let state = state.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let state = read(&state);
+                answer(shard, ready(shard, &state)?, request)
+            })
+            .await
+            .unwrap_or_else(|err| {
+                tracing::error!(shard, error = %err, "a rank request panicked");
+                Err(ErrorBody::new(ErrorCode::Internal, "the ranker failed"))
+            })
+        }
+    })
+    .await
+}
+
+/// The shard, once it has replayed its log.
+fn ready(shard: u32, state: &Shard) -> Result<&Shard, ErrorBody> {
+    if state.ready {
+        Ok(state)
+    } else {
+        Err(ErrorBody::new(
             ErrorCode::Unavailable,
             format!("shard {shard} is still loading its segment log"),
-        ));
+        ))
     }
-    let hits = top_k(&state.segments, &request);
+}
+
+fn rank(shard: u32, state: &Shard, request: RankRequest) -> Result<RankResponse, ErrorBody> {
+    request.validate()?;
     Ok(RankResponse {
         shard,
         segments_indexed: state.segments.len() as u64,
-        hits,
+        hits: index::answer(&state.segments, &request),
+    })
+}
+
+fn score_video(
+    _shard: u32,
+    state: &Shard,
+    request: ScoreVideoRequest,
+) -> Result<ScoreVideoResponse, ErrorBody> {
+    request.query.validate()?;
+    let mut slots = state.segments.video_slots(&request.video_id);
+    // In time order: a video's shots and its cues interleave along it.
+    slots.sort_by(|&a, &b| {
+        let (a, b) = (
+            state.segments.segment(a as usize),
+            state.segments.segment(b as usize),
+        );
+        a.start.total_cmp(&b.start).then(a.index.cmp(&b.index))
+    });
+    Ok(ScoreVideoResponse {
+        segments: index::score_slots(&state.segments, &request.query, &slots),
+    })
+}
+
+fn look_up_segment(
+    shard: u32,
+    state: &Shard,
+    request: SegmentLookup,
+) -> Result<SegmentRecord, ErrorBody> {
+    state.segments.record(&request.segment_id).ok_or_else(|| {
+        ErrorBody::new(
+            ErrorCode::NotFound,
+            format!("shard {shard} holds no segment {:?}", request.segment_id),
+        )
     })
 }
 
@@ -405,6 +482,10 @@ mod tests {
             },
             min_score: 0.0,
             terms: vec![],
+            filter: Default::default(),
+            exclude: vec![],
+            group_by_video: false,
+            blend: None,
         }
     }
 
@@ -412,9 +493,9 @@ mod tests {
     fn a_hostile_request_is_refused_and_the_shard_keeps_answering() {
         let state = loaded_shard();
         // Before validation this asked the heap for usize::MAX + 1 slots.
-        let error = rank(0, &state, request(usize::MAX)).expect_err("refused");
+        let error = rank(0, &read(&state), request(usize::MAX)).expect_err("refused");
         assert_eq!(error.error.code, ErrorCode::BadRequest);
-        let answer = rank(0, &state, request(10)).expect("still serving");
+        let answer = rank(0, &read(&state), request(10)).expect("still serving");
         assert_eq!(answer.hits.len(), 1);
     }
 
@@ -426,6 +507,6 @@ mod tests {
             panic!("a bug while holding the lock");
         });
         assert!(state.is_poisoned());
-        assert_eq!(rank(0, &state, request(5)).unwrap().hits.len(), 1);
+        assert_eq!(rank(0, &read(&state), request(5)).unwrap().hits.len(), 1);
     }
 }

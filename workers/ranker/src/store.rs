@@ -464,16 +464,40 @@ impl SegmentIndex {
 
     /// One video's segments, in segment order.
     pub fn video(&self, video_id: &str) -> Vec<SegmentMeta> {
-        let mut metas: Vec<SegmentMeta> = self
+        self.video_slots(video_id)
+            .into_iter()
+            .map(|slot| self.segments[slot as usize].meta())
+            .collect()
+    }
+
+    /// The slots of one video's segments, in segment order; empty for a
+    /// video this shard does not hold.
+    pub fn video_slots(&self, video_id: &str) -> Vec<u32> {
+        let mut slots: Vec<u32> = self
             .videos
             .get(video_id)
-            .map(|video| {
-                let slots = video.parts.values().flatten();
-                slots.map(|&s| self.segments[s as usize].meta()).collect()
-            })
+            .map(|video| video.parts.values().flatten().copied().collect())
             .unwrap_or_default();
-        metas.sort_by_key(|m| m.index);
-        metas
+        slots.sort_by_key(|&slot| self.segments[slot as usize].index);
+        slots
+    }
+
+    /// A stored segment as the log wrote it, vectors included.
+    pub fn record(&self, segment_id: &str) -> Option<SegmentRecord> {
+        let (video_id, _) = vidseek_protocol::rank::parse_segment_id(segment_id)?;
+        let slot = self
+            .video_slots(video_id)
+            .into_iter()
+            .find(|&slot| &*self.segments[slot as usize].segment_id == segment_id)?;
+        let segment = &self.segments[slot as usize];
+        let row = |matrix: &Matrix, row: usize| matrix.block(row..row + 1).to_vec();
+        Some(SegmentRecord {
+            meta: segment.meta(),
+            text_vector: row(&self.text, slot as usize),
+            image_vector: (segment.image_row != NO_ROW)
+                .then(|| row(&self.image, segment.image_row as usize)),
+            terms: segment.terms.iter().map(|t| t.to_string()).collect(),
+        })
     }
 
     /// Heap bytes of the approximate graphs (their quantised vectors and

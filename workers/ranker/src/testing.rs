@@ -103,6 +103,10 @@ pub fn request(rng: &mut Rng, space: Space, terms: &[&str]) -> RankRequest {
         },
         min_score: 0.0,
         terms: terms.iter().map(|t| t.to_string()).collect(),
+        filter: Default::default(),
+        exclude: vec![],
+        group_by_video: false,
+        blend: None,
     }
 }
 
