@@ -10,7 +10,10 @@ use vidseek_bus::catalog::Catalog;
 use vidseek_bus::query_image;
 use vidseek_bus::rpc;
 use vidseek_protocol::ingest::{IngestAccepted, IngestRequest, OcrMode, VideoStatus};
-use vidseek_protocol::query::{ImageSearch, MAX_IMAGE_BYTES, SearchResponse, TextSearch};
+use vidseek_protocol::query::{
+    Grouping, MAX_IMAGE_BYTES, QueryBody, SearchBody, SearchFilter, SearchResponse, SearchScope,
+};
+use vidseek_protocol::rank::SegmentKind;
 use vidseek_protocol::subjects;
 
 use crate::Common;
@@ -23,18 +26,47 @@ const VIDEO_EXTENSIONS: &[&str] = &[
 #[derive(Args, Debug)]
 pub struct SearchArgs {
     /// What to look for, in words.
-    #[arg(required_unless_present = "image")]
+    #[arg(required_unless_present_any = ["image", "like"])]
     text: Option<String>,
-    /// Search with a picture instead (up to 20 MiB; it is reduced to 1024 px
-    /// before it is sent).
-    #[arg(long, conflicts_with = "text")]
+    /// Search with a picture (up to 20 MiB; it is reduced to 1024 px before
+    /// it is sent). With a text too, both count (see --image-weight).
+    #[arg(long)]
     image: Option<PathBuf>,
+    /// With both a text and --image: the picture's weight, 0..1.
+    #[arg(long, requires_all = ["text", "image"])]
+    image_weight: Option<f32>,
+    /// More like this segment (an id from an earlier answer, VIDEO-INDEX).
+    #[arg(long, conflicts_with_all = ["text", "image"])]
+    like: Option<String>,
+    /// Only in this video (repeatable).
+    #[arg(long = "video", value_name = "VIDEO_ID")]
+    videos: Vec<String>,
+    /// Only segments that end after this second.
+    #[arg(long)]
+    from: Option<f64>,
+    /// Only segments that start before this second.
+    #[arg(long)]
+    to: Option<f64>,
+    /// Only this kind of match: shot, subtitle or ocr (repeatable).
+    #[arg(long = "kind", value_parser = parse_kind)]
+    kinds: Vec<SegmentKind>,
+    /// One result per video, saying how many more of it matched.
+    #[arg(long)]
+    group_by_video: bool,
+    /// Drop results below this confidence (0..1).
+    #[arg(long)]
+    min_score: Option<f32>,
     /// Number of results.
     #[arg(short, default_value_t = 10)]
     k: usize,
     /// Print the JSON answer.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_kind(value: &str) -> Result<SegmentKind, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .map_err(|_| format!("{value:?} is not shot, subtitle or ocr"))
 }
 
 #[derive(Args, Debug)]
@@ -70,43 +102,33 @@ pub(crate) async fn connect(common: &Common) -> anyhow::Result<async_nats::Clien
 pub async fn search(common: &Common, args: SearchArgs) -> anyhow::Result<()> {
     let nats = connect(common).await?;
     let timeout = Duration::from_secs(30);
-    let response: SearchResponse = match (&args.text, &args.image) {
-        (_, Some(image)) => {
-            let bytes = read_query_image(image).await?;
-            let body = ImageSearch {
-                image_base64: base64_encode(&bytes),
-                k: Some(args.k),
-                min_score: None,
-                scope: Default::default(),
-            };
-            rpc::request(
-                &nats,
-                subjects::SEARCH_IMAGE.to_string(),
-                &body,
-                timeout,
-                None,
-            )
+    let image_base64 = match &args.image {
+        Some(image) => Some(base64_encode(&read_query_image(image).await?)),
+        None => None,
+    };
+    let body = SearchBody {
+        query: QueryBody {
+            text: args.text.clone(),
+            image_base64,
+            image_weight: args.image_weight,
+            like: args.like.clone(),
+        },
+        k: Some(args.k),
+        min_score: args.min_score,
+        scope: SearchScope {
+            filter: SearchFilter {
+                videos: args.videos.clone(),
+                from: args.from,
+                to: args.to,
+                kinds: args.kinds.clone(),
+            },
+            group: args.group_by_video.then_some(Grouping::Video),
+        },
+    };
+    let response: SearchResponse =
+        rpc::request(&nats, subjects::SEARCH.to_string(), &body, timeout, None)
             .await
-        }
-        (Some(text), None) => {
-            let body = TextSearch {
-                text: text.clone(),
-                k: Some(args.k),
-                min_score: None,
-                scope: Default::default(),
-            };
-            rpc::request(
-                &nats,
-                subjects::SEARCH_TEXT.to_string(),
-                &body,
-                timeout,
-                None,
-            )
-            .await
-        }
-        (None, None) => bail!("give a text or --image"),
-    }
-    .map_err(|e| anyhow::anyhow!("{}: {}", e.error.code.as_str(), e.error.message))?;
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.error.code.as_str(), e.error.message))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&response)?);
         return Ok(());
@@ -118,13 +140,18 @@ pub async fn search(common: &Common, args: SearchArgs) -> anyhow::Result<()> {
         println!("no matching segments ({} ms)", response.took_ms);
     }
     for (rank, hit) in response.results.iter().enumerate() {
+        let more = match hit.more_in_video {
+            Some(more) if more > 0 => format!("  (+{more} more in this video)"),
+            _ => String::new(),
+        };
         println!(
-            "{:>2}. {:.3}  {}  {:>7.2}s–{:<7.2}s  {}",
+            "{:>2}. {:.3}  {}  {:>7.2}s–{:<7.2}s  {}  {}{more}",
             rank + 1,
             hit.score,
             hit.video_name,
             hit.start,
             hit.end,
+            hit.segment_id,
             hit.text.as_deref().unwrap_or("")
         );
     }

@@ -523,4 +523,36 @@ async fn over_nats(stack: &EmbeddedStack, photos: &str, small: &str) {
     )
     .await;
     assert_eq!(unknown["error"]["code"], "not_found", "{unknown}");
+
+    // The command line asks the same subject.
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(vidseek_tests::paths::vidseek_bin())
+            .arg("search")
+            .args(args)
+            .envs(stack.client_env())
+            .output()
+            .expect("run vidseek search");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "vidseek search {args:?}: {stderr}");
+        output.stdout
+    };
+    let like_id = coffee["segment_id"].as_str().unwrap();
+    let answer: Value = serde_json::from_slice(&cli(&[
+        "--json", "-k", "2", "--like", like_id, "--video", photos,
+    ]))
+    .unwrap();
+    assert!(
+        results(&answer).iter().all(|h| h["video_id"] == photos),
+        "{answer}"
+    );
+    assert!(overlaps(&results(&answer)[0], COFFEE), "{answer}");
+    let table = String::from_utf8(cli(&[
+        "a cup of coffee",
+        "--group-by-video",
+        "--kind",
+        "shot",
+    ]))
+    .unwrap();
+    assert_eq!(table.lines().count(), 3, "one line per video: {table}");
+    assert!(table.contains("more in this video"), "{table}");
 }
