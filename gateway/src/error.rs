@@ -45,7 +45,21 @@ impl ApiError {
         match self {
             ApiError::Public(body) => body.error.code,
             ApiError::Io(err) if is_disk_full(err) => ErrorCode::Unavailable,
+            _ if self.jetstream_unreachable() => ErrorCode::Unavailable,
             ApiError::Catalog(_) | ApiError::SegmentLog(_) | ApiError::Io(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// JetStream did not answer (a NATS node restarting, a stream leader
+    /// being elected): worth a retry, unlike a corrupt record.
+    fn jetstream_unreachable(&self) -> bool {
+        match self {
+            ApiError::Catalog(err) => !matches!(err, CatalogError::Corrupt { .. }),
+            ApiError::SegmentLog(err) => !matches!(
+                err,
+                SegmentLogError::Corrupt(_) | SegmentLogError::SegmentTooLarge(_)
+            ),
+            ApiError::Public(_) | ApiError::Io(_) => false,
         }
     }
 
@@ -57,6 +71,10 @@ impl ApiError {
             ApiError::Io(err) if is_disk_full(err) => ErrorBody::new(
                 ErrorCode::Unavailable,
                 "the server's data directory is full; nothing was kept. Try again once space is freed",
+            ),
+            _ if self.jetstream_unreachable() => ErrorBody::new(
+                ErrorCode::Unavailable,
+                "the library's storage (NATS JetStream) did not answer; try again in a moment",
             ),
             _ => ErrorBody::new(
                 ErrorCode::Internal,
@@ -166,6 +184,19 @@ mod tests {
         assert!(!err.body().error.message.contains("secret"));
         let err = ApiError::new(ErrorCode::Internal, "worker stack trace");
         assert!(!err.body().error.message.contains("stack"));
+    }
+
+    #[test]
+    fn jetstream_not_answering_is_unavailable_and_a_corrupt_record_internal() {
+        use async_nats::jetstream::kv::{EntryError, EntryErrorKind};
+        let timed_out = ApiError::Catalog(CatalogError::Read(EntryError::new(
+            EntryErrorKind::TimedOut,
+        )));
+        assert_eq!(timed_out.code(), ErrorCode::Unavailable);
+        assert_eq!(timed_out.body().error.code, ErrorCode::Unavailable);
+        let too_large = ApiError::SegmentLog(SegmentLogError::SegmentTooLarge(5));
+        assert_eq!(too_large.code(), ErrorCode::Internal);
+        assert_eq!(too_large.body().error.code, ErrorCode::Internal);
     }
 
     #[test]
