@@ -270,7 +270,12 @@ static SHARD_SIZE_READ: LazyLock<Mutex<BTreeMap<String, Instant>>> =
 /// carries the shard's size, `unavailable` means it is still loading. The
 /// ranker's state stays its own; its answers are what it tells everyone.
 pub fn rank_answered(subject: &str, code: Option<ErrorCode>, format: Format, reply: &[u8]) {
-    let Some(shard) = subject.strip_prefix("vidseek.v1.rank.") else {
+    // Only the rank subject itself (`vidseek.v1.rank.{shard}`): the shard's
+    // other subjects answer with other shapes.
+    let Some(shard) = subject
+        .strip_prefix("vidseek.v1.rank.")
+        .filter(|shard| shard.parse::<u32>().is_ok())
+    else {
         return;
     };
     match code {
@@ -402,6 +407,13 @@ mod tests {
             b"",
         );
         assert!(render().contains("vidseek_ranker_ready{shard=\"7\"} 0"));
+        rank_answered(
+            "vidseek.v1.rank.7.scores",
+            Some(ErrorCode::Unavailable),
+            Format::MsgPack,
+            b"",
+        );
+        assert!(!render().contains("shard=\"7.scores\""));
     }
 
     #[test]
