@@ -7,7 +7,10 @@
 //! running ingest, several users typing at once) join it: one forward pass of
 //! a few items costs little more than one of a single item, while back-to-back
 //! passes each pay the full fixed cost. A batch closes when the window ends
-//! or it is full, whichever comes first. A full queue is answered at
+//! or it is full, whichever comes first. The window only opens while the
+//! encoder is busy (its last call ended less than [`BUSY_GAP`] ago): a
+//! query reaching an idle encoder runs at once, as there is nothing to
+//! share a pass with. A full queue is answered at
 //! once with [`BatchError::Overloaded`] instead of letting latency grow.
 //! A model call that panics fails its own batch only: the thread, and the
 //! encoder with it, keeps serving.
@@ -26,6 +29,11 @@ pub enum BatchError {
     #[error("{0}")]
     Failed(String),
 }
+
+/// How recently a model call must have ended for the encoder to count as
+/// busy, and a new request to wait the window for others: traffic this
+/// close together (ingest frames, several searches) is likely to go on.
+pub const BUSY_GAP: Duration = Duration::from_millis(100);
 
 struct Request<I, O> {
     items: Vec<I>,
@@ -93,8 +101,11 @@ fn batch_loop<I, O, F>(
 ) where
     F: FnMut(Vec<I>) -> Result<Vec<O>, String>,
 {
+    // No call yet: the encoder starts idle.
+    let mut last_call_ended: Option<Instant> = None;
     while let Ok(first) = requests.recv() {
-        let closes = Instant::now() + window;
+        let busy = last_call_ended.is_some_and(|ended| ended.elapsed() < BUSY_GAP);
+        let closes = Instant::now() + if busy { window } else { Duration::ZERO };
         let mut batch = vec![first];
         let mut size = batch[0].items.len();
         while size < max_batch {
@@ -136,6 +147,7 @@ fn batch_loop<I, O, F>(
             &[("model", name)],
             started.elapsed().as_secs_f64(),
         );
+        last_call_ended = Some(Instant::now());
         match result {
             Ok(outputs) if outputs.len() == size => {
                 let mut outputs = outputs.into_iter();
@@ -267,8 +279,13 @@ mod tests {
     // The model thread runs on real time, so these use real time too: a
     // window far longer than any scheduling delay, closed by the size cap.
     #[tokio::test(flavor = "current_thread")]
-    async fn a_request_arriving_within_the_window_joins_the_batch() {
+    async fn a_request_arriving_within_the_window_of_a_busy_encoder_joins_the_batch() {
         let batcher = windowed(2, Duration::from_secs(60));
+        // An idle encoder runs a lone request at once: a 60 s window would
+        // otherwise hold it until the timeout.
+        let warm = tokio::time::timeout(Duration::from_secs(30), batcher.submit(vec![0])).await;
+        assert_eq!(warm, Ok(Ok(vec![(0, 1)])));
+        // Just after that call the encoder is busy: the window opens.
         let first = tokio::spawn({
             let b = batcher.clone();
             async move { b.submit(vec![1]).await }
@@ -278,18 +295,25 @@ mod tests {
         // window it would already be running alone.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let second = batcher.submit(vec![2]).await;
-        assert_eq!(first.await.unwrap(), Ok(vec![(1, 1)]));
-        assert_eq!(second, Ok(vec![(2, 1)]));
+        assert_eq!(first.await.unwrap(), Ok(vec![(1, 2)]));
+        assert_eq!(second, Ok(vec![(2, 2)]));
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn a_lone_request_waits_out_the_window_then_runs_alone() {
+    async fn a_lone_request_to_a_busy_encoder_waits_out_the_window_then_runs_alone() {
         let window = Duration::from_millis(40);
         let batcher = windowed(8, window);
+        assert_eq!(batcher.submit(vec![6]).await, Ok(vec![(6, 1)]));
         let started = Instant::now();
-        assert_eq!(batcher.submit(vec![7]).await, Ok(vec![(7, 1)]));
+        assert_eq!(batcher.submit(vec![7]).await, Ok(vec![(7, 2)]));
         assert!(started.elapsed() >= window, "{:?}", started.elapsed());
-        assert_eq!(batcher.submit(vec![8]).await, Ok(vec![(8, 2)]));
+        // Once the encoder has been idle for longer than the busy gap, a
+        // request does not wait at all (the 1 h window would hold it).
+        let idle = windowed(8, Duration::from_secs(3600));
+        assert_eq!(idle.submit(vec![1]).await, Ok(vec![(1, 1)]));
+        tokio::time::sleep(BUSY_GAP * 2).await;
+        let answer = tokio::time::timeout(Duration::from_secs(30), idle.submit(vec![2])).await;
+        assert_eq!(answer, Ok(Ok(vec![(2, 2)])));
     }
 
     #[tokio::test(flavor = "current_thread")]
