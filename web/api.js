@@ -146,17 +146,26 @@ async function needsToken() {
   }
 }
 
-/** One-shot search over plain HTTP, for when the WebSocket is down. */
-export async function searchOverHttp(query) {
-  const k = query.k ?? 10;
-  if (query.text !== undefined) {
-    return apiFetch(`/api/v1/search?text=${encodeURIComponent(query.text)}&k=${k}`);
+/**
+ * One-shot search over plain HTTP, for when the WebSocket is down. `body` has
+ * the fields of a WebSocket search (text, image_base64, like, filters, k):
+ * without a picture it goes as GET parameters, with one as a JSON body.
+ */
+export async function searchOverHttp(body) {
+  if (body.image_base64 === undefined) {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(body)) {
+      if (key === 'videos') for (const video of value) params.append('video', video);
+      else if (key === 'kinds') for (const kind of value) params.append('kind', kind);
+      else params.set(key, String(value));
+    }
+    return apiFetch(`/api/v1/search?${params}`);
   }
-  const form = new FormData();
-  // The search view hands over the picture already reduced for upload.
-  const image = query.upload || query.imageFile;
-  form.append('image', image, image.name || 'query-image');
-  return apiFetch(`/api/v1/search?k=${k}`, { method: 'POST', body: form });
+  return apiFetch('/api/v1/search', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 }
 
 /**

@@ -4,18 +4,22 @@
 import { apiFetch, setTokenPrompt } from './api.js';
 import { initialLanguage, language, setLanguage, storedLanguage } from './i18n.js';
 import { LibraryView } from './library.js';
-import { readMoment, withMoment } from './moment.js';
+import { noFilters, readMoment, readSearch, withMoment, withSearch } from './moment.js';
 import { Player } from './player.js';
 import { SearchView } from './search.js';
 
 setLanguage(initialLanguage(storedLanguage(), navigator.languages || [navigator.language]));
 
-// The address follows the query and the playing moment (see moment.js).
+// The address follows the query, the filters and the playing moment (see moment.js).
 let moment = readMoment(location.href);
+let searched = readSearch(location.href); // { like, filters }
+function showAddress() {
+  const href = withSearch(withMoment(location.href, moment), searched);
+  if (href !== location.href) history.replaceState(null, '', href);
+}
 function showMoment(change) {
   moment = { ...moment, ...change };
-  const href = withMoment(location.href, moment);
-  if (href !== location.href) history.replaceState(null, '', href);
+  showAddress();
 }
 // A moment named by the address when the page opened, played once its query answers.
 let momentToReopen = moment.video ? { video: moment.video, time: moment.time ?? 0, segment: moment.segment } : null;
@@ -24,10 +28,15 @@ const player = new Player({
   onStatus: (key, vars, tone) => search.setStatus(key, vars, tone),
   onSegmentChange: (segmentId) => search.markPlaying(segmentId),
   onMoment: (playing) => showMoment(playing),
+  onMoreLike: (segment, name) => search.searchLike(segment, name),
 });
 const search = new SearchView({
   onPlay: (result) => player.play(result),
-  onQuery: (text) => showMoment({ text, video: null, time: null, segment: null }),
+  onQuery: ({ text, like, filters }) => {
+    searched = { like, filters: filters ?? noFilters() };
+    showMoment({ text, video: null, time: null, segment: null });
+  },
+  onQueryFields: (fields) => player.setQuery(fields),
   onResults: (results) => {
     if (!momentToReopen) return;
     const reopened = momentIn(results, momentToReopen);
@@ -73,6 +82,7 @@ const library = new LibraryView({
     });
   },
   onChange: (videos) => {
+    search.setVideos(videos);
     for (const video of videos) if (video.status !== 'ready') player.invalidate(video.video_id);
     if (search.list.dataset.state === 'idle') {
       search.setIntro(videos.length === 0 ? 'search.introEmptyLibrary' : 'search.intro');
@@ -146,9 +156,12 @@ document.addEventListener('keydown', (event) => {
 showView('search');
 const searchInput = document.getElementById('search-input');
 searchInput.focus();
+search.setFilters(searched.filters);
 if (moment.text) {
   searchInput.value = moment.text;
   search.search({ text: moment.text });
+} else if (searched.like) {
+  search.search({ like: searched.like });
 } else if (momentToReopen) {
   // A moment without a query: just play it.
   player.play(momentIn([], momentToReopen));
@@ -158,6 +171,7 @@ if (moment.text) {
 // Tell a first-time user with an empty library where to start.
 apiFetch('/api/v1/videos')
   .then((answer) => {
+    search.setVideos(answer?.videos ?? []);
     if ((answer?.videos ?? []).length === 0 && search.list.dataset.state === 'idle') {
       search.setIntro('search.introEmptyLibrary');
     }

@@ -36,3 +36,50 @@ export function timelineSpan(start, end, duration) {
   const width = Math.max(clamp(end) - left, 0);
   return { left: left * 100, width: width * 100 };
 }
+
+/**
+ * The heat strip of a video: its timeline cut where any segment starts or
+ * ends, each piece scored by the best segment covering it (shots and text
+ * segments overlap), neighbours with the same best segment merged. Pieces no
+ * segment covers are left out. `segments` are `{segment_id, start, end, score}`.
+ */
+export function heatIntervals(segments) {
+  const scored = segments.filter((s) => Number.isFinite(s.score) && s.end > s.start);
+  const cuts = [...new Set(scored.flatMap((s) => [s.start, s.end]))].sort((a, b) => a - b);
+  const pieces = [];
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const [start, end] = [cuts[i], cuts[i + 1]];
+    let best = null;
+    for (const s of scored) {
+      if (s.start <= start && s.end >= end && (!best || s.score > best.score)) best = s;
+    }
+    if (!best) continue;
+    const last = pieces.at(-1);
+    if (last && last.segment_id === best.segment_id && last.end === start) last.end = end;
+    else pieces.push({ start, end, score: best.score, segment_id: best.segment_id });
+  }
+  return pieces;
+}
+
+// Cool to hot, readable on light and dark panels: low scores recede, high ones stand out.
+const HEAT_STOPS = [
+  [0, [49, 54, 149]],
+  [0.25, [69, 117, 180]],
+  [0.45, [116, 173, 209]],
+  [0.6, [254, 224, 144]],
+  [0.75, [253, 174, 97]],
+  [0.9, [244, 109, 67]],
+  [1, [215, 48, 39]],
+];
+
+/** The colour of a 0..1 score on the heat strip, as `rgb(r, g, b)`. */
+export function heatColor(score) {
+  const x = Number.isFinite(score) ? Math.min(1, Math.max(0, score)) : 0;
+  let i = 1;
+  while (i < HEAT_STOPS.length - 1 && HEAT_STOPS[i][0] < x) i++;
+  const [x0, c0] = HEAT_STOPS[i - 1];
+  const [x1, c1] = HEAT_STOPS[i];
+  const f = x1 > x0 ? (x - x0) / (x1 - x0) : 0;
+  const [r, g, b] = c0.map((v, k) => Math.round(v + (c1[k] - v) * f));
+  return `rgb(${r}, ${g}, ${b})`;
+}

@@ -61,3 +61,68 @@ export function toCsv(rows) {
     .join('\r\n')
     .concat('\r\n');
 }
+
+// Besides the moment, the address carries a "more like this" query (`like`,
+// a segment id) and the search filters: `video` (repeatable), `from`/`to`
+// (seconds), `kind` (repeatable), `min` (minimum score, 0..1) and
+// `group=video`, named as in GET /api/v1/search where they exist there.
+const SEARCH_KEYS = ['like', 'video', 'from', 'to', 'kind', 'min', 'group'];
+export const KINDS = ['shot', 'subtitle', 'ocr'];
+
+/** No filter at all. */
+export function noFilters() {
+  return { videos: [], from: null, to: null, kinds: [], minScore: null, group: false };
+}
+
+/** The "more like this" segment and the filters an address names. */
+export function readSearch(href) {
+  const params = new URL(href).searchParams;
+  const seconds = (name) => {
+    const raw = params.get(name);
+    const value = raw === null || raw.trim() === '' ? NaN : Number(raw);
+    return Number.isFinite(value) && value >= 0 ? value : null;
+  };
+  const min = seconds('min');
+  return {
+    like: params.get('like') || null,
+    filters: {
+      videos: [...new Set(params.getAll('video').flatMap((v) => v.split(',')).filter(Boolean))],
+      from: seconds('from'),
+      to: seconds('to'),
+      kinds: [...new Set(params.getAll('kind').filter((k) => KINDS.includes(k)))],
+      minScore: min !== null && min <= 1 ? min : null,
+      group: params.get('group') === 'video',
+    },
+  };
+}
+
+/** `href` with the "more like this" segment and the filters replaced (others kept). */
+export function withSearch(href, { like = null, filters = noFilters() }) {
+  const url = new URL(href);
+  for (const key of SEARCH_KEYS) url.searchParams.delete(key);
+  if (like) url.searchParams.set('like', like);
+  for (const video of filters.videos ?? []) url.searchParams.append('video', video);
+  if (filters.from !== null && filters.from !== undefined) url.searchParams.set('from', String(filters.from));
+  if (filters.to !== null && filters.to !== undefined) url.searchParams.set('to', String(filters.to));
+  for (const kind of filters.kinds ?? []) url.searchParams.append('kind', kind);
+  if (filters.minScore) url.searchParams.set('min', String(filters.minScore));
+  if (filters.group) url.searchParams.set('group', 'video');
+  return url.href;
+}
+
+/** The filters as fields of a search body (JSON, WebSocket): only those set. */
+export function filterFields(filters) {
+  const fields = {};
+  if (filters.videos?.length) fields.videos = [...filters.videos];
+  if (filters.from !== null && filters.from !== undefined) fields.from = filters.from;
+  if (filters.to !== null && filters.to !== undefined) fields.to = filters.to;
+  if (filters.kinds?.length) fields.kinds = [...filters.kinds];
+  if (filters.minScore) fields.min_score = filters.minScore;
+  if (filters.group) fields.group = 'video';
+  return fields;
+}
+
+/** How many filters are set (grouping counts as one), for the panel's summary. */
+export function countFilters(filters) {
+  return Object.keys(filterFields(filters)).length;
+}

@@ -1,18 +1,23 @@
 // The player: plays a result's video from the segment's start, and draws the
 // video's timeline with every segment as a marker (the chosen one
-// highlighted); clicking a marker or the track seeks.
+// highlighted); clicking a marker or the track seeks. Above the timeline, the
+// heat strip shows how well every moment of the video matches the current
+// query, from the scores the rankers give (GET/POST /api/v1/videos/{id}/scores);
+// clicking it seeks there.
 
 import { apiFetch } from './api.js';
-import { formatTime, timelineSpan } from './format.js';
+import { formatTime, heatColor, heatIntervals, scorePercent, timelineSpan } from './format.js';
 import { t } from './i18n.js';
 
 export class Player {
   /**
    * `onMoment({ video, time, segment })` hears where playback is (whole
    * seconds; all null once the player is closed), so the page's address can follow.
+   * `onMoreLike(segment, videoName)` searches for more like the moment playing.
    */
-  constructor({ onStatus, onSegmentChange, onMoment = () => {} }) {
+  constructor({ onStatus, onSegmentChange, onMoment = () => {}, onMoreLike = () => {} }) {
     this.onStatus = onStatus;
+    this.onMoreLike = onMoreLike;
     this.onSegmentChange = onSegmentChange;
     this.onMoment = onMoment;
     this.reportedSecond = null;
@@ -24,6 +29,13 @@ export class Player {
     this.timeline = document.getElementById('timeline');
     this.markers = document.getElementById('timeline-markers');
     this.playhead = document.getElementById('timeline-playhead');
+    this.heat = document.getElementById('heat-strip');
+    this.heatCells = document.getElementById('heat-cells');
+    this.moreLike = document.getElementById('player-more-like');
+
+    this.query = null; // the current query as search fields, for the heat strip
+    this.queryVersion = 0;
+    this.heatScores = null; // { videoId, version, segments (null while loading), error }
 
     this.current = null; // { videoId, name, playUrl, segment: {segment_id, start, end} }
     this.duration = null;
@@ -59,6 +71,129 @@ export class Player {
       const box = this.timeline.getBoundingClientRect();
       this.seek(((event.clientX - box.left) / box.width) * this.duration);
     });
+    this.heat.addEventListener('click', (event) => {
+      const duration = this.heatDuration();
+      if (!(duration > 0) || !this.current) return;
+      const cell = event.target.closest('.heat-cell');
+      // From the keyboard (Enter on a cell) there is no pointer position: jump to the cell's start.
+      const box = this.heat.getBoundingClientRect();
+      const time =
+        event.detail === 0 && cell ? Number(cell.dataset.start) : ((event.clientX - box.left) / box.width) * duration;
+      this.seek(Math.min(time, duration));
+      const playing = this.video.play();
+      if (playing) playing.catch(() => {});
+    });
+    this.heat.addEventListener('keydown', (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      const cells = [...this.heatCells.children];
+      const at = cells.indexOf(event.target);
+      if (!step || at < 0 || !cells[at + step]) return;
+      event.preventDefault();
+      event.target.tabIndex = -1;
+      cells[at + step].tabIndex = 0;
+      cells[at + step].focus();
+    });
+    this.moreLike.addEventListener('click', () => {
+      const segment = this.segmentAt(this.video.currentTime);
+      if (segment) this.onMoreLike(segment, this.current.name);
+    });
+  }
+
+  /** The segment playing at `time`: a shot covering it, else any segment covering it, else the one chosen. */
+  segmentAt(time) {
+    const covering = this.segments.filter((s) => s.start <= time && time < s.end);
+    const chosen = this.current?.segment?.segment_id != null ? this.current.segment : null;
+    return covering.find((s) => s.kind === 'shot') ?? covering[0] ?? chosen;
+  }
+
+  /** The query the heat strip scores against (search fields), or null: a new one redraws it. */
+  setQuery(fields) {
+    this.query = fields;
+    this.queryVersion++;
+    this.refreshHeat();
+  }
+
+  refreshHeat() {
+    const videoId = this.current?.videoId;
+    const version = this.queryVersion;
+    if (!videoId || !this.query) {
+      this.heatScores = null;
+      this.renderHeat();
+      return;
+    }
+    if (this.heatScores?.videoId === videoId && this.heatScores.version === version) {
+      this.renderHeat();
+      return;
+    }
+    this.heatScores = { videoId, version, segments: null, error: null };
+    this.renderHeat();
+    const path = `/api/v1/videos/${encodeURIComponent(videoId)}/scores`;
+    const query = this.query;
+    // Text and `like` fit in the address; a picture goes in a JSON body.
+    const answer =
+      query.image_base64 === undefined
+        ? apiFetch(`${path}?${new URLSearchParams(query)}`)
+        : apiFetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(query) });
+    answer
+      .then((scores) => {
+        if (this.heatScores?.videoId !== videoId || this.heatScores.version !== version) return;
+        this.heatScores.segments = scores?.segments ?? [];
+        this.renderHeat();
+      })
+      .catch((error) => {
+        if (this.heatScores?.videoId !== videoId || this.heatScores.version !== version) return;
+        this.heatScores.error = error.message || String(error);
+        this.renderHeat();
+      });
+  }
+
+  /** The length the heat strip spans: the timeline's, else the end of the last scored segment. */
+  heatDuration() {
+    if (this.duration > 0) return this.duration;
+    return Math.max(0, ...(this.heatScores?.segments ?? []).map((s) => s.end));
+  }
+
+  renderHeat() {
+    const scores = this.heatScores;
+    this.heat.hidden = !scores || !this.current;
+    this.heatCells.replaceChildren();
+    if (!scores) return;
+    this.heat.dataset.videoId = scores.videoId;
+    // Which query the strip shows (a picture is not named), for tests and styling.
+    this.heat.dataset.queryText = this.query?.text ?? '';
+    this.heat.dataset.queryLike = this.query?.like ?? '';
+    this.heat.dataset.state = scores.error ? 'error' : scores.segments ? 'ready' : 'loading';
+    const label = scores.error ? t('heat.failed', { message: scores.error }) : scores.segments ? t('heat.label') : t('heat.loading');
+    this.heat.setAttribute('aria-label', label);
+    this.heat.title = label;
+    const duration = this.heatDuration();
+    if (!scores.segments || !(duration > 0)) return;
+    const pieces = heatIntervals(scores.segments);
+    const best = pieces.reduce((top, piece) => (!top || piece.score > top.score ? piece : top), null);
+    for (const piece of pieces) {
+      const { left, width } = timelineSpan(piece.start, piece.end, duration);
+      const cell = document.createElement('button');
+      cell.type = 'button';
+      cell.className = 'heat-cell';
+      cell.dataset.testid = 'heat-cell';
+      cell.dataset.start = String(piece.start);
+      cell.dataset.end = String(piece.end);
+      cell.dataset.score = String(piece.score);
+      cell.dataset.segmentId = String(piece.segment_id);
+      cell.style.left = `${left}%`;
+      cell.style.width = `${width}%`;
+      cell.style.background = heatColor(piece.score);
+      const text = t('heat.cell', {
+        start: formatTime(piece.start),
+        end: formatTime(piece.end),
+        pct: scorePercent(piece.score),
+      });
+      cell.setAttribute('aria-label', text);
+      cell.title = text;
+      // One tab stop for the whole strip, on the best match; arrows move along it.
+      cell.tabIndex = piece === best ? 0 : -1;
+      this.heatCells.append(cell);
+    }
   }
 
   /** Play `result` (a search result) from its segment's start. */
@@ -90,6 +225,7 @@ export class Player {
     }
     this.reportMoment();
     this.renderTimeline();
+    this.refreshHeat();
     this.loadVideoInfo(result.video_id).then((info) => {
       if (this.current?.videoId !== result.video_id) return;
       if (info.duration > 0) this.duration = info.duration;
@@ -105,6 +241,7 @@ export class Player {
     const second = Math.floor(this.pendingSeek ?? this.video.currentTime);
     if (second === this.reportedSecond) return;
     this.reportedSecond = second;
+    this.moreLike.setAttribute('aria-label', t('like.playerAria', { time: formatTime(second) }));
     this.onMoment({ video: this.current.videoId, time: second, segment: this.current.segment?.segment_id ?? null });
   }
 
@@ -124,6 +261,7 @@ export class Player {
     this.title.textContent = '';
     this.showSegmentLabel();
     this.renderTimeline();
+    this.refreshHeat();
     this.updatePlayhead();
     this.onSegmentChange(null);
     this.onMoment({ video: null, time: null, segment: null });
@@ -229,6 +367,7 @@ export class Player {
       this.markers.append(marker);
     }
     this.updatePlayhead();
+    this.renderHeat();
   }
 
   updatePlayhead() {

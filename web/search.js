@@ -1,9 +1,10 @@
-// The search view: text and image queries, streamed partial results over the
-// WebSocket (HTTP when the socket is down), and the result cards.
+// The search view: text, image, text-and-image and "more like this" queries,
+// the filters and grouping, streamed partial results over the WebSocket (HTTP
+// when the socket is down), and the result cards.
 
-import { SearchSocket, searchOverHttp } from './api.js';
+import { SearchSocket, apiFetch, searchOverHttp } from './api.js';
 import { bytesToBase64, formatTime, scorePercent } from './format.js';
-import { exportRows, toCsv } from './moment.js';
+import { countFilters, exportRows, filterFields, noFilters, toCsv } from './moment.js';
 import { reduceForUpload } from './query-image.js';
 import { t } from './i18n.js';
 
@@ -13,14 +14,18 @@ const QUERY_DEADLINE_MS = 30000;
 
 export class SearchView {
   /**
-   * `onPlay(result)` plays a result; `onQuery(text)` is told of each new
-   * query (null for a picture) and `onResults(results)` of each final answer,
-   * so the page's address can follow them.
+   * `onPlay(result)` plays a result; `onQuery({ text, like, filters })` is
+   * told of each new query (text null for a picture) or change of filters and
+   * `onResults(results)` of each final answer, so the page's address can
+   * follow them; `onQueryFields(fields)` gets the query as search fields
+   * (text, image_base64, image_weight, like) once they are known, for the
+   * player's heat strip.
    */
-  constructor({ onPlay, onQuery = () => {}, onResults = () => {} }) {
+  constructor({ onPlay, onQuery = () => {}, onResults = () => {}, onQueryFields = () => {} }) {
     this.onPlay = onPlay;
     this.onQuery = onQuery;
     this.onResults = onResults;
+    this.onQueryFields = onQueryFields;
     this.form = document.getElementById('search-form');
     this.input = document.getElementById('search-input');
     this.imageInput = document.getElementById('image-input');
@@ -34,6 +39,20 @@ export class SearchView {
     this.warnings = document.getElementById('search-warnings');
     this.translationLine = document.getElementById('query-translation');
     this.exportTools = document.getElementById('results-export');
+    this.likeChip = document.getElementById('like-chip');
+    this.likeChipLabel = document.getElementById('like-chip-label');
+    this.combineRow = document.getElementById('combine-row');
+    this.weightInput = document.getElementById('image-weight');
+    this.weightValue = document.getElementById('image-weight-value');
+    this.filtersPanel = document.getElementById('filters');
+    this.filtersSummary = document.getElementById('filters-summary');
+    this.filterVideos = document.getElementById('filter-videos');
+    this.filterFrom = document.getElementById('filter-from');
+    this.filterTo = document.getElementById('filter-to');
+    this.filterMin = document.getElementById('filter-min');
+    this.filterMinValue = document.getElementById('filter-min-value');
+    this.filterGroup = document.getElementById('filter-group');
+    this.kindBoxes = [...document.querySelectorAll('input[name="filter-kind"]')];
 
     this.sequence = 0;
     this.active = null; // { id, query, deadline } of the query whose answers we still show
@@ -43,6 +62,9 @@ export class SearchView {
     this.status = null; // { key, vars } so a language switch can re-render it
     this.shownWarnings = [];
     this.shownTranslation = null;
+    this.filters = noFilters();
+    this.videos = []; // the library, for the video filter
+    this.shownLike = null;
 
     this.socket = new SearchSocket({
       onMessage: (message) => this.handleMessage(message),
@@ -55,8 +77,9 @@ export class SearchView {
     this.form.addEventListener('submit', (event) => {
       event.preventDefault();
       const text = this.input.value.trim();
-      if (text) {
-        this.clearImage();
+      if (text && this.imageFile) {
+        this.search({ text, imageFile: this.imageFile, weight: this.imageWeight() });
+      } else if (text) {
         this.search({ text });
       } else if (this.imageFile) {
         this.search({ imageFile: this.imageFile });
@@ -71,6 +94,28 @@ export class SearchView {
     document.getElementById('image-clear').addEventListener('click', () => {
       this.clearImage();
       this.input.focus();
+    });
+    this.input.addEventListener('input', () => this.showCombine());
+    // The slider reads out the picture's share while it moves, and asks again when let go.
+    this.weightInput.addEventListener('input', () => this.showCombine());
+    this.weightInput.addEventListener('change', () => {
+      const query = this.active?.query;
+      if (query?.text !== undefined && query.imageFile) this.search({ ...query, weight: this.imageWeight() });
+    });
+    document.getElementById('like-clear').addEventListener('click', () => {
+      this.showLike(null);
+      this.onQuery({ text: null, like: null, filters: this.filters });
+      this.input.focus();
+    });
+
+    // Filters: any change asks the current query again.
+    this.filterMin.addEventListener('input', () => {
+      this.filterMinValue.textContent = `${scorePercent(Number(this.filterMin.value))}%`;
+    });
+    this.filtersPanel.querySelector('.filters-body').addEventListener('change', () => this.applyFilters(this.readFilters()));
+    document.getElementById('filters-clear').addEventListener('click', () => this.applyFilters(noFilters()));
+    this.filtersPanel.addEventListener('toggle', () => {
+      if (this.filtersPanel.open) this.refreshVideos();
     });
 
     // Drag and drop an image anywhere on the search view.
@@ -98,6 +143,18 @@ export class SearchView {
     });
 
     this.list.addEventListener('click', (event) => {
+      const action = event.target.closest('[data-action]');
+      if (action) {
+        const result = action.closest('li')?.querySelector('[data-testid="result-card"]')?._result;
+        if (!result) return;
+        if (action.dataset.action === 'like') this.searchLike(result, result.video_name || result.video_id);
+        if (action.dataset.action === 'more-in-video') {
+          // The rest of that video: its results only, ungrouped.
+          this.filtersPanel.open = true;
+          this.applyFilters({ ...this.filters, videos: [String(result.video_id)], group: false });
+        }
+        return;
+      }
       const card = event.target.closest('[data-testid="result-card"]');
       if (card) this.play(card);
     });
@@ -150,14 +207,123 @@ export class SearchView {
     this.imagePreview.src = URL.createObjectURL(file);
     this.imageChipLabel.textContent = t('search.imageQuery', { name: file.name || 'image' });
     this.imageChip.hidden = false;
+    this.showCombine();
+    // Words already typed and a picture: search with both.
+    const text = this.input.value.trim();
+    this.search(text ? { text, imageFile: file, weight: this.imageWeight() } : { imageFile: file });
+  }
+
+  imageWeight() {
+    return Number(this.weightInput.value);
+  }
+
+  /** The words-and-picture slider: shown with a picture, live when there are words too. */
+  showCombine() {
+    this.combineRow.hidden = !this.imageFile;
+    this.combineRow.classList.toggle('both', Boolean(this.imageFile && this.input.value.trim()));
+    this.weightValue.textContent = t('combine.value', { pct: scorePercent(this.imageWeight()) });
+  }
+
+  /** Search for more like a segment (a result, or the moment playing), with the filters set. */
+  searchLike(segment, name) {
     this.input.value = '';
-    this.search({ imageFile: file });
+    this.clearImage();
+    this.search({
+      like: String(segment.segment_id),
+      likeLabel: { name, start: segment.start, end: segment.end },
+    });
+  }
+
+  /** The chip saying which segment "more like this" searches from. */
+  showLike(query) {
+    this.shownLike = query?.like ? query : null;
+    this.likeChip.hidden = !this.shownLike;
+    if (!this.shownLike) return;
+    const label = this.shownLike.likeLabel;
+    this.likeChipLabel.textContent = label
+      ? t('like.chip', { name: label.name, start: formatTime(label.start), end: formatTime(label.end) })
+      : t('like.chipUnknown', { id: this.shownLike.like });
+  }
+
+  /** The filters as the panel's controls show them. */
+  readFilters() {
+    const seconds = (input) => (input.value.trim() === '' || !(Number(input.value) >= 0) ? null : Number(input.value));
+    return {
+      videos: [...this.filterVideos.querySelectorAll('input:checked')].map((box) => box.value),
+      from: seconds(this.filterFrom),
+      to: seconds(this.filterTo),
+      kinds: this.kindBoxes.filter((box) => box.checked).map((box) => box.value),
+      minScore: Number(this.filterMin.value) > 0 ? Number(this.filterMin.value) : null,
+      group: this.filterGroup.checked,
+    };
+  }
+
+  /** Show `filters` in the panel (from the address, or "n more in this video"), without searching. */
+  setFilters(filters) {
+    this.filters = { ...noFilters(), ...filters };
+    this.filterFrom.value = this.filters.from ?? '';
+    this.filterTo.value = this.filters.to ?? '';
+    for (const box of this.kindBoxes) box.checked = this.filters.kinds.includes(box.value);
+    this.filterMin.value = String(this.filters.minScore ?? 0);
+    this.filterMinValue.textContent = `${scorePercent(this.filters.minScore ?? 0)}%`;
+    this.filterGroup.checked = this.filters.group;
+    this.renderVideoFilter();
+    const active = countFilters(this.filters);
+    this.filtersSummary.textContent = active ? t('filters.active', { n: active }) : '';
+    if (active) this.filtersPanel.open = true;
+  }
+
+  /** New filters: shown, put in the address, and the current query asked again. */
+  applyFilters(filters) {
+    this.setFilters(filters);
+    const query = this.active?.query;
+    if (query) this.search(query);
+    else this.onQuery({ text: null, like: null, filters: this.filters });
+  }
+
+  /** The library's videos, for the video filter. */
+  setVideos(videos) {
+    this.videos = videos.map((v) => ({ id: String(v.video_id), name: v.name || String(v.video_id) }));
+    this.renderVideoFilter();
+  }
+
+  refreshVideos() {
+    apiFetch('/api/v1/videos')
+      .then((answer) => this.setVideos(answer?.videos ?? []))
+      .catch(() => {});
+  }
+
+  renderVideoFilter() {
+    const chosen = new Set(this.filters.videos);
+    // Videos named by the address but not (or not yet) in the library stay choosable.
+    const known = new Set(this.videos.map((v) => v.id));
+    const videos = [...this.videos, ...[...chosen].filter((id) => !known.has(id)).map((id) => ({ id, name: id }))];
+    if (videos.length === 0) {
+      const empty = document.createElement('span');
+      empty.className = 'hint';
+      empty.textContent = t('filters.noVideos');
+      this.filterVideos.replaceChildren(empty);
+      return;
+    }
+    this.filterVideos.replaceChildren(
+      ...videos.map((video) => {
+        const label = document.createElement('label');
+        const box = document.createElement('input');
+        box.type = 'checkbox';
+        box.value = video.id;
+        box.checked = chosen.has(video.id);
+        box.dataset.testid = 'filter-video';
+        label.append(box, ` ${video.name}`);
+        return label;
+      }),
+    );
   }
 
   clearImage() {
     this.imageFile = null;
     this.imageInput.value = '';
     this.imageChip.hidden = true;
+    this.showCombine();
     if (this.imagePreview.src) {
       URL.revokeObjectURL(this.imagePreview.src);
       this.imagePreview.removeAttribute('src');
@@ -177,16 +343,14 @@ export class SearchView {
     this.showTranslation(null);
     this.exportTools.hidden = true;
     this.setStatus('status.searching');
-    this.onQuery(query.text ?? null);
+    this.showLike(query);
+    this.onQuery({ text: query.text ?? null, like: query.like ?? null, filters: this.filters });
 
-    const message = { type: 'search', id, k: K };
-    if (query.text !== undefined) {
-      message.text = query.text;
-    } else {
-      query.upload = await reduceForUpload(query.imageFile);
-      message.image_base64 = bytesToBase64(new Uint8Array(await query.upload.arrayBuffer()));
-    }
+    const fields = await queryFields(query);
     if (this.active?.id !== id) return; // a newer query started while the image was read
+    this.onQueryFields(fields);
+    this.active.body = { ...fields, ...filterFields(this.filters), k: K };
+    const message = { type: 'search', id, ...this.active.body };
 
     if ((await this.socket.ready(1500)) && this.active?.id === id && this.socket.send(message)) {
       this.active.sent = true;
@@ -195,12 +359,12 @@ export class SearchView {
       }, QUERY_DEADLINE_MS);
       return;
     }
-    if (this.active?.id === id) this.searchOverHttp(id, query);
+    if (this.active?.id === id) this.searchOverHttp(id, this.active.body);
   }
 
-  async searchOverHttp(id, query) {
+  async searchOverHttp(id, body) {
     try {
-      const answer = await searchOverHttp({ ...query, k: K });
+      const answer = await searchOverHttp(body);
       if (this.active?.id !== id) return;
       this.finish(answer.results || [], answer.took_ms, answer.warnings, answer.query_translation);
     } catch (error) {
@@ -256,7 +420,7 @@ export class SearchView {
       clearTimeout(pending.deadline);
       pending.deadline = undefined;
       this.setStatus('status.offline');
-      this.searchOverHttp(pending.id, pending.query);
+      this.searchOverHttp(pending.id, pending.body);
     }
   }
 
@@ -276,6 +440,7 @@ export class SearchView {
     if (results.length === 0) {
       const query = this.active?.query;
       if (query?.text !== undefined) this.setStatus('status.none', { query: query.text }, 'empty');
+      else if (query?.like !== undefined) this.setStatus('status.noneLike', {}, 'empty');
       else this.setStatus('status.noneImage', {}, 'empty');
     } else if (results.length === 1) {
       this.setStatus('status.doneOne', { ms });
@@ -352,6 +517,9 @@ export class SearchView {
     this.showWarnings(this.shownWarnings);
     this.showTranslation(this.shownTranslation);
     if (this.imageFile) this.imageChipLabel.textContent = t('search.imageQuery', { name: this.imageFile.name || 'image' });
+    this.showCombine();
+    this.showLike(this.shownLike);
+    this.setFilters(this.filters);
   }
 
   /** Replace the list with `results`, reusing cards of segments already shown. */
@@ -361,12 +529,11 @@ export class SearchView {
     results.forEach((result, index) => {
       let card = this.cards.get(result.segment_id);
       const fresh = !card;
-      if (fresh) card = createCard();
+      if (fresh) card = createItem();
       card._result = result;
       fillCard(card, result, index);
       card.classList.toggle('playing', result.segment_id === this.playingSegment);
-      const item = card.parentElement || document.createElement('li');
-      if (!card.parentElement) item.append(card);
+      const item = card.parentElement;
       this.list.append(item); // appending in order also reorders reused items
       if (fresh) {
         item.classList.add('fresh');
@@ -400,6 +567,42 @@ export class SearchView {
 
 function hasFiles(event) {
   return [...(event.dataTransfer?.types || [])].includes('Files');
+}
+
+/** The search fields of a query: text, a picture (reduced, base64), both with a weight, or `like`. */
+async function queryFields(query) {
+  if (query.like !== undefined) return { like: query.like };
+  const fields = {};
+  if (query.text !== undefined) fields.text = query.text;
+  if (query.imageFile) {
+    // Kept on the query, so asking it again (new filters, another weight) does not re-read the picture.
+    query.upload ??= await reduceForUpload(query.imageFile);
+    query.imageBase64 ??= bytesToBase64(new Uint8Array(await query.upload.arrayBuffer()));
+    fields.image_base64 = query.imageBase64;
+    if (fields.text !== undefined) fields.image_weight = query.weight ?? 0.5;
+  }
+  return fields;
+}
+
+/** A result's list item: the card (a button that plays it) and its own buttons beside it. */
+function createItem() {
+  const item = document.createElement('li');
+  const card = createCard();
+  const actions = document.createElement('span');
+  actions.className = 'card-actions';
+  const like = document.createElement('button');
+  like.type = 'button';
+  like.dataset.action = 'like';
+  like.dataset.testid = 'more-like-this';
+  actions.append(like);
+  const more = document.createElement('button');
+  more.type = 'button';
+  more.className = 'more-in-video';
+  more.dataset.action = 'more-in-video';
+  more.dataset.testid = 'more-in-video';
+  more.hidden = true;
+  item.append(card, actions, more);
+  return card;
 }
 
 function createCard() {
@@ -447,4 +650,15 @@ function fillCard(card, result, index) {
   card.querySelector('.score-fill').style.width = `${pct}%`;
   card.querySelector('.score-text').textContent = `${pct}%`;
   card.querySelector('.score').title = t('result.score', { pct });
+  const item = card.parentElement;
+  const like = item.querySelector('[data-action="like"]');
+  like.textContent = `≈ ${t('like.button')}`;
+  like.setAttribute('aria-label', t('like.buttonAria', { name: result.video_name || result.video_id, start, end }));
+  const moreCount = Number(result.more_in_video) || 0;
+  const more = item.querySelector('[data-action="more-in-video"]');
+  more.hidden = moreCount === 0;
+  item.classList.toggle('grouped', moreCount > 0);
+  card.dataset.moreInVideo = String(moreCount);
+  more.textContent = moreCount === 1 ? t('group.moreOne') : t('group.more', { n: moreCount });
+  more.setAttribute('aria-label', t('group.moreAria', { name: result.video_name || result.video_id, n: moreCount }));
 }

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ARTIFACTS_DIR, launchBrowser, screenshot } from './lib/browser.js';
-import { frameAt, phoneSized, shortCopy, syntheticClip, testMedia, writeTemp } from './lib/media.js';
+import { frameAt, phoneSized, reencodedCopy, shortCopy, syntheticClip, testMedia, writeTemp } from './lib/media.js';
 import { serveSeedPage } from './lib/seed-server.js';
 import { SHARDS, api, ingestAndWait, segmentsOf, shardOf, startStack, waitUntilReady } from './lib/stack.js';
 
@@ -735,6 +735,298 @@ test('the address reopens a query and its playing moment; arrows, Enter and Esc 
   );
   await expectTimelineHighlights(reopened, second.segmentId);
   await reopened.close();
+  await page.close();
+});
+
+// Searching beyond a list: the heat strip, more like this, filters, grouping
+// and text with a picture. A second, re-encoded copy of the test media is
+// ingested for these (after the tests above, whose answers assume one copy).
+
+const COFFEE = { start: 8, end: 12 }; // the coffee photo in the photos video
+const CAT = { start: 4, end: 8 };
+const ROCKET = { start: 12, end: 16 };
+const overlaps = (r, range) => r.start < range.end && r.end > range.start;
+
+let copyIngest = null;
+/** The photos video (else the other test video) again, smaller and re-encoded: another video showing the same pictures. */
+function secondCopy() {
+  copyIngest ??= (async () => {
+    const source = media.photos ?? media.videos[0];
+    const copy = reencodedCopy(source, workDir);
+    ingested.set(copy, await ingestAndWait(stack, copy));
+    return { source, copy, sourceId: videoIdOf(source), copyId: videoIdOf(copy) };
+  })();
+  return copyIngest;
+}
+
+async function search(page, text) {
+  await page.fill(testid('search-input'), text);
+  await page.press(testid('search-input'), 'Enter');
+  return resultsOf(await waitForFinalResults(page));
+}
+
+/** Wait for the next final answer after `action` (the list goes back to searching first). */
+async function researched(page, action) {
+  await page.evaluate(() => {
+    document.querySelector('[data-testid="results"]').dataset.state = 'stale-for-test';
+  });
+  await action();
+  return resultsOf(await waitForFinalResults(page));
+}
+
+/** The heat strip's cells once it has drawn the scores of `videoId` for the query `text` (else any). */
+async function heatCells(page, videoId, text = null) {
+  const forText = text === null ? '' : `[data-query-text="${text}"]`;
+  await page.locator(`${testid('heat-strip')}[data-state="ready"][data-video-id="${videoId}"]${forText} .heat-cell`).first().waitFor();
+  return page.locator(`${testid('heat-strip')} .heat-cell`).evaluateAll((els) =>
+    els.map((el) => ({
+      start: Number(el.dataset.start),
+      end: Number(el.dataset.end),
+      score: Number(el.dataset.score),
+      segmentId: el.dataset.segmentId,
+      label: el.getAttribute('aria-label'),
+      background: el.style.background,
+    })),
+  );
+}
+
+/** The cells agree with the scores API: each piece has the best score of the segments covering it, and they cover every segment. */
+function assertHeatMatchesScores(cells, scores) {
+  assert.ok(cells.length > 0, 'the strip has cells');
+  for (const cell of cells) {
+    const covering = scores.segments.filter((s) => s.start <= cell.start && s.end >= cell.end);
+    assert.ok(covering.length > 0, `cell ${JSON.stringify(cell)} is covered by a segment`);
+    const best = Math.max(...covering.map((s) => s.score));
+    assert.ok(Math.abs(cell.score - best) < 1e-6, `cell ${JSON.stringify(cell)} has the best covering score ${best}`);
+    assert.match(cell.label, /^\d\d:\d\d\.\d – \d\d:\d\d\.\d.*\d+%$/, 'each cell says its time and score');
+  }
+  for (const segment of scores.segments.filter((s) => s.end > s.start)) {
+    assert.ok(
+      cells.some((c) => c.start < segment.end && c.end > segment.start),
+      `segment ${segment.segment_id} is on the strip`,
+    );
+  }
+}
+
+const hottest = (cells) => cells.reduce((top, c) => (c.score > top.score ? c : top));
+
+test('the heat strip shows the API scores of the playing video for the query, follows a new query, and a click seeks there', async () => {
+  assert.ok(media.photos, 'needs VIDSEEK_TEST_PHOTOS (the coffee and the cat are known there)');
+  const photosId = videoIdOf(media.photos);
+  const page = await browser.newPage();
+  await page.goto(stack.baseUrl);
+  const results = await search(page, 'a cup of coffee');
+  const pick = results.findIndex((r) => r.videoId === photosId && overlaps(r, COFFEE));
+  assert.ok(pick >= 0, `the coffee shot is among the results: ${JSON.stringify(results)}`);
+  await page.locator(testid('result-card')).nth(pick).click();
+  await expectPlayerWithin(page, results[pick].start, results[pick].end);
+
+  let cells = await heatCells(page, photosId, 'a cup of coffee');
+  const scores = await api(stack, `/api/v1/videos/${encodeURIComponent(photosId)}/scores?text=${encodeURIComponent('a cup of coffee')}`);
+  assertHeatMatchesScores(cells, scores);
+  assert.ok(overlaps(hottest(cells), COFFEE), `the strip is hottest at the coffee: ${JSON.stringify(hottest(cells))}`);
+  assert.ok(cells.some((c) => c.background !== cells[0].background), 'cells are coloured by their score');
+
+  // A click on the strip, far from the coffee, plays from the point clicked.
+  const target = cells.filter((c) => c.start >= COFFEE.end + 4 && c.end - c.start >= 1)[0];
+  assert.ok(target, `a cell well after the coffee: ${JSON.stringify(cells)}`);
+  const box = await page.locator(`${testid('heat-strip')} .heat-cell[data-start="${target.start}"]`).boundingBox();
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  await expectPlayerWithin(page, target.start, target.end);
+
+  // A new query redraws the strip for the same video: now the cat is hottest.
+  await search(page, 'a cat');
+  cells = await heatCells(page, photosId, 'a cat');
+  assertHeatMatchesScores(cells, await api(stack, `/api/v1/videos/${encodeURIComponent(photosId)}/scores?text=a%20cat`));
+  assert.ok(overlaps(hottest(cells), CAT), `after "a cat" the strip is hottest at the cat: ${JSON.stringify(hottest(cells))}`);
+
+  // In Chinese, for the README: 一杯咖啡 (a cup of coffee) lights up the coffee again.
+  await page.selectOption(testid('lang-select'), 'zh');
+  await search(page, '一杯咖啡');
+  cells = await heatCells(page, photosId, '一杯咖啡');
+  assert.ok(overlaps(hottest(cells), COFFEE), `一杯咖啡 is hottest at the coffee: ${JSON.stringify(hottest(cells))}`);
+  const coffeeCell = page.locator(`${testid('heat-strip')} .heat-cell[data-segment-id="${hottest(cells).segmentId}"]`);
+  await coffeeCell.click();
+  await expectPlayerWithin(page, hottest(cells).start, hottest(cells).end);
+  await page.evaluate(() => document.querySelector('[data-testid="player"]').pause());
+  await page.locator(testid('search-input')).blur();
+  await page.waitForTimeout(500);
+  await screenshot(page, '16-heat-strip-zh');
+  await page.selectOption(testid('lang-select'), 'en'); // the choice is remembered for the next pages
+  await page.close();
+});
+
+test('more like this, from a result card and from the playing moment, finds the same picture in the other copy first', async () => {
+  const { sourceId, copyId } = await secondCopy();
+  const page = await browser.newPage();
+  const sent = [];
+  page.on('websocket', (ws) => ws.on('framesent', (frame) => sent.push(String(frame.payload))));
+  await page.goto(stack.baseUrl);
+  const query = media.photos ? 'a cup of coffee' : media.textQuery;
+  const results = await search(page, query);
+  // The copy's segment to start from: its coffee shot (else its best result).
+  const from = results.findIndex((r) => r.videoId === copyId && (!media.photos || overlaps(r, COFFEE)));
+  assert.ok(from >= 0, `the copy is among the results for "${query}": ${JSON.stringify(results)}`);
+  const start = results[from];
+  const likes = await researched(page, () =>
+    page.locator(`${testid('results')} > li`).nth(from).locator(testid('more-like-this')).click(),
+  );
+  assert.ok(sent.some((p) => JSON.parse(p).like === start.segmentId), `searched over the socket with like: ${sent}`);
+  assert.equal(likes[0].videoId, sourceId, `the top match is in the other copy: ${JSON.stringify(likes)}`);
+  assert.ok(
+    likes[0].start < start.end && likes[0].end > start.start,
+    `the top match [${likes[0].start}, ${likes[0].end}] is the same moment as [${start.start}, ${start.end}]`,
+  );
+  assert.ok(!likes.some((r) => r.segmentId === start.segmentId), 'the segment itself is left out');
+  assert.equal(await page.isVisible(testid('like-chip')), true, 'the page says what it searched like');
+  assert.equal(new URL(page.url()).searchParams.get('like'), start.segmentId, 'the address carries the query');
+
+  // From the player: play the top match, then "more like this moment" finds the copy's segment first.
+  await page.locator(testid('result-card')).first().click();
+  await expectPlayerWithin(page, likes[0].start, likes[0].end);
+  await page.evaluate(() => document.querySelector('[data-testid="player"]').pause());
+  const back = await researched(page, () => page.click(testid('player-more-like')));
+  assert.equal(back[0].videoId, copyId, `more like the playing moment finds the copy first: ${JSON.stringify(back)}`);
+  assert.ok(back[0].start < likes[0].end && back[0].end > likes[0].start, `the same moment: ${JSON.stringify(back[0])}`);
+  // The heat strip scores the video against the like query too.
+  const cells = await heatCells(page, sourceId);
+  assert.ok(cells.length > 0);
+  await page.close();
+});
+
+/** Set inputs' values (`[selector, value]` pairs; booleans check boxes) as a person would, with one `change` at the end. */
+async function setInputs(page, pairs) {
+  await page.evaluate((list) => {
+    let input;
+    for (const [selector, value] of list) {
+      input = document.querySelector(selector);
+      if (typeof value === 'boolean') input.checked = value;
+      else input.value = String(value);
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+    }
+    input.dispatchEvent(new Event('change', { bubbles: true }));
+  }, pairs);
+}
+const setRange = (page, selector, value) => setInputs(page, [[selector, value]]);
+
+test('filters (videos, time range, kind, minimum score) change the results and travel in the address', async () => {
+  const page = await browser.newPage();
+  await page.goto(stack.baseUrl);
+  const query = media.photos ? 'a cup of coffee' : media.textQuery;
+  const unfiltered = await search(page, query);
+  const otherFile = media.videos.find((v) => v !== media.photos) ?? [...ingested.keys()].find((f) => videoIdOf(f) !== unfiltered[0].videoId);
+  const otherId = videoIdOf(otherFile);
+  assert.notEqual(unfiltered[0].videoId, otherId, 'the best match is not in the video filtered to');
+
+  // Only in one video: every result is from it, and there are still several.
+  await page.click(`${testid('filters')} summary`);
+  await page.locator(`${testid('filter-video')}[value="${otherId}"]`).waitFor();
+  let results = await researched(page, () => page.check(`${testid('filter-video')}[value="${otherId}"]`));
+  const segments = await segmentsOf(stack, otherId);
+  assert.ok(results.length >= Math.min(3, segments.length), `a filtered search still fills the list: ${JSON.stringify(results)}`);
+  assert.ok(results.every((r) => r.videoId === otherId), `only that video: ${JSON.stringify(results)}`);
+  assert.match(await page.textContent(testid('filters-summary')), /1 active/);
+  assert.deepEqual(new URL(page.url()).searchParams.getAll('video'), [otherId], 'the address carries the filter');
+
+  // The address reopens the same filtered search.
+  const reopened = await browser.newPage();
+  await reopened.goto(page.url());
+  const again = await resultsOf(await waitForFinalResults(reopened));
+  assert.deepEqual(again.map((r) => r.segmentId), results.map((r) => r.segmentId), 'the same filtered results');
+  assert.equal(await reopened.isChecked(`${testid('filter-video')}[value="${otherId}"]`), true);
+  await reopened.close();
+
+  // A part of the video: results overlap it.
+  results = await researched(page, async () => {
+    await setInputs(page, [
+      [`${testid('filter-video')}[value="${otherId}"]`, false],
+      [testid('filter-from'), 12],
+      [testid('filter-to'), 40],
+    ]);
+  });
+  assert.ok(results.length > 0);
+  assert.ok(results.every((r) => r.end > 12 && r.start < 40), `results overlap 12–40 s: ${JSON.stringify(results)}`);
+  assert.notDeepEqual(results.map((r) => r.segmentId), unfiltered.map((r) => r.segmentId), 'the time range changed the results');
+
+  // Minimum score: nothing below it.
+  const min = Math.max(0.05, Math.round(((results[0].score + results.at(-1).score) / 2) * 20) / 20);
+  const above = await researched(page, () => setRange(page, testid('filter-min'), min));
+  assert.ok(above.length > 0 && above.every((r) => r.score >= min - 1e-6), `scores ≥ ${min}: ${JSON.stringify(above)}`);
+  assert.equal(new URL(page.url()).searchParams.get('min'), String(min));
+  await page.locator(`${testid('filters')} summary`).evaluate((el) => el.scrollIntoView());
+  await screenshot(page, '17-filters');
+
+  // Kind of match: subtitles only (the photos video has a subtitle file).
+  await researched(page, () => page.click(testid('filters-clear')));
+  const kinds = await researched(page, () => page.check(testid('filter-kind-subtitle')));
+  const shown = await page.locator(`${testid('result-card')} .kind`).evaluateAll((els) => els.map((el) => el.dataset.kind));
+  assert.ok(shown.length > 0 || !media.photos, 'subtitle matches exist in the photos video');
+  assert.ok(shown.every((k) => k === 'subtitle'), `subtitles only: ${shown}`);
+  assert.equal(kinds.length, shown.length);
+
+  // Phone width: the panel fits.
+  await page.setViewportSize({ width: 375, height: 812 });
+  await expectNoSidewaysScroll(page, 'the search page with filters open');
+  await page.close();
+});
+
+test('one result per video shows "n more in this video", which opens the rest of that video', async () => {
+  await secondCopy();
+  const page = await browser.newPage();
+  await page.goto(stack.baseUrl);
+  const query = media.photos ? 'a cup of coffee' : media.textQuery;
+  const ungrouped = await search(page, query);
+  const perVideo = new Map();
+  for (const r of ungrouped) perVideo.set(r.videoId, (perVideo.get(r.videoId) ?? 0) + 1);
+  assert.ok([...perVideo.values()].some((n) => n > 1), `some video has several results ungrouped: ${JSON.stringify(ungrouped)}`);
+
+  await page.click(`${testid('filters')} summary`);
+  const grouped = await researched(page, () => page.check(testid('filter-group')));
+  const videos = grouped.map((r) => r.videoId);
+  assert.equal(new Set(videos).size, videos.length, `one card per video: ${JSON.stringify(grouped)}`);
+  assert.ok(grouped.length > 1, 'several videos');
+  assert.equal(new URL(page.url()).searchParams.get('group'), 'video');
+  const more = page.locator(`${testid('more-in-video')}:visible`);
+  assert.ok((await more.count()) > 0, 'a card says how many more its video has');
+  assert.match(await more.first().textContent(), /^\d+ more in this video$/);
+  await page.locator(testid('search-input')).blur();
+  await screenshot(page, '18-grouped');
+
+  // "n more in this video": that video's results, ungrouped.
+  const item = page.locator(`${testid('results')} > li`).filter({ has: page.locator(`${testid('more-in-video')}:visible`) }).first();
+  const videoId = await item.locator(testid('result-card')).getAttribute('data-video-id');
+  const rest = await researched(page, () => item.locator(testid('more-in-video')).click());
+  assert.ok(rest.length > 1 && rest.every((r) => r.videoId === videoId), `the rest of ${videoId}: ${JSON.stringify(rest)}`);
+  assert.equal(await page.isChecked(testid('filter-group')), false, 'grouping is off');
+  await page.close();
+});
+
+test('words and a picture search together, and the slider moves the answer between them', async () => {
+  const picture = await queryImage(); // the rocket, with the photos video
+  const page = await browser.newPage();
+  await page.goto(stack.baseUrl);
+  const sent = [];
+  page.on('websocket', (ws) => ws.on('framesent', (frame) => sent.push(String(frame.payload))));
+  const words = media.photos ? 'a cat' : media.textQuery;
+  await page.fill(testid('search-input'), words);
+  await page.setInputFiles(testid('image-input'), picture.file);
+  await waitForFinalResults(page);
+  assert.equal(await page.isVisible(testid('combine-row')), true, 'the slider is shown');
+  const both = sent.map((p) => JSON.parse(p)).find((m) => m.text === words && m.image_base64);
+  assert.ok(both, 'one search with the words and the picture');
+  assert.equal(both.image_weight, 0.5);
+
+  const toWords = await researched(page, () => setRange(page, testid('image-weight'), 0));
+  const toPicture = await researched(page, () => setRange(page, testid('image-weight'), 1));
+  assert.notDeepEqual(toWords.map((r) => r.segmentId), toPicture.map((r) => r.segmentId), 'the slider changes the results');
+  assert.ok(sent.some((p) => JSON.parse(p).image_weight === 1), 'the weight was sent');
+  if (media.photos) {
+    assert.ok(overlaps(toWords[0], CAT), `all words: the cat first: ${JSON.stringify(toWords[0])}`);
+    assert.ok(overlaps(toPicture[0], ROCKET), `all picture: the rocket first: ${JSON.stringify(toPicture[0])}`);
+  }
+  await researched(page, () => setRange(page, testid('image-weight'), 0.5));
+  await page.locator(testid('search-input')).blur();
+  await screenshot(page, '19-words-and-picture');
   await page.close();
 });
 

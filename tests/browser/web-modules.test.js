@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { bytesToBase64, formatTime, scorePercent, timelineSpan } from '../../web/format.js';
+import { bytesToBase64, formatTime, heatColor, heatIntervals, scorePercent, timelineSpan } from '../../web/format.js';
 import { STRINGS, initialLanguage, setLanguage, t } from '../../web/i18n.js';
-import { exportRows, readMoment, toCsv, withMoment } from '../../web/moment.js';
+import { countFilters, exportRows, filterFields, noFilters, readMoment, readSearch, toCsv, withMoment, withSearch } from '../../web/moment.js';
 import { seedPageFor } from './lib/seed-server.js';
 import { REPO_ROOT } from './lib/stack.js';
 
@@ -150,4 +150,64 @@ test('exported rows link to their moment and CSV quotes what needs quoting', () 
   assert.equal(lines[0], 'rank,video_id,video_name,segment_id,kind,start,end,score,text,link');
   assert.equal(lines[1], '1,v1,"a, ""b""",s1,subtitle,3.5,6,0.9,"line\ntwo",http://h/?q=bike&v=v1&t=3&s=s1');
   assert.equal(lines.at(-1), '');
+});
+
+test('the heat strip takes the best segment covering each piece of the timeline', () => {
+  const pieces = heatIntervals([
+    { segment_id: 's0', start: 0, end: 4, score: 0.2 },
+    { segment_id: 's1', start: 4, end: 8, score: 0.7 },
+    { segment_id: 'c0', start: 3, end: 5, score: 0.5 }, // a subtitle cue across the cut
+    { segment_id: 's2', start: 10, end: 12, score: 0.1 }, // after a gap no segment covers
+  ]);
+  assert.deepEqual(pieces, [
+    { start: 0, end: 3, score: 0.2, segment_id: 's0' },
+    { start: 3, end: 4, score: 0.5, segment_id: 'c0' },
+    { start: 4, end: 8, score: 0.7, segment_id: 's1' },
+    { start: 10, end: 12, score: 0.1, segment_id: 's2' },
+  ]);
+  assert.deepEqual(heatIntervals([]), []);
+  assert.deepEqual(heatIntervals([{ segment_id: 'x', start: 1, end: 1, score: 1 }]), [], 'empty segments are skipped');
+});
+
+test('heat colours run from cool to hot and clamp', () => {
+  assert.equal(heatColor(0), 'rgb(49, 54, 149)');
+  assert.equal(heatColor(1), 'rgb(215, 48, 39)');
+  assert.equal(heatColor(2), heatColor(1));
+  assert.equal(heatColor(-1), heatColor(0));
+  assert.equal(heatColor(NaN), heatColor(0));
+  // Warmth: red minus blue.
+  const warmth = (score) => {
+    const [r, , b] = heatColor(score).match(/\d+/g).map(Number);
+    return r - b;
+  };
+  assert.ok(warmth(0.3) < warmth(0.6) && warmth(0.6) < warmth(0.85), 'higher scores are warmer');
+});
+
+test('filters and "more like this" round-trip through the address, the moment kept', () => {
+  const filters = { videos: ['v1', 'v 2'], from: 5, to: 12.5, kinds: ['shot', 'ocr'], minScore: 0.4, group: true };
+  const moment = withMoment('http://h/?lang=zh', { text: 'a cat', video: 'v1', time: 3, segment: 'v1-0' });
+  const href = withSearch(moment, { like: 'v1-4', filters });
+  assert.deepEqual(readSearch(href), { like: 'v1-4', filters });
+  assert.deepEqual(readMoment(href), { text: 'a cat', video: 'v1', time: 3, segment: 'v1-0' });
+  assert.equal(withSearch(href, { like: null, filters: noFilters() }), moment, 'clearing leaves the rest as it was');
+  // As the API spells them: comma-separated videos work too; nonsense is dropped.
+  assert.deepEqual(readSearch('http://h/?video=a,b&video=c&from=x&to=-1&kind=scene&kind=subtitle&min=3').filters, {
+    videos: ['a', 'b', 'c'],
+    from: null,
+    to: null,
+    kinds: ['subtitle'],
+    minScore: null,
+    group: false,
+  });
+  assert.deepEqual(filterFields(filters), {
+    videos: ['v1', 'v 2'],
+    from: 5,
+    to: 12.5,
+    kinds: ['shot', 'ocr'],
+    min_score: 0.4,
+    group: 'video',
+  });
+  assert.deepEqual(filterFields(noFilters()), {});
+  assert.equal(countFilters(filters), 6);
+  assert.equal(countFilters({ ...noFilters(), from: 0 }), 1, 'from 0 is a filter');
 });

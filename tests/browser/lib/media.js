@@ -76,6 +76,13 @@ export function shortCopy(video, dir, seconds = 3) {
   return out;
 }
 
+/** `video` again, smaller and re-encoded: another file showing the same pictures. */
+export function reencodedCopy(video, dir) {
+  const out = path.join(dir, `${path.basename(video, path.extname(video))}-small.mp4`);
+  ffmpeg(['-i', video, '-vf', 'scale=320:-2', '-c:v', 'libx264', '-crf', '30', '-an', out]);
+  return out;
+}
+
 const SYNTHETIC = [
   ['mandelbrot', 'mandelbrot=size=320x240:rate=10'],
   ['life', 'life=size=320x240:rate=10:mold=10:ratio=0.1:death_color=#c83232'],
