@@ -46,7 +46,9 @@ const CATALOG_RETRY: Duration = Duration::from_secs(5);
 enum Standing {
     /// The record expects this job's generation.
     Current,
-    /// The video was deleted or re-ingested since: the job has nothing to do.
+    /// The video was deleted or re-ingested since, or this job already
+    /// finished (a redelivery after an ack the server never confirmed):
+    /// nothing to do.
     Superseded,
     /// The record could not be read: try the job again later.
     Unknown(String),
@@ -55,7 +57,12 @@ enum Standing {
 impl Standing {
     fn of<E: std::fmt::Display>(read: Result<Option<VideoRecord>, E>, job: &IngestJob) -> Standing {
         match read {
-            Ok(Some(record)) if record.generation == job.generation => Standing::Current,
+            Ok(Some(record))
+                if record.generation == job.generation
+                    && !matches!(record.status, VideoStatus::Ready | VideoStatus::Failed) =>
+            {
+                Standing::Current
+            }
             Ok(_) => Standing::Superseded,
             Err(err) => Standing::Unknown(err.to_string()),
         }
@@ -181,9 +188,9 @@ impl Worker {
             Standing::Superseded => {
                 tracing::info!(
                     video_id = job.video_id,
-                    "skipping superseded or deleted job"
+                    "skipping a superseded, deleted or already finished job"
                 );
-                let _ = message.double_ack().await;
+                acknowledge(message, &job.video_id).await;
                 return;
             }
             Standing::Unknown(reason) => {
@@ -213,7 +220,7 @@ impl Worker {
             Ok(count) => {
                 tracing::info!(video_id = job.video_id, segments = count, "video ready");
                 metrics::add(metrics::INGEST_VIDEOS, &[("outcome", "done")], 1.0);
-                let _ = message.double_ack().await;
+                acknowledge(message, &job.video_id).await;
             }
             Err(JobFailure::Transient(reason)) if deliveries < self.config.max_deliver => {
                 tracing::warn!(video_id = job.video_id, reason, "ingest will be retried");
@@ -231,7 +238,7 @@ impl Worker {
                     r.error = Some(reason);
                 })
                 .await;
-                let _ = message.double_ack().await;
+                acknowledge(message, &job.video_id).await;
             }
         }
     }
@@ -624,6 +631,27 @@ fn tokio_stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
+/// Acks a finished job and waits for the server to confirm it. An ack lost
+/// while a cluster elects a new stream leader (a node restarting) would
+/// leave the job in the queue until its ack wait ran out and another worker
+/// did it again, so a failed ack is retried a few times first; redelivery
+/// remains the last resort, and redoing a job is harmless (same generation).
+async fn acknowledge(message: &jetstream::Message, video_id: &str) {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
+        match message.double_ack().await {
+            Ok(()) => return,
+            Err(err) if attempt < ATTEMPTS => {
+                tracing::warn!(video_id, error = %err, attempt, "ack not confirmed; retrying");
+                tokio::time::sleep(Duration::from_millis(250) * attempt).await;
+            }
+            Err(err) => {
+                tracing::warn!(video_id, error = %err, "ack not confirmed; the job will be redelivered")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,6 +749,17 @@ mod tests {
             Standing::Superseded,
             "the video was deleted"
         );
+        for status in [VideoStatus::Ready, VideoStatus::Failed] {
+            let finished = VideoRecord {
+                status,
+                ..record("g2")
+            };
+            assert_eq!(
+                Standing::of(Ok::<_, String>(Some(finished)), &current),
+                Standing::Superseded,
+                "a redelivered job that already finished is not redone"
+            );
+        }
         assert_eq!(
             Standing::of(Err::<Option<VideoRecord>, _>("timed out"), &current),
             Standing::Unknown("timed out".into())
