@@ -31,6 +31,7 @@ export class Player {
     this.playhead = document.getElementById('timeline-playhead');
     this.heat = document.getElementById('heat-strip');
     this.heatCells = document.getElementById('heat-cells');
+    this.heatCaption = document.getElementById('heat-caption');
     this.moreLike = document.getElementById('player-more-like');
 
     this.query = null; // the current query as search fields, for the heat strip
@@ -156,6 +157,7 @@ export class Player {
   renderHeat() {
     const scores = this.heatScores;
     this.heat.hidden = !scores || !this.current;
+    this.heatCaption.hidden = this.heat.hidden;
     this.heatCells.replaceChildren();
     if (!scores) return;
     this.heat.dataset.videoId = scores.videoId;

@@ -221,7 +221,8 @@ export class SearchView {
   showCombine() {
     this.combineRow.hidden = !this.imageFile;
     this.combineRow.classList.toggle('both', Boolean(this.imageFile && this.input.value.trim()));
-    this.weightValue.textContent = t('combine.value', { pct: scorePercent(this.imageWeight()) });
+    const pct = scorePercent(this.imageWeight());
+    this.weightValue.textContent = t('combine.value', { words: 100 - pct, pct });
   }
 
   /** Search for more like a segment (a result, or the moment playing), with the filters set. */
