@@ -284,7 +284,10 @@ export class SearchView {
 
   /** The library's videos, for the video filter. */
   setVideos(videos) {
-    this.videos = videos.map((v) => ({ id: String(v.video_id), name: v.name || String(v.video_id) }));
+    const next = videos.map((v) => ({ id: String(v.video_id), name: v.name || String(v.video_id) }));
+    // The library polls while something ingests: redraw only on a change, so a box being clicked stays put.
+    if (JSON.stringify(next) === JSON.stringify(this.videos)) return;
+    this.videos = next;
     this.renderVideoFilter();
   }
 
