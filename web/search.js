@@ -205,7 +205,6 @@ export class SearchView {
     this.imageFile = file;
     if (this.imagePreview.src) URL.revokeObjectURL(this.imagePreview.src);
     this.imagePreview.src = URL.createObjectURL(file);
-    this.imageChipLabel.textContent = t('search.imageQuery', { name: file.name || 'image' });
     this.imageChip.hidden = false;
     this.showCombine();
     // Words already typed and a picture: search with both.
@@ -219,8 +218,13 @@ export class SearchView {
 
   /** The words-and-picture slider: shown with a picture, live when there are words too. */
   showCombine() {
+    const both = Boolean(this.imageFile && this.input.value.trim());
     this.combineRow.hidden = !this.imageFile;
-    this.combineRow.classList.toggle('both', Boolean(this.imageFile && this.input.value.trim()));
+    this.combineRow.classList.toggle('both', both);
+    if (this.imageFile) {
+      const name = this.imageFile.name || 'image';
+      this.imageChipLabel.textContent = t(both ? 'search.imageAndWords' : 'search.imageQuery', { name });
+    }
     const pct = scorePercent(this.imageWeight());
     this.weightValue.textContent = t('combine.value', { words: 100 - pct, pct });
   }
@@ -520,7 +524,6 @@ export class SearchView {
     for (const card of this.cards.values()) fillCard(card, card._result);
     this.showWarnings(this.shownWarnings);
     this.showTranslation(this.shownTranslation);
-    if (this.imageFile) this.imageChipLabel.textContent = t('search.imageQuery', { name: this.imageFile.name || 'image' });
     this.showCombine();
     this.showLike(this.shownLike);
     this.setFilters(this.filters);

@@ -847,8 +847,16 @@ test('the heat strip shows the API scores of the playing video for the query, fo
   await search(page, '一杯咖啡');
   cells = await heatCells(page, videoId, '一杯咖啡');
   if (media.photos) assert.ok(overlaps(hottest(cells), COFFEE), `一杯咖啡 is hottest at the coffee: ${JSON.stringify(hottest(cells))}`);
-  const coffeeCell = page.locator(`${testid('heat-strip')} .heat-cell[data-segment-id="${hottest(cells).segmentId}"]`);
-  await coffeeCell.click();
+  // From the keyboard: the strip's one tab stop is its best match, and Enter plays from there.
+  const best = page.locator(`${testid('heat-strip')} .heat-cell[tabindex="0"]`);
+  assert.equal(await best.count(), 1, 'one tab stop on the strip');
+  assert.equal(Number(await best.getAttribute('data-start')), hottest(cells).start, 'the tab stop is the best match');
+  await page.evaluate(() => document.querySelector('[data-testid="player"]').pause());
+  await page.evaluate(() => {
+    document.querySelector('[data-testid="player"]').currentTime = 0;
+  });
+  await best.focus();
+  await page.keyboard.press('Enter');
   await expectPlayerWithin(page, hottest(cells).start, hottest(cells).end);
   await page.evaluate(() => document.querySelector('[data-testid="player"]').pause());
   await page.locator(testid('search-input')).blur();
