@@ -14,12 +14,15 @@ use std::path::PathBuf;
 
 use vidseek_protocol::subjects;
 
+use crate::media_store;
+
 /// An identity on the bus. Each role of the stack connects as its own user,
 /// so a compromised or buggy role can do only what its work needs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// HTTP/WebSocket front door: asks for searches, ingests and deletes;
-    /// reads the catalog and the segment log; writes neither.
+    /// reads the catalog and the segment log; writes neither. Reads
+    /// thumbnails and writes uploads when they live in NATS.
     Gateway,
     /// Query stage: answers searches by asking encoders and ranker shards.
     Query,
@@ -27,8 +30,8 @@ pub enum Role {
     Encoder,
     /// Ranker shards: answer rank requests and replay the segment log.
     Ranker,
-    /// Ingest workers: the only writers of the segment log, the catalog and
-    /// the ingest job queue.
+    /// Ingest workers: the only writers of the segment log, the catalog,
+    /// the ingest job queue and the thumbnails.
     Ingest,
     /// The operator (and `vidseek up` itself): everything, as the command
     /// line client and the `nats` CLI need.
@@ -96,6 +99,9 @@ impl Role {
                 .chain(stream_setup())
                 .chain(catalog_reads())
                 .chain(segment_log_reads())
+                .chain(object_reads(media_store::THUMBS_BUCKET))
+                .chain(object_reads(media_store::UPLOADS_BUCKET))
+                .chain(object_writes(media_store::UPLOADS_BUCKET))
                 .collect(),
                 vec![own_inbox],
             ),
@@ -160,6 +166,9 @@ impl Role {
                 .chain(catalog_reads())
                 .chain(segment_log_reads())
                 .chain(job_queue_consumer())
+                .chain(object_writes(media_store::THUMBS_BUCKET))
+                .chain(object_reads(media_store::UPLOADS_BUCKET))
+                .chain(object_writes(media_store::UPLOADS_BUCKET))
                 .collect(),
                 vec![
                     subjects::INGEST.into(),
@@ -185,6 +194,8 @@ fn stream_setup() -> Vec<String> {
         subjects::INGEST_JOBS_STREAM.to_string(),
         subjects::SEGMENTS_STREAM.to_string(),
         crate::streams::videos_bucket_stream(),
+        media_store::bucket_stream(media_store::THUMBS_BUCKET),
+        media_store::bucket_stream(media_store::UPLOADS_BUCKET),
     ]
     .iter()
     .flat_map(|stream| {
@@ -212,6 +223,27 @@ fn catalog_reads() -> Vec<String> {
 /// Replaying the segment log through ordered consumers.
 fn segment_log_reads() -> Vec<String> {
     ephemeral_consumers(subjects::SEGMENTS_STREAM)
+}
+
+/// Reading objects of an object store bucket: their metadata by direct get,
+/// their chunks through an ordered push consumer (with flow control).
+fn object_reads(bucket: &str) -> Vec<String> {
+    let stream = media_store::bucket_stream(bucket);
+    let mut allowed = vec![js_api("DIRECT.GET", &format!("{stream}.>"))];
+    allowed.extend(ephemeral_consumers(&stream));
+    allowed.push(FLOW_CONTROL.into());
+    allowed
+}
+
+/// Putting and deleting objects: publishing chunks and metadata, looking up
+/// what a name held (a direct get) and purging the chunks it replaces.
+fn object_writes(bucket: &str) -> Vec<String> {
+    let stream = media_store::bucket_stream(bucket);
+    vec![
+        format!("$O.{bucket}.>"),
+        js_api("DIRECT.GET", &format!("{stream}.>")),
+        js_api("STREAM.PURGE", &stream),
+    ]
 }
 
 /// Creating, pulling from, inspecting and removing consumers of `stream`.

@@ -9,11 +9,13 @@
 //! ([`segment_log`]), query images reduced to fit a NATS message
 //! ([`query_image`]), the serving loop every role's endpoints share, with
 //! its admission limit ([`service`]), query deadlines ([`deadline`]) and
-//! the roles' Prometheus metrics ([`metrics`]).
+//! the roles' Prometheus metrics ([`metrics`]), and where thumbnails and
+//! uploads live ([`media_store`]).
 
 pub mod access;
 pub mod catalog;
 pub mod deadline;
+pub mod media_store;
 pub mod metrics;
 pub mod query_image;
 pub mod rpc;

@@ -17,6 +17,8 @@ use async_nats::jetstream::context::{CreateStreamError, CreateStreamErrorKind};
 use async_nats::jetstream::{self, stream};
 use vidseek_protocol::subjects;
 
+use crate::media_store;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StreamSetupError {
     #[error("cannot create stream {name}: {source}")]
@@ -90,11 +92,12 @@ where
 /// How the segment log's description records the shard count.
 const SHARDS_MARKER: &str = "shards=";
 
-/// The three streams, in the order they are created: the ingest work queue,
-/// the segment log (recording `shards` when known, so a fresh deployment
-/// needs no update, which a role's NATS permissions may not allow) and the
-/// videos bucket's backing stream.
-fn configs(replicas: usize, shards: Option<u32>) -> [(&'static str, stream::Config); 3] {
+/// The streams, in the order they are created: the ingest work queue, the
+/// segment log (recording `shards` when known, so a fresh deployment needs
+/// no update, which a role's NATS permissions may not allow), the videos
+/// bucket's backing stream and the media object stores' (see
+/// [`crate::media_store`]; empty unless `VIDSEEK_MEDIA_STORE=nats`).
+fn configs(replicas: usize, shards: Option<u32>) -> [(&'static str, stream::Config); 5] {
     [
         (
             subjects::INGEST_JOBS_STREAM,
@@ -143,6 +146,14 @@ fn configs(replicas: usize, shards: Option<u32>) -> [(&'static str, stream::Conf
                 ..Default::default()
             },
         ),
+        (
+            media_store::THUMBS_BUCKET,
+            media_store::bucket_config(media_store::THUMBS_BUCKET, replicas),
+        ),
+        (
+            media_store::UPLOADS_BUCKET,
+            media_store::bucket_config(media_store::UPLOADS_BUCKET, replicas),
+        ),
     ]
 }
 
@@ -151,8 +162,8 @@ pub fn videos_bucket_stream() -> String {
     format!("KV_{}", subjects::VIDEOS_BUCKET)
 }
 
-/// Creates (or finds) the ingest work queue, the segment log and the videos
-/// bucket. `replicas` applies only to what this call creates; streams that
+/// Creates (or finds) the ingest work queue, the segment log, the videos
+/// bucket and the media buckets. `replicas` applies only to what this call creates; streams that
 /// exist keep theirs (see [`configure`]).
 pub async fn ensure_all(js: &jetstream::Context, replicas: usize) -> Result<(), StreamSetupError> {
     ensure(js, replicas, None).await.map(drop)
@@ -163,7 +174,7 @@ async fn ensure(
     replicas: usize,
     shards: Option<u32>,
 ) -> Result<Vec<(&'static str, stream::Config)>, StreamSetupError> {
-    let mut found = Vec::with_capacity(3);
+    let mut found = Vec::with_capacity(5);
     for (name, config) in configs(replicas, shards) {
         let stream = retrying(name, || js.get_or_create_stream(config.clone()))
             .await

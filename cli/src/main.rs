@@ -56,6 +56,16 @@ pub struct Common {
     /// unset keeps what they have (new ones get 1).
     #[arg(long, global = true, env = "VIDSEEK_REPLICAS")]
     pub replicas: Option<usize>,
+    /// Where thumbnails and uploaded videos live: `files` (the data
+    /// directory) or `nats` (JetStream object store buckets, replicated like
+    /// the streams: no disk shared between gateways and ingest workers).
+    #[arg(
+        long,
+        global = true,
+        env = "VIDSEEK_MEDIA_STORE",
+        default_value = "files"
+    )]
+    pub media_store: vidseek_bus::media_store::MediaStoreKind,
 }
 
 impl Common {

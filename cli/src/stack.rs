@@ -74,6 +74,7 @@ fn encoder_config(
 fn ingest_config(common: &Common, settings: &WorkerSettings) -> IngestConfig {
     IngestConfig {
         data_dir: absolute(&common.data_dir),
+        media_store: common.media_store,
         media_roots: common.media_roots(),
         shards: settings.shards,
         ack_wait: Duration::from_secs(settings.ingest_ack_wait_s.max(1)),
@@ -346,6 +347,7 @@ async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
 fn gateway_config(common: &Common, args: &GatewayArgs) -> vidseek_gateway::GatewayConfig {
     vidseek_gateway::GatewayConfig {
         data_dir: absolute(&common.data_dir),
+        media_store: common.media_store,
         api_token: args.api_token.clone().filter(|t| !t.is_empty()),
         api_token_reads: args.api_token_reads,
         media_roots: common.media_roots().iter().map(|p| absolute(p)).collect(),

@@ -4,6 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use vidseek_bus::catalog::CatalogError;
+use vidseek_bus::media_store::MediaStoreError;
 use vidseek_bus::segment_log::SegmentLogError;
 use vidseek_bus::streams::StreamSetupError;
 use vidseek_protocol::{ErrorBody, ErrorCode};
@@ -26,6 +27,8 @@ pub enum ApiError {
     SegmentLog(#[from] SegmentLogError),
     #[error("file system: {0}")]
     Io(#[from] std::io::Error),
+    #[error("media store: {0}")]
+    MediaStore(#[from] MediaStoreError),
 }
 
 impl ApiError {
@@ -46,7 +49,10 @@ impl ApiError {
             ApiError::Public(body) => body.error.code,
             ApiError::Io(err) if is_disk_full(err) => ErrorCode::Unavailable,
             _ if self.jetstream_unreachable() => ErrorCode::Unavailable,
-            ApiError::Catalog(_) | ApiError::SegmentLog(_) | ApiError::Io(_) => ErrorCode::Internal,
+            ApiError::Catalog(_)
+            | ApiError::SegmentLog(_)
+            | ApiError::Io(_)
+            | ApiError::MediaStore(_) => ErrorCode::Internal,
         }
     }
 
@@ -59,6 +65,9 @@ impl ApiError {
                 err,
                 SegmentLogError::Corrupt(_) | SegmentLogError::SegmentTooLarge(_)
             ),
+            // Whatever fails in the object store is JetStream's answer
+            // (or its silence); a missing object is a 404 before this.
+            ApiError::MediaStore(_) => true,
             ApiError::Public(_) | ApiError::Io(_) => false,
         }
     }
@@ -164,6 +173,8 @@ pub enum GatewayError {
     Streams(#[from] StreamSetupError),
     #[error("cannot open the video catalog: {0}")]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    MediaStore(#[from] MediaStoreError),
     #[error("cannot create {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,

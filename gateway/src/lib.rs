@@ -33,6 +33,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 use vidseek_bus::catalog::Catalog;
+use vidseek_bus::media_store::{MediaStore, MediaStoreKind};
 use vidseek_bus::service::Admission;
 
 pub use error::{ApiError, GatewayError, status_of};
@@ -55,8 +56,11 @@ pub const DEFAULT_MAX_UPLOADS: usize = 8;
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// Uploads go to `{data_dir}/library/uploads`, thumbnails are read from
-    /// `{data_dir}/thumbs`.
+    /// `{data_dir}/thumbs`, unless `media_store` says NATS (then uploads
+    /// only pass through the data directory).
     pub data_dir: PathBuf,
+    /// Where thumbnails and uploaded videos live.
+    pub media_store: MediaStoreKind,
     /// When set, ingest and delete require `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
     /// Reads need the token too: searches (HTTP, WebSocket, seed routes),
@@ -97,6 +101,7 @@ impl GatewayConfig {
         GatewayConfig {
             media_roots: vec![data_dir.join("library"), data_dir.join("samples")],
             data_dir,
+            media_store: MediaStoreKind::Files,
             api_token: None,
             api_token_reads: false,
             cors_origins: Vec::new(),
@@ -117,6 +122,8 @@ pub(crate) struct AppState {
     pub nats: async_nats::Client,
     pub js: async_nats::jetstream::Context,
     pub catalog: Catalog,
+    /// The object store buckets, when media live in NATS.
+    pub media: Option<MediaStore>,
     pub segments: segments::SegmentCache,
     pub metrics: metrics::Metrics,
     /// Reduces image queries before they cross NATS, a bounded number at once.
@@ -156,6 +163,10 @@ pub async fn serve(
     // come up before any worker and still list an (empty) library.
     vidseek_bus::streams::ensure_all(&js, 1).await?;
     let catalog = Catalog::open(&js).await?;
+    let media = match config.media_store {
+        MediaStoreKind::Files => None,
+        MediaStoreKind::Nats => Some(MediaStore::open(&js).await?),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let images = search::ImageReducer::for_this_machine(config.search_timeout);
     let sockets = TaskTracker::new();
@@ -171,6 +182,7 @@ pub async fn serve(
         nats,
         js,
         catalog,
+        media,
         segments: segments::SegmentCache::default(),
         metrics: metrics::Metrics::default(),
         images,

@@ -11,6 +11,7 @@ use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
+use vidseek_bus::media_store::{Bucket, MediaStore, upload_path};
 use vidseek_protocol::ErrorCode;
 use vidseek_protocol::ingest::{
     DeleteVideo, IngestAccepted, IngestRequest, VideoDeleted, VideoRecord,
@@ -350,21 +351,79 @@ async fn upload(
         }
         None => None,
     };
-    let ingest = IngestRequest {
-        path: video_path.to_string_lossy().into_owned(),
-        name: Some(
-            display_name
-                .filter(|n| !n.trim().is_empty())
-                .unwrap_or(original_name),
-        ),
-        subtitles: subtitle_path.map(|p| p.to_string_lossy().into_owned()),
-        ocr: None,
+    let name = display_name
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or(original_name);
+    let accepted = match state.media.clone() {
+        None => {
+            let ingest = IngestRequest {
+                path: video_path.to_string_lossy().into_owned(),
+                name: Some(name),
+                subtitles: subtitle_path.map(|p| p.to_string_lossy().into_owned()),
+                ocr: None,
+            };
+            let accepted = request_ingest(state, &ingest).await?;
+            let mut dir = dir;
+            dir.keep = true;
+            accepted
+        }
+        // In a task of its own: a client hanging up cannot stop it halfway
+        // through an object.
+        Some(media) => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let subtitles = subtitle_path.as_deref();
+                store_upload(&state, &media, &dir, &video_path, subtitles, name).await
+            })
+            .await
+            .map_err(std::io::Error::other)??
+        }
     };
-    let accepted = request_ingest(state, &ingest).await?;
-    let mut dir = dir;
-    dir.keep = true;
-    tracing::info!(video_id = %accepted.video_id, path = %ingest.path, "upload queued");
+    tracing::info!(video_id = %accepted.video_id, "upload queued");
     Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// Puts an upload's video and subtitles (received into `dir`) into
+/// the NATS media store as `{upload id}/{file name}` and asks for their
+/// ingest; what was put is deleted again if that fails. The local copies go
+/// with `dir`.
+async fn store_upload(
+    state: &AppState,
+    media: &MediaStore,
+    dir: &UploadDir,
+    video: &FsPath,
+    subtitles: Option<&FsPath>,
+    name: String,
+) -> Result<IngestAccepted, ApiError> {
+    let upload_id = dir.path.file_name().unwrap_or_default().to_string_lossy();
+    let object = |path: &FsPath| {
+        let file = path.file_name().unwrap_or_default().to_string_lossy();
+        format!("{upload_id}/{file}")
+    };
+    let mut stored = Vec::new();
+    let result = async {
+        for path in [Some(video), subtitles].into_iter().flatten() {
+            let mut file = tokio::fs::File::open(path).await?;
+            media.put(Bucket::Uploads, &object(path), &mut file).await?;
+            stored.push(object(path));
+        }
+        let ingest = IngestRequest {
+            path: upload_path(&object(video)),
+            name: Some(name),
+            subtitles: subtitles.map(|p| upload_path(&object(p))),
+            ocr: None,
+        };
+        request_ingest(state, &ingest).await
+    }
+    .await;
+    if result.is_err() {
+        for object in &stored {
+            if let Err(err) = media.delete(Bucket::Uploads, object).await {
+                tracing::warn!(object, error = %err, "cannot remove a refused upload");
+            }
+        }
+    }
+    result
 }
 
 fn upload_too_large(limit: u64) -> ApiError {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use image::RgbImage;
+use tokio::io::AsyncWriteExt;
 use vidseek_bus::catalog::Catalog;
+use vidseek_bus::media_store::{Bucket, MediaStore, thumb_name, upload_name};
 use vidseek_bus::metrics;
 use vidseek_bus::rpc;
 use vidseek_protocol::codec::{self, Format};
@@ -18,13 +20,12 @@ use vidseek_protocol::encode::{
 };
 use vidseek_protocol::error::{ErrorBody, ErrorCode};
 use vidseek_protocol::ingest::{IngestJob, VideoRecord, VideoStatus};
-use vidseek_protocol::query::thumbnail_file;
 use vidseek_protocol::rank::{SegmentKind, SegmentMeta, SegmentRecord, segment_id};
 use vidseek_protocol::sharding::shard_of;
 use vidseek_protocol::subjects;
 
 use super::text_sources::{self, TextCue};
-use super::{IngestConfig, now_ms};
+use super::{IngestConfig, Library, now_ms};
 use vidseek_media::{self as media, AnalyzeOptions, AnalyzedSegment};
 use vidseek_protocol::encode::l2_normalise;
 use vidseek_protocol::ingest::OcrMode;
@@ -154,22 +155,78 @@ pub struct Worker {
     nats: async_nats::Client,
     js: jetstream::Context,
     catalog: Catalog,
+    media: Option<MediaStore>,
     config: IngestConfig,
 }
 
+/// A job's files on this machine: the job with its inputs' local paths and
+/// the directory its thumbnails are written to. With media in NATS, both are
+/// in a temporary directory, removed when the job ends.
+struct Workspace {
+    job: IngestJob,
+    thumbs: PathBuf,
+    _temporary: Option<tempfile::TempDir>,
+}
+
 impl Worker {
-    pub fn new(
-        nats: async_nats::Client,
-        js: jetstream::Context,
-        catalog: Catalog,
-        config: IngestConfig,
-    ) -> Self {
+    pub(crate) fn new(nats: async_nats::Client, library: Library, config: IngestConfig) -> Self {
         Worker {
             nats,
-            js,
-            catalog,
+            js: library.js,
+            catalog: library.catalog,
+            media: library.media,
             config,
         }
+    }
+
+    /// Where `job` runs: in place with media in files; with media in NATS,
+    /// in a temporary directory its uploaded inputs are downloaded to.
+    async fn workspace(&self, job: &IngestJob) -> Result<Workspace, JobFailure> {
+        let Some(media) = &self.media else {
+            return Ok(Workspace {
+                job: job.clone(),
+                thumbs: self.config.thumbs_dir(&job.video_id),
+                _temporary: None,
+            });
+        };
+        let temporary = tempfile::Builder::new()
+            .prefix("vidseek-ingest-")
+            .tempdir()
+            .map_err(|e| JobFailure::Transient(format!("cannot make a work directory: {e}")))?;
+        let mut local = job.clone();
+        local.path = download(media, &job.path, temporary.path()).await?;
+        if let Some(subtitles) = &job.subtitles {
+            local.subtitles = Some(download(media, subtitles, temporary.path()).await?);
+        }
+        Ok(Workspace {
+            job: local,
+            thumbs: temporary.path().join("thumbs"),
+            _temporary: Some(temporary),
+        })
+    }
+
+    /// Puts the thumbnails of `records` into the NATS media store, if used.
+    async fn store_thumbnails(
+        &self,
+        job: &IngestJob,
+        thumbnail: &(dyn Fn(u32) -> PathBuf + Sync),
+        records: &[SegmentRecord],
+    ) -> Result<(), JobFailure> {
+        let Some(media) = &self.media else {
+            return Ok(());
+        };
+        for record in records {
+            let index = record.meta.index;
+            // A text segment whose shot thumbnail could not be copied has none.
+            let Ok(mut file) = tokio::fs::File::open(thumbnail(index)).await else {
+                continue;
+            };
+            media
+                .put(Bucket::Thumbs, &thumb_name(&job.video_id, index), &mut file)
+                .await
+                .map_err(|e| JobFailure::Transient(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Processes one work-queue message and acks, naks or terminates it.
@@ -305,9 +362,11 @@ impl Worker {
 
     /// Analyses, encodes and stores; returns the number of segments.
     async fn run(&self, job: &IngestJob, progress: Arc<AtomicU32>) -> Result<u32, JobFailure> {
+        let workspace = self.workspace(job).await?;
+        let job = &workspace.job;
         // Thumbnails are named by segment index: `thumbnail(index)`.
-        let (data_dir, video_id) = (self.config.data_dir.clone(), job.video_id.clone());
-        let thumbnail = move |index: u32| thumbnail_file(&data_dir, &video_id, index);
+        let thumbs = workspace.thumbs.clone();
+        let thumbnail = move |index: u32| thumbs.join(format!("{index}.jpg"));
         let (segments_tx, segments_rx) = tokio::sync::mpsc::channel(SEGMENTS_IN_FLIGHT);
         let path = PathBuf::from(&job.path);
         let analysis_thumbnail = thumbnail.clone();
@@ -404,6 +463,8 @@ impl Worker {
             );
         }
         records.extend(self.text_segments(job, &records, &thumbnail, texts).await?);
+        // Before the segments: a search that finds them finds their pictures.
+        self.store_thumbnails(job, &thumbnail, &records).await?;
 
         match self.standing(job).await {
             Standing::Current => {}
@@ -629,6 +690,39 @@ fn tokio_stream_from<T: Send + 'static>(
     mut receiver: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// Downloads the upload `path` names into `dir`; a path that is not an
+/// upload is returned as it is. The gateway's upload limit bounds the size.
+async fn download(
+    media: &MediaStore,
+    path: &str,
+    dir: &std::path::Path,
+) -> Result<String, JobFailure> {
+    let Some(name) = upload_name(path) else {
+        return Ok(path.to_string());
+    };
+    let fail =
+        |e: &dyn std::fmt::Display| JobFailure::Transient(format!("cannot download {path}: {e}"));
+    let mut object = media
+        .get(Bucket::Uploads, name)
+        .await
+        .map_err(|e| fail(&e))?
+        .ok_or_else(|| JobFailure::Permanent(format!("the upload {path} is gone")))?;
+    // The gateway names uploads `{upload id}/{sanitised file name}`; the
+    // name keeps its extension and its stem, which subtitles share.
+    let file_name = std::path::Path::new(name)
+        .file_name()
+        .ok_or_else(|| JobFailure::Permanent(format!("{path} names no file")))?;
+    let local = dir.join(file_name);
+    let mut file = tokio::fs::File::create(&local)
+        .await
+        .map_err(|e| fail(&e))?;
+    tokio::io::copy(&mut object, &mut file)
+        .await
+        .map_err(|e| fail(&e))?;
+    file.flush().await.map_err(|e| fail(&e))?;
+    Ok(local.to_string_lossy().into_owned())
 }
 
 /// Acks a finished job and waits for the server to confirm it. An ack lost

@@ -11,14 +11,16 @@ mod job;
 pub mod library;
 mod text_sources;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_nats::jetstream::object_store::ObjectInfo;
 use async_nats::jetstream::{self, consumer};
 use async_nats::service::ServiceExt;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use vidseek_bus::catalog::Catalog;
+use vidseek_bus::media_store::{Bucket, MediaStore, MediaStoreKind, upload_name};
 use vidseek_protocol::codec::{self, Format};
 use vidseek_protocol::error::{ErrorBody, ErrorCode};
 use vidseek_protocol::ingest::{
@@ -34,6 +36,8 @@ pub enum IngestError {
     Streams(#[from] vidseek_bus::streams::StreamSetupError),
     #[error(transparent)]
     Catalog(#[from] vidseek_bus::catalog::CatalogError),
+    #[error(transparent)]
+    MediaStore(#[from] vidseek_bus::media_store::MediaStoreError),
     #[error("cannot start the ingest service: {0}")]
     Service(async_nats::Error),
     #[error("cannot read the ingest work queue: {0}")]
@@ -42,8 +46,11 @@ pub enum IngestError {
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
-    /// Thumbnails go to `{data_dir}/thumbs/{video_id}/{index}.jpg`.
+    /// Thumbnails go to `{data_dir}/thumbs/{video_id}/{index}.jpg`, unless
+    /// `media_store` says NATS.
     pub data_dir: PathBuf,
+    /// Where thumbnails and uploaded videos live.
+    pub media_store: MediaStoreKind,
     /// Directories server-side paths may come from.
     pub media_roots: Vec<PathBuf>,
     /// Ranker shards the segments are spread over.
@@ -81,14 +88,47 @@ fn internal(error: impl std::fmt::Display) -> ErrorBody {
     ErrorBody::new(ErrorCode::Internal, error.to_string())
 }
 
-/// The streams every ingest task needs, and the catalog.
+/// What every ingest task works with.
+#[derive(Clone)]
+struct Library {
+    js: jetstream::Context,
+    catalog: Catalog,
+    /// The object store buckets, when media live in NATS.
+    media: Option<MediaStore>,
+}
+
+/// The streams every ingest task needs, the catalog and the media store.
 async fn open_library(
     nats: &async_nats::Client,
-) -> Result<(jetstream::Context, Catalog), IngestError> {
+    config: &IngestConfig,
+) -> Result<Library, IngestError> {
     let js = jetstream::new(nats.clone());
     vidseek_bus::streams::ensure_all(&js, 1).await?;
     let catalog = Catalog::open(&js).await?;
-    Ok((js, catalog))
+    let media = match config.media_store {
+        MediaStoreKind::Files => None,
+        MediaStoreKind::Nats => Some(MediaStore::open(&js).await?),
+    };
+    Ok(Library { js, catalog, media })
+}
+
+/// The store an upload path names, or an error saying it is not configured.
+fn upload_store<'a>(library: &'a Library, path: &str) -> Result<&'a MediaStore, ErrorBody> {
+    library.media.as_ref().ok_or_else(|| {
+        ErrorBody::new(
+            ErrorCode::BadRequest,
+            format!("{path} is in the NATS media store, which this ingest service does not use (VIDSEEK_MEDIA_STORE)"),
+        )
+    })
+}
+
+/// Checks that an uploaded object exists; its size and digest.
+async fn uploaded(library: &Library, path: &str, name: &str) -> Result<ObjectInfo, ErrorBody> {
+    upload_store(library, path)?
+        .info(Bucket::Uploads, name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, format!("no upload {path}")))
 }
 
 /// Serves `vidseek.v1.ingest` and `vidseek.v1.ingest.delete` until shutdown.
@@ -97,7 +137,7 @@ pub async fn run_service(
     config: IngestConfig,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
-    let (js, catalog) = open_library(&nats).await?;
+    let library = open_library(&nats, &config).await?;
     let service = nats
         .service_builder()
         .description("vidseek ingest: accepts videos, deletes them")
@@ -116,14 +156,14 @@ pub async fn run_service(
         .add(subjects::INGEST_DELETE)
         .await
         .map_err(IngestError::Service)?;
-    let (c, j, cat) = (config.clone(), js.clone(), catalog.clone());
+    let (c, l) = (config.clone(), library.clone());
     let serve_ingest = vidseek_bus::service::serve(ingest, move |request: IngestRequest| {
-        let (config, js, catalog) = (c.clone(), j.clone(), cat.clone());
-        async move { accept(&config, &js, &catalog, request).await }
+        let (config, library) = (c.clone(), l.clone());
+        async move { accept(&config, &library, request).await }
     });
     let serve_delete = vidseek_bus::service::serve(delete, move |request: DeleteVideo| {
-        let (config, js, catalog) = (config.clone(), js.clone(), catalog.clone());
-        async move { delete_video(&config, &js, &catalog, request).await }
+        let (config, library) = (config.clone(), library.clone());
+        async move { delete_video(&config, &library, request).await }
     });
     tokio::select! {
         _ = shutdown.cancelled() => {}
@@ -136,37 +176,58 @@ pub async fn run_service(
 /// Validates a request, records the video as queued and enqueues its job.
 async fn accept(
     config: &IngestConfig,
-    js: &jetstream::Context,
-    catalog: &Catalog,
+    lib: &Library,
     request: IngestRequest,
 ) -> Result<IngestAccepted, ErrorBody> {
-    let path = library::resolve_media_path(&request.path, &config.media_roots)?;
-    let subtitles = match &request.subtitles {
-        Some(subtitles) => Some(library::resolve_media_path(subtitles, &config.media_roots)?),
+    let (path, video_id) = match upload_name(&request.path) {
+        // An upload in the object store: its id from its size and digest
+        // (the store hashes the whole file as it is put).
+        Some(name) => {
+            let info = uploaded(lib, &request.path, name).await?;
+            let digest = info.digest.unwrap_or_default();
+            let id = library::video_id_of_upload(info.size as u64, &digest);
+            (request.path.clone(), id)
+        }
+        None => {
+            let path = library::resolve_media_path(&request.path, &config.media_roots)?;
+            let id_path = path.clone();
+            let id = tokio::task::spawn_blocking(move || library::video_id(&id_path))
+                .await
+                .map_err(internal)?
+                .map_err(|e| {
+                    ErrorBody::new(
+                        ErrorCode::NotFound,
+                        format!("cannot read {}: {e}", request.path),
+                    )
+                })?;
+            (path.to_string_lossy().into_owned(), id)
+        }
+    };
+    let subtitles = match request.subtitles.as_deref() {
+        Some(subtitles) => Some(match upload_name(subtitles) {
+            Some(name) => uploaded(lib, subtitles, name)
+                .await
+                .map(|_| subtitles.to_string())?,
+            None => library::resolve_media_path(subtitles, &config.media_roots)?
+                .to_string_lossy()
+                .into_owned(),
+        }),
         None => None,
     };
-    let id_path = path.clone();
-    let video_id = tokio::task::spawn_blocking(move || library::video_id(&id_path))
-        .await
-        .map_err(internal)?
-        .map_err(|e| {
-            ErrorBody::new(
-                ErrorCode::NotFound,
-                format!("cannot read {}: {e}", request.path),
-            )
-        })?;
     let name = request.name.clone().unwrap_or_else(|| {
-        path.file_name()
+        Path::new(&path)
+            .file_name()
             .map_or_else(|| video_id.clone(), |n| n.to_string_lossy().into_owned())
     });
     let job = IngestJob {
         video_id: video_id.clone(),
         generation: uuid::Uuid::new_v4().simple().to_string(),
-        path: path.to_string_lossy().into_owned(),
+        path,
         name: name.clone(),
-        subtitles: subtitles.map(|s| s.to_string_lossy().into_owned()),
+        subtitles,
         ocr: Some(request.ocr.unwrap_or(config.ocr)),
     };
+    let (js, catalog) = (&lib.js, &lib.catalog);
     // The record first: a worker that takes the job at once must find it.
     let record = VideoRecord {
         video_id: video_id.clone(),
@@ -197,10 +258,10 @@ async fn accept(
 /// Removes a video's segments, thumbnails, uploaded file and record.
 async fn delete_video(
     config: &IngestConfig,
-    js: &jetstream::Context,
-    catalog: &Catalog,
+    lib: &Library,
     request: DeleteVideo,
 ) -> Result<VideoDeleted, ErrorBody> {
+    let (js, catalog) = (&lib.js, &lib.catalog);
     let video_id = request.video_id;
     let Some(mut record) = catalog.get(&video_id).await.map_err(internal)? else {
         return Err(ErrorBody::new(
@@ -220,7 +281,28 @@ async fn delete_video(
         .await
         .map_err(internal)?;
     let _ = tokio::fs::remove_dir_all(config.thumbs_dir(&video_id)).await;
+    if let Some(media) = &lib.media {
+        media
+            .delete_thumbs(&video_id, record.segment_count)
+            .await
+            .map_err(internal)?;
+    }
     // Uploaded files belong to vidseek; files given by path belong to the user.
+    if let Some(name) = upload_name(&record.path) {
+        let media = upload_store(lib, &record.path)?;
+        // Subtitles were uploaded beside the video, with its stem.
+        let stem = Path::new(name).with_extension("");
+        for object in [
+            name.to_string(),
+            format!("{}.srt", stem.display()),
+            format!("{}.vtt", stem.display()),
+        ] {
+            media
+                .delete(Bucket::Uploads, &object)
+                .await
+                .map_err(internal)?;
+        }
+    }
     let uploads = config.data_dir.join("library/uploads");
     let path = PathBuf::from(&record.path);
     if let (Ok(uploads), Some(dir)) = (uploads.canonicalize(), path.parent())
@@ -243,8 +325,9 @@ pub async fn run_worker(
     config: IngestConfig,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
-    let (js, catalog) = open_library(&nats).await?;
-    let stream = js
+    let library = open_library(&nats, &config).await?;
+    let stream = library
+        .js
         .get_stream(subjects::INGEST_JOBS_STREAM)
         .await
         .map_err(|e| IngestError::Queue(e.to_string()))?;
@@ -261,7 +344,7 @@ pub async fn run_worker(
         )
         .await
         .map_err(|e| IngestError::Queue(e.to_string()))?;
-    let worker = job::Worker::new(nats, js, catalog, config);
+    let worker = job::Worker::new(nats, library, config);
     loop {
         record_queue_depth(&mut consumer).await;
         // One job per pull: a worker never holds jobs it is not working on,

@@ -71,9 +71,23 @@ pub fn video_id(path: &Path) -> std::io::Result<String> {
         file.take(ID_SAMPLE_BYTES).read_to_end(&mut buffer)?;
         hasher.update(&buffer);
     }
-    // A letter first and no '-', so ids are valid NATS tokens and KV keys and
-    // segment ids (`{video}-{index}`) split back.
-    Ok(format!("v{}", &hex::encode(hasher.finalize())[..16]))
+    Ok(id_of(hasher))
+}
+
+/// A letter first and no '-', so ids are valid NATS tokens and KV keys and
+/// segment ids (`{video}-{index}`) split back.
+fn id_of(hasher: Sha256) -> String {
+    format!("v{}", &hex::encode(hasher.finalize())[..16])
+}
+
+/// The id of an upload in the NATS object store, from its size and the
+/// SHA-256 digest the store recorded: the same file uploaded twice is one
+/// video, without reading it back.
+pub fn video_id_of_upload(size: u64, digest: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(size.to_le_bytes());
+    hasher.update(digest.as_bytes());
+    id_of(hasher)
 }
 
 #[cfg(test)]
