@@ -37,6 +37,21 @@ fn results(answer: &Value) -> &Vec<Value> {
     answer["results"].as_array().unwrap()
 }
 
+/// The best-scoring segment of a `VideoScores` answer: the heat strip's peak.
+fn best_scored(scores: &Value) -> &Value {
+    scores["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| {
+            a["score"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["score"].as_f64().unwrap())
+        })
+        .unwrap()
+}
+
 fn overlaps(hit: &Value, (start, end): (f64, f64)) -> bool {
     hit["start"].as_f64().unwrap() < end && hit["end"].as_f64().unwrap() > start
 }
@@ -139,15 +154,7 @@ async fn timeline_scores(
         starts.windows(2).all(|w| w[0] <= w[1]),
         "in time order: {starts:?}"
     );
-    let best = segments
-        .iter()
-        .max_by(|a, b| {
-            a["score"]
-                .as_f64()
-                .unwrap()
-                .total_cmp(&b["score"].as_f64().unwrap())
-        })
-        .unwrap();
+    let best = best_scored(&answer);
     assert!(
         overlaps(best, COFFEE),
         "the strip peaks at the coffee: {answer}"
@@ -174,17 +181,7 @@ async fn timeline_scores(
         .unwrap();
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.unwrap();
-    let best = answer["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .max_by(|a, b| {
-            a["score"]
-                .as_f64()
-                .unwrap()
-                .total_cmp(&b["score"].as_f64().unwrap())
-        })
-        .unwrap();
+    let best = best_scored(&answer);
     assert!(overlaps(best, COFFEE), "{answer}");
 
     for (path, query, status) in [
@@ -505,17 +502,7 @@ async fn over_nats(stack: &EmbeddedStack, photos: &str, small: &str) {
         json!({"video_id": photos, "text": "a tabby cat"}),
     )
     .await;
-    let best = scores["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .max_by(|a, b| {
-            a["score"]
-                .as_f64()
-                .unwrap()
-                .total_cmp(&b["score"].as_f64().unwrap())
-        })
-        .unwrap();
+    let best = best_scored(&scores);
     assert!(overlaps(best, CAT), "{scores}");
     let unknown = ask(
         "vidseek.v1.scores",
