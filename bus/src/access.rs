@@ -225,14 +225,15 @@ fn segment_log_reads() -> Vec<String> {
     ephemeral_consumers(subjects::SEGMENTS_STREAM)
 }
 
-/// Reading objects of an object store bucket: their metadata by direct get,
-/// their chunks through an ordered push consumer (with flow control).
+/// Reading objects of an object store bucket by direct gets (see
+/// [`media_store::MediaStore::get`]): a record by its subject, the next
+/// chunk by a request to the stream itself.
 fn object_reads(bucket: &str) -> Vec<String> {
     let stream = media_store::bucket_stream(bucket);
-    let mut allowed = vec![js_api("DIRECT.GET", &format!("{stream}.>"))];
-    allowed.extend(ephemeral_consumers(&stream));
-    allowed.push(FLOW_CONTROL.into());
-    allowed
+    vec![
+        js_api("DIRECT.GET", &format!("{stream}.>")),
+        js_api("DIRECT.GET", &stream),
+    ]
 }
 
 /// Putting and deleting objects: publishing chunks and metadata, looking up

@@ -12,11 +12,14 @@
 //! path.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_nats::jetstream::object_store::{
-    self, DeleteErrorKind, GetErrorKind, InfoErrorKind, ObjectInfo, ObjectStore,
+    DeleteErrorKind, InfoErrorKind, ObjectInfo, ObjectStore,
 };
 use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use futures::Stream;
 
 /// Thumbnails, named `{video_id}/{index}.jpg`.
 pub const THUMBS_BUCKET: &str = "vidseek_thumbs";
@@ -104,8 +107,8 @@ pub enum MediaStoreError {
 /// [`crate::streams::ensure_all`]). Cheap to clone.
 #[derive(Clone)]
 pub struct MediaStore {
-    thumbs: ObjectStore,
-    uploads: ObjectStore,
+    thumbs: (ObjectStore, stream::Stream),
+    uploads: (ObjectStore, stream::Stream),
 }
 
 /// One of the buckets.
@@ -127,12 +130,16 @@ impl Bucket {
 impl MediaStore {
     pub async fn open(js: &jetstream::Context) -> Result<MediaStore, MediaStoreError> {
         let open = |bucket: &'static str| async move {
-            js.get_object_store(bucket)
+            let fail = |message: String| MediaStoreError::Open { bucket, message };
+            let store = js
+                .get_object_store(bucket)
                 .await
-                .map_err(|err| MediaStoreError::Open {
-                    bucket,
-                    message: err.to_string(),
-                })
+                .map_err(|err| fail(err.to_string()))?;
+            let stream = js
+                .get_stream(bucket_stream(bucket))
+                .await
+                .map_err(|err| fail(err.to_string()))?;
+            Ok((store, stream))
         };
         Ok(MediaStore {
             thumbs: open(THUMBS_BUCKET).await?,
@@ -142,8 +149,8 @@ impl MediaStore {
 
     fn bucket(&self, bucket: Bucket) -> &ObjectStore {
         match bucket {
-            Bucket::Thumbs => &self.thumbs,
-            Bucket::Uploads => &self.uploads,
+            Bucket::Thumbs => &self.thumbs.0,
+            Bucket::Uploads => &self.uploads.0,
         }
     }
 
@@ -182,18 +189,33 @@ impl MediaStore {
         }
     }
 
-    /// A reader of `name`'s content (fetched chunk by chunk as it is read);
+    /// A reader of `name`'s content, fetched chunk by chunk as it is read;
     /// `None` when there is no such object.
+    ///
+    /// Chunks are read by direct gets, which any replica answers, rather
+    /// than through a consumer as async-nats' reader does: on a cluster that
+    /// lost a node, creating that consumer times out now and then for as
+    /// long as the node is gone.
     pub async fn get(
         &self,
         bucket: Bucket,
         name: &str,
-    ) -> Result<Option<object_store::Object>, MediaStoreError> {
-        match self.bucket(bucket).get(name).await {
-            Ok(object) => Ok(Some(object)),
-            Err(err) if matches!(err.kind(), GetErrorKind::NotFound) => Ok(None),
-            Err(err) => Err(Self::error(bucket, name, err)),
-        }
+    ) -> Result<Option<ObjectReader>, MediaStoreError> {
+        let Some(info) = self.info(bucket, name).await? else {
+            return Ok(None);
+        };
+        let stream = match bucket {
+            Bucket::Thumbs => &self.thumbs.1,
+            Bucket::Uploads => &self.uploads.1,
+        };
+        Ok(Some(ObjectReader {
+            subject: format!("$O.{}.C.{}", bucket.name(), info.nuid),
+            left: info.size,
+            info,
+            bucket,
+            stream: stream.clone(),
+            next_sequence: 1,
+        }))
     }
 
     /// Deletes `name`; true if it was there. Deleting again is harmless, so
@@ -225,6 +247,90 @@ impl MediaStore {
             }
             index += 1;
         }
+    }
+}
+
+/// How long a chunk the object's record promises is looked for: a replica
+/// behind its leader may not have it yet, and a lost node's requests time
+/// out until the cluster notices.
+const CHUNK_WAIT: Duration = Duration::from_secs(20);
+
+/// An object of the store, read chunk by chunk (see [`MediaStore::get`]).
+pub struct ObjectReader {
+    /// Its size, digest and chunk count, as recorded when it was put.
+    pub info: ObjectInfo,
+    bucket: Bucket,
+    stream: stream::Stream,
+    /// Where its chunks are.
+    subject: String,
+    /// Where the next chunk is looked for.
+    next_sequence: u64,
+    /// Bytes not read yet.
+    left: usize,
+}
+
+impl ObjectReader {
+    /// The next chunk; `None` once the whole object was read.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, MediaStoreError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + CHUNK_WAIT;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let found = self
+                .stream
+                .direct_get_next_for_subject(self.subject.as_str(), Some(self.next_sequence))
+                .await;
+            let error = match found {
+                Ok(chunk) if chunk.payload.len() <= self.left => {
+                    self.next_sequence = chunk.sequence + 1;
+                    self.left -= chunk.payload.len();
+                    return Ok(Some(chunk.payload));
+                }
+                Ok(_) => "a chunk runs past the recorded size".to_string(),
+                Err(err) => err.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(MediaStoreError::Object {
+                    bucket: self.bucket.name(),
+                    name: self.info.name.clone(),
+                    message: format!("{} bytes unread: {error}", self.left),
+                });
+            }
+            tracing::debug!(object = self.info.name, error, "chunk not read; retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// `len` bytes from byte `start` as a stream, for a response body. The
+    /// chunks before `start` are read and dropped: the record does not say
+    /// where a byte is, so a range costs O(`start`) in transfer.
+    pub fn byte_range(
+        self,
+        start: u64,
+        len: u64,
+    ) -> impl Stream<Item = Result<Bytes, MediaStoreError>> + Send + 'static {
+        futures::stream::try_unfold(
+            (self, start, len),
+            |(mut reader, mut skip, mut len)| async move {
+                while len > 0 {
+                    let Some(mut chunk) = reader.next_chunk().await? else {
+                        break;
+                    };
+                    if skip >= chunk.len() as u64 {
+                        skip -= chunk.len() as u64;
+                        continue;
+                    }
+                    let _ = chunk.split_to(skip as usize);
+                    chunk.truncate(len.min(chunk.len() as u64) as usize);
+                    len -= chunk.len() as u64;
+                    return Ok(Some((chunk, (reader, 0, len))));
+                }
+                Ok(None)
+            },
+        )
     }
 }
 

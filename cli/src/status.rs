@@ -14,6 +14,7 @@ use async_nats::service::{Info, Stats};
 use clap::Args;
 use futures::StreamExt;
 use serde::Serialize;
+use vidseek_bus::media_store::{THUMBS_BUCKET, UPLOADS_BUCKET, bucket_stream};
 use vidseek_protocol::query::HealthReport;
 use vidseek_protocol::subjects;
 
@@ -122,6 +123,8 @@ pub async fn gather(nats: &async_nats::Client, window: Duration) -> anyhow::Resu
         subjects::INGEST_JOBS_STREAM.to_string(),
         subjects::SEGMENTS_STREAM.to_string(),
         vidseek_bus::streams::videos_bucket_stream(),
+        bucket_stream(THUMBS_BUCKET),
+        bucket_stream(UPLOADS_BUCKET),
     ] {
         // A stream not created yet (nothing started) is not an error.
         let Ok(mut stream) = js.get_stream(&name).await else {

@@ -54,11 +54,14 @@ pub fn node_config(
     )
 }
 
-/// vidseek's streams: the ingest queue, the segment log, the catalog.
-const STREAMS: [&str; 3] = [
+/// vidseek's streams: the ingest queue, the segment log, the catalog and
+/// the media buckets (thumbnails, uploads).
+const STREAMS: [&str; 5] = [
     vidseek_protocol::subjects::INGEST_JOBS_STREAM,
     vidseek_protocol::subjects::SEGMENTS_STREAM,
     "KV_vidseek_videos",
+    "OBJ_vidseek_thumbs",
+    "OBJ_vidseek_uploads",
 ];
 
 /// `(configured replicas, peers besides the leader)` of every stream.

@@ -30,7 +30,7 @@ async fn replicas_are_applied_to_existing_streams_on_a_cluster() {
         shards: Some(2),
     };
     streams::configure(&js, single).await.expect("configure R1");
-    assert_eq!(replicas(&js).await, vec![(1, 0); 3]);
+    assert_eq!(replicas(&js).await, vec![(1, 0); 5]);
     let catalog = Catalog::open(&js).await.expect("catalog");
     let record = VideoRecord {
         video_id: "vr3test".into(),
@@ -52,7 +52,7 @@ async fn replicas_are_applied_to_existing_streams_on_a_cluster() {
         shards: Some(2),
     };
     streams::configure(&js, three).await.expect("configure R3");
-    wait_for_replicas(&js, vec![(3, 2); 3]).await;
+    wait_for_replicas(&js, vec![(3, 2); 5]).await;
     // Idempotent: a second process starting with the same settings changes
     // nothing and succeeds; one without VIDSEEK_REPLICAS keeps R3.
     streams::configure(&js, three)
@@ -61,7 +61,7 @@ async fn replicas_are_applied_to_existing_streams_on_a_cluster() {
     streams::configure(&js, single)
         .await
         .expect("configure unset");
-    assert_eq!(replicas(&js).await, vec![(3, 2); 3]);
+    assert_eq!(replicas(&js).await, vec![(3, 2); 5]);
     let read = catalog
         .get("vr3test")
         .await
@@ -216,7 +216,9 @@ async fn status_shows_the_embedded_stack() {
         [
             (subjects::INGEST_JOBS_STREAM, 1),
             (subjects::SEGMENTS_STREAM, 1),
-            ("KV_vidseek_videos", 1)
+            ("KV_vidseek_videos", 1),
+            ("OBJ_vidseek_thumbs", 1),
+            ("OBJ_vidseek_uploads", 1)
         ]
     );
     assert_eq!(status["ingest_queue"]["pending"], 0, "{status:#}");

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use vidseek_bus::catalog::Catalog;
+use vidseek_bus::media_store::{Bucket, MediaStore, thumb_name, upload_name};
 use vidseek_protocol::ingest::VideoStatus;
+use vidseek_protocol::query::thumbnail_url;
 use vidseek_protocol::subjects;
 use vidseek_tests::cluster::{NatsCluster, wait_for_replicas};
 use vidseek_tests::process::{Fleet, FleetConfig, sample, vidseek_bin};
@@ -21,17 +23,21 @@ use vidseek_tests::requests::{self, Reply};
 /// Queries in the scaled-fleet load, and the client deadline of each.
 const FLEET_QUERIES: usize = 30;
 const FLEET_QUERY_DEADLINE: Duration = Duration::from_secs(20);
+/// The upload's subtitles: a text segment of its own.
+const SUBTITLES: &str = "1\n00:00:01,000 --> 00:00:03,000\na red kite over the hills\n";
 
 /// The scaled fleet on one machine: a 3-node NATS cluster with R3 streams,
 /// two gateways, two encoders, two shards with two replicas each, two ingest
 /// workers and a query stage, all separate processes spread over the nodes.
-/// Two videos, each submitted twice through different gateways, are
-/// ingested while queries run; then a NATS node, an encoder
-/// and one replica of each shard are SIGKILLed. Queries keep answering,
-/// every video is ingested, and each video's segments are in the index
-/// exactly once. The gateways share one data directory: thumbnails are
-/// files there (the object store is not implemented), and the second
-/// gateway serves a thumbnail the first never saw.
+/// Two videos, each submitted twice through different gateways, and a
+/// third uploaded with subtitles, are ingested while queries run; then a
+/// NATS node, an encoder and one replica of each shard are SIGKILLed.
+/// Queries keep answering, every video is ingested, and each video's
+/// segments are in the index exactly once. Every process has a data
+/// directory of its own and media live in NATS (`VIDSEEK_MEDIA_STORE=nats`):
+/// each gateway serves every thumbnail and plays the upload (with ranges),
+/// nothing of them is on any process's disk, and deleting the upload
+/// removes its objects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_shard() {
     let started = std::time::Instant::now();
@@ -61,11 +67,16 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
         // Replicas of a shard on one host keep their snapshots apart.
         let snapshots = fleet.data_dir().join(format!("ranker-{name}"));
         let snapshots = snapshots.to_str().expect("UTF-8 temp path").to_string();
+        // No disk shared: a data directory per process.
+        let data = fleet.data_dir().join(name);
+        let data = data.to_str().expect("UTF-8 temp path").to_string();
         fleet.spawn(
             name,
             args,
             &[
                 ("VIDSEEK_NATS_URL", url.as_str()),
+                ("VIDSEEK_DATA_DIR", data.as_str()),
+                ("VIDSEEK_MEDIA_STORE", "nats"),
                 ("VIDSEEK_REPLICAS", "3"),
                 ("VIDSEEK_HTTP_ADDR", "127.0.0.1:0"),
                 ("VIDSEEK_RANKER_SNAPSHOT_DIR", snapshots.as_str()),
@@ -125,7 +136,8 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
     )
     .await;
     let js = jetstream::new(client.clone());
-    wait_for_replicas(&js, vec![(3, 2); 3]).await;
+    // The queue, the segment log, the catalog and the two media buckets.
+    wait_for_replicas(&js, vec![(3, 2); 5]).await;
     eprintln!("fleet: ready on R3 streams after {:?}", started.elapsed());
 
     let catalog = Catalog::open(&js).await.expect("catalog");
@@ -143,6 +155,28 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
         let body: serde_json::Value = response.json().await.expect("JSON");
         ids.push(body["video_id"].as_str().expect("video_id").to_string());
     }
+    // An upload with subtitles through the first gateway, into the bucket.
+    let upload = media.path().join("scenes.mp4");
+    vidseek_tests::media::scene_video(&upload, 3, 2, "160x120");
+    let upload = std::fs::read(&upload).expect("read the upload");
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(upload.clone()).file_name("scenes.mp4"),
+        )
+        .part(
+            "subtitles",
+            reqwest::multipart::Part::bytes(SUBTITLES.as_bytes().to_vec()).file_name("scenes.srt"),
+        );
+    let response = http
+        .post(format!("{}/api/v1/videos", http_base[0]))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 202, "upload");
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    let uploaded = body["video_id"].as_str().expect("video_id").to_string();
 
     // Queries run while ingest works; once a third are through, a NATS
     // node, an encoder and one replica of each shard die.
@@ -228,6 +262,7 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
     // are the same two videos, which must not be indexed twice.
     assert_eq!((&ids[0], &ids[1]), (&ids[2], &ids[3]), "{ids:?}");
     ids.truncate(2);
+    ids.push(uploaded.clone());
     // Every video is ingested, and its segments are indexed exactly once.
     let mut total = 0;
     for id in &ids {
@@ -244,6 +279,60 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
         assert_eq!(logged.len() as u64, u64::from(record.segment_count), "{id}");
         total += u64::from(record.segment_count);
     }
+    // Each gateway serves every thumbnail, the same bytes, from NATS.
+    let mut thumbnails = 0;
+    for id in &ids {
+        let segments = segments_retrying(&http, &http_base[1], id).await;
+        for segment in segments["segments"].as_array().expect("segments") {
+            let thumb = segment["thumbnail_url"].as_str().expect("thumbnail_url");
+            let mut served = vec![];
+            for base in &http_base {
+                let response = http
+                    .get(format!("{base}{thumb}"))
+                    .send()
+                    .await
+                    .expect("thumbnail");
+                assert_eq!(response.status(), 200, "{base}{thumb}");
+                assert_eq!(response.headers()["content-type"], "image/jpeg");
+                served.push(response.bytes().await.expect("thumbnail bytes"));
+            }
+            assert!(served[0].starts_with(&[0xff, 0xd8]), "{thumb}: not a JPEG");
+            assert_eq!(served[0], served[1], "{thumb}");
+            thumbnails += 1;
+        }
+    }
+    // The second gateway plays the upload the first received, and seeks.
+    let play = format!("{}/media/videos/{uploaded}", http_base[1]);
+    let whole = http.get(&play).send().await.expect("play");
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.bytes().await.expect("video"), upload.as_slice());
+    let from = upload.len() / 2;
+    let part = http
+        .get(&play)
+        .header("range", format!("bytes={from}-{}", from + 999))
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes {from}-{}/{}", from + 999, upload.len()).as_str()
+    );
+    assert_eq!(
+        part.bytes().await.expect("range"),
+        &upload[from..from + 1000]
+    );
+    // Nothing of it on any process's disk: no thumbnails, no uploads.
+    let data = fleet.data_dir();
+    for entry in std::fs::read_dir(&data).expect("data dirs") {
+        let dir = entry.expect("data dir").path();
+        assert!(!dir.join("thumbs").exists(), "{}", dir.display());
+        let uploads = dir.join("library/uploads");
+        let kept = std::fs::read_dir(&uploads).map_or(0, |d| d.count());
+        assert_eq!(kept, 0, "{} keeps uploads", uploads.display());
+    }
+    eprintln!("fleet: both gateways served all {thumbnails} thumbnails and the upload from NATS");
+
     // The surviving replica of each shard holds its share, so together
     // they hold every segment once (what `vidseek status` reads).
     // The survivors' log followers resume after the node loss on their
@@ -299,39 +388,6 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
         "duplicate segments in the answer: {all}"
     );
 
-    // The second gateway serves a thumbnail of a video the first accepted.
-    // Right after a node loss a segment-log read can time out (the gateway
-    // answers 503): polled like the reads above.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let thumb = loop {
-        let segments: serde_json::Value = http
-            .get(format!(
-                "{}/api/v1/videos/{}/segments",
-                http_base[1], ids[0]
-            ))
-            .send()
-            .await
-            .expect("segments")
-            .json()
-            .await
-            .expect("segments JSON");
-        if let Some(url) = segments["segments"][0]["thumbnail_url"].as_str() {
-            break url.to_string();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no segments from the second gateway: {segments}"
-        );
-        eprintln!("fleet: segments not readable yet ({segments}); retrying");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let response = http
-        .get(format!("{}{thumb}", http_base[1]))
-        .send()
-        .await
-        .expect("thumbnail");
-    assert_eq!(response.status(), 200, "{thumb}");
-
     // Every job is acked once its video is ready; an ack lost in a leader
     // election is retried by the worker, and as a last resort the job is
     // redelivered after its ack wait and acked as already finished.
@@ -356,6 +412,50 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
         eprintln!("fleet: {left} ingest jobs still in the queue; waiting");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    // Deleting the upload removes its thumbnails and its files from NATS.
+    let record = catalog
+        .get(&uploaded)
+        .await
+        .expect("catalog")
+        .expect("record");
+    let object = upload_name(&record.path)
+        .expect("an upload path")
+        .to_string();
+    let store = MediaStore::open(&js).await.expect("media store");
+    assert!(
+        store
+            .info(Bucket::Uploads, &object)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let deleted = http
+        .delete(format!("{}/api/v1/videos/{uploaded}", http_base[1]))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 200, "delete the upload");
+    for index in 0..record.segment_count {
+        let name = thumb_name(&uploaded, index);
+        assert_eq!(
+            store.info(Bucket::Thumbs, &name).await.unwrap(),
+            None,
+            "{name}"
+        );
+    }
+    for name in [object.clone(), object.replace(".mp4", ".srt")] {
+        assert_eq!(
+            store.info(Bucket::Uploads, &name).await.unwrap(),
+            None,
+            "{name}"
+        );
+    }
+    let gone = http
+        .get(format!("{}{}", http_base[0], thumbnail_url(&uploaded, 0)))
+        .send()
+        .await
+        .expect("thumbnail");
+    assert_eq!(gone.status(), 404);
     eprintln!(
         "fleet: {FLEET_QUERIES} queries, {answered} answered, {} failed during the kills ({failed:?}), \
          {after} sent after the fleet settled; {} videos ready with {total} segments, none lost or \
@@ -365,6 +465,34 @@ async fn scaled_fleet_survives_losing_a_nats_node_an_encoder_and_a_replica_per_s
         started.elapsed()
     );
     fleet.assert_all_running();
+}
+
+/// `GET /api/v1/videos/{id}/segments`. Right after a node loss a
+/// segment-log read can time out (the gateway answers 503): polled.
+async fn segments_retrying(http: &reqwest::Client, base: &str, id: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = http
+            .get(format!("{base}/api/v1/videos/{id}/segments"))
+            .send()
+            .await
+            .expect("segments");
+        let status = response.status();
+        let segments: serde_json::Value = response.json().await.expect("segments JSON");
+        if status == 200
+            && segments["segments"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+        {
+            return segments;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no segments of {id} from {base}: {segments}"
+        );
+        eprintln!("fleet: segments not readable yet ({segments}); retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// A video's segment-log records. Just after a node is lost the cluster

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use tokio::io::AsyncReadExt;
+use futures::TryStreamExt;
 use vidseek_bus::access::Role;
 use vidseek_bus::media_store::{Bucket, MediaStore, thumb_name};
 use vidseek_tests::nats::NatsServer;
@@ -19,7 +19,10 @@ const NO_RETRY: Duration = Duration::ZERO;
 async fn read_all(store: &MediaStore, bucket: Bucket, name: &str) -> Option<Vec<u8>> {
     let mut object = store.get(bucket, name).await.expect("get")?;
     let mut bytes = Vec::new();
-    object.read_to_end(&mut bytes).await.expect("read object");
+    while let Some(chunk) = object.next_chunk().await.expect("read object") {
+        bytes.extend_from_slice(&chunk);
+    }
+    assert_eq!(bytes.len(), object.info.size, "{name}");
     Some(bytes)
 }
 
@@ -46,8 +49,19 @@ async fn objects_round_trip_and_a_videos_thumbnails_are_deleted() {
     assert_eq!(info.size, video.len());
     assert_eq!(
         read_all(&store, Bucket::Uploads, "u1/clip.mp4").await,
-        Some(video)
+        Some(video.clone())
     );
+    // A range across chunk boundaries, as the gateway serves one.
+    let (start, len) = (128 * 1024 - 10, 128 * 1024 + 20);
+    let reader = store.get(Bucket::Uploads, "u1/clip.mp4").await.unwrap();
+    let part: Vec<Vec<u8>> = reader
+        .expect("the upload")
+        .byte_range(start as u64, len as u64)
+        .map_ok(|chunk| chunk.to_vec())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(part.concat(), video[start..start + len]);
     assert_eq!(
         read_all(&store, Bucket::Uploads, "u1/other.mp4").await,
         None

@@ -12,8 +12,6 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 use tower_http::services::ServeFile;
 use vidseek_bus::catalog::is_valid_key;
 use vidseek_bus::media_store::{Bucket, MediaStore, thumb_name, upload_name};
@@ -131,9 +129,8 @@ async fn serve_file(
 /// Serves an object of the NATS media store as [`serve_file`] serves a
 /// file: its length, one byte range when asked (`Range: bytes=...`; a list
 /// of ranges gets the whole object), and its digest as the ETag to
-/// revalidate against. The store reads an object from its first chunk, so a
-/// range starting at byte n reads and drops n bytes first: seeking costs
-/// O(offset) in transfer from NATS.
+/// revalidate against. A range reads and drops the chunks before it (see
+/// [`vidseek_bus::media_store::ObjectReader::byte_range`]).
 async fn serve_object(
     media: &MediaStore,
     bucket: Bucket,
@@ -141,7 +138,7 @@ async fn serve_object(
     headers: &HeaderMap,
     missing: &'static str,
 ) -> Result<Response, ApiError> {
-    let Some(mut object) = media.get(bucket, name).await? else {
+    let Some(object) = media.get(bucket, name).await? else {
         return Err(ApiError::not_found(missing));
     };
     let size = object.info.size as u64;
@@ -183,16 +180,11 @@ async fn serve_object(
                 .map_err(std::io::Error::other)?);
         }
     };
-    if start > 0 {
-        tokio::io::copy(&mut (&mut object).take(start), &mut tokio::io::sink()).await?;
-    }
     let content_type = mime_guess::from_path(name).first_or_octet_stream();
     Ok(response
         .header(header::CONTENT_TYPE, content_type.as_ref())
         .header(header::CONTENT_LENGTH, end - start)
-        .body(Body::from_stream(ReaderStream::new(
-            object.take(end - start),
-        )))
+        .body(Body::from_stream(object.byte_range(start, end - start)))
         .map_err(std::io::Error::other)?)
 }
 

@@ -718,9 +718,9 @@ async fn download(
     let mut file = tokio::fs::File::create(&local)
         .await
         .map_err(|e| fail(&e))?;
-    tokio::io::copy(&mut object, &mut file)
-        .await
-        .map_err(|e| fail(&e))?;
+    while let Some(chunk) = object.next_chunk().await.map_err(|e| fail(&e))? {
+        file.write_all(&chunk).await.map_err(|e| fail(&e))?;
+    }
     file.flush().await.map_err(|e| fail(&e))?;
     Ok(local.to_string_lossy().into_owned())
 }
