@@ -188,6 +188,73 @@ fn compose_services_run_real_commands_on_a_three_node_cluster() {
     assert!(services.contains_key("prometheus"));
 }
 
+/// Thumbnails and uploads live in NATS in every fleet file, and no vidseek
+/// process writes to a volume another shares: compose mounts named volumes
+/// into vidseek services read-only, and Kubernetes asks for no volume that
+/// several pods write (ReadWriteMany) and mounts the data directory from
+/// each pod's own emptyDir.
+#[test]
+fn fleet_files_keep_media_in_nats_and_share_no_writable_disk() {
+    let path = workspace_root().join("deploy/docker/compose.yaml");
+    let compose = yaml_documents(&path).remove(0);
+    let named: Vec<&String> = compose["volumes"]
+        .as_object()
+        .map(|v| v.keys().collect())
+        .unwrap_or_default();
+    for (name, service) in compose["services"].as_object().expect("services") {
+        if !service["image"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("vidseek"))
+        {
+            continue;
+        }
+        assert_eq!(
+            service["environment"]["VIDSEEK_MEDIA_STORE"], "nats",
+            "{name}"
+        );
+        for mount in service["volumes"].as_array().into_iter().flatten() {
+            let mount = mount.as_str().expect("short volume syntax");
+            let source = mount.split(':').next().unwrap();
+            if named.iter().any(|v| v.as_str() == source) {
+                assert!(
+                    mount.ends_with(":ro"),
+                    "{name} writes to the shared {mount}"
+                );
+            }
+        }
+    }
+
+    let path = workspace_root().join("deploy/k8s/vidseek.yaml");
+    for doc in yaml_documents(&path) {
+        let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+        match doc["kind"].as_str() {
+            Some("ConfigMap") => {
+                assert_eq!(doc["data"]["VIDSEEK_MEDIA_STORE"], "nats", "{name}")
+            }
+            Some("PersistentVolumeClaim") => {
+                let modes = doc["spec"]["accessModes"].to_string();
+                assert!(!modes.contains("ReadWriteMany"), "{name}: {modes}");
+            }
+            Some("Deployment") => {
+                let volumes = &doc["spec"]["template"]["spec"]["volumes"];
+                for volume in volumes.as_array().into_iter().flatten() {
+                    if volume["name"] == "data" {
+                        assert!(volume["emptyDir"].is_object(), "{name}: {volume}");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let env = std::fs::read_to_string(workspace_root().join("deploy/systemd/vidseek.env"))
+        .expect("vidseek.env");
+    assert!(
+        env.lines().any(|l| l.trim() == "VIDSEEK_MEDIA_STORE=nats"),
+        "{env}"
+    );
+}
+
 /// `(host, port)` of every target prometheus.yml scrapes, static or found
 /// by DNS.
 fn prometheus_targets() -> Vec<(String, String)> {
