@@ -463,8 +463,6 @@ impl Worker {
             );
         }
         records.extend(self.text_segments(job, &records, &thumbnail, texts).await?);
-        // Before the segments: a search that finds them finds their pictures.
-        self.store_thumbnails(job, &thumbnail, &records).await?;
 
         match self.standing(job).await {
             Standing::Current => {}
@@ -479,6 +477,10 @@ impl Worker {
                 )));
             }
         }
+        // After the check, so a video deleted meanwhile gets no thumbnails
+        // back; before the segments, so a search that finds them finds
+        // their pictures.
+        self.store_thumbnails(job, &thumbnail, &records).await?;
         let count = records.len() as u32;
         let shard = shard_of(&job.video_id, self.config.shards);
         vidseek_bus::segment_log::replace_video(
