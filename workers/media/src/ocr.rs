@@ -9,7 +9,12 @@
 //! outline), which drops bright sky or walls that have no outline. A sample
 //! whose text mask barely differs from the one before belongs to the same
 //! run, so a caption shown for three seconds is recognised once, not six
-//! times. Runs are recognised in batches, several images per `tesseract`
+//! times. Only the caption itself goes to tesseract: the rows dense with
+//! text and, along them, the columns where text is dense; specks of
+//! outlined scenery elsewhere in the band would make a page of noise. A
+//! caption is read with every language and, when Chinese is among them
+//! with a Latin-script language, with the Chinese model alone too, keeping
+//! the more confident reading. Runs are recognised in batches, several images per `tesseract`
 //! process (loading the Chinese model costs more than reading one line),
 //! on a bounded number of threads. Consecutive runs that read alike (a
 //! caption over a changing picture) merge into one [`Cue`] whose start and
@@ -323,14 +328,46 @@ impl<'o> Recogniser<'o> {
             if failure.is_some() {
                 continue;
             }
-            match run_tesseract(&batch, self.options, self.page) {
+            match self.read_batch(&batch) {
                 Ok(texts) => self.found.lock().expect("results lock").extend(texts),
                 Err(error) => {
                     self.failed.store(true, Ordering::Relaxed);
                     failure = Some(error);
                 }
             }
+            for (_, image) in &batch {
+                let _ = std::fs::remove_file(image);
+            }
         }
+    }
+
+    /// Reads a batch once per language set of [`readings`] and keeps, per
+    /// image, the first reading unless a later one (the CJK model alone)
+    /// reads mostly Han characters more confidently: that model reads an
+    /// English line as run-together letters, sometimes confidently too.
+    fn read_batch(&self, batch: &Batch) -> Result<Vec<(usize, String)>> {
+        let mut best: Vec<(usize, String, f32)> = vec![];
+        for (n, languages) in readings(&self.options.languages, self.page)
+            .iter()
+            .enumerate()
+        {
+            for (index, text, confidence) in
+                run_tesseract(batch, languages, self.options, self.page)?
+            {
+                if n > 0 && !mostly_han(&text) {
+                    continue;
+                }
+                match best.iter_mut().find(|(i, ..)| *i == index) {
+                    Some(kept) if confidence > kept.2 => *kept = (index, text, confidence),
+                    Some(_) => {}
+                    None => best.push((index, text, confidence)),
+                }
+            }
+        }
+        Ok(best
+            .into_iter()
+            .map(|(index, text, _)| (index, text))
+            .collect())
     }
 
     fn failed(&self) -> bool {
@@ -360,13 +397,34 @@ impl Pool<'_> {
     }
 }
 
+/// The language sets a caption is read with. Given Chinese (or another
+/// CJK script) together with a Latin-script language, tesseract often takes
+/// a Chinese line for Latin letters (外面下雨了 as "AbDBRS"), while the CJK
+/// model alone reads it; an English line needs the English model. So a
+/// caption is read both ways and the more confident reading is kept. On-
+/// screen text is read once, with every language.
+fn readings(languages: &str, page: OcrPage) -> Vec<String> {
+    let cjk: Vec<&str> = languages
+        .split('+')
+        .filter(|l| l.starts_with("chi_") || l.starts_with("jpn") || l.starts_with("kor"))
+        .collect();
+    let all = languages.split('+').count();
+    if page == OcrPage::Caption && !cjk.is_empty() && cjk.len() < all {
+        vec![languages.to_string(), cjk.join("+")]
+    } else {
+        vec![languages.to_string()]
+    }
+}
+
 /// Recognises a batch of images in one `tesseract` process (a list file
-/// makes each image a page of the TSV output).
+/// makes each image a page of the TSV output): per image read, its text and
+/// mean word confidence.
 fn run_tesseract(
     batch: &Batch,
+    languages: &str,
     options: &OcrOptions,
     page: OcrPage,
-) -> Result<Vec<(usize, String)>> {
+) -> Result<Vec<(usize, String, f32)>> {
     let Some((_, first)) = batch.first() else {
         return Ok(vec![]);
     };
@@ -380,7 +438,7 @@ fn run_tesseract(
     tesseract
         .arg(&list)
         .arg("stdout")
-        .args(["-l", &options.languages])
+        .args(["-l", languages])
         // 6: one uniform block (a caption's one or two lines);
         // 11: sparse text anywhere in the picture.
         .args(["--psm", if page == OcrPage::Caption { "6" } else { "11" }])
@@ -396,9 +454,6 @@ fn run_tesseract(
         other => other,
     })?;
     let _ = std::fs::remove_file(&list);
-    for (_, image) in batch {
-        let _ = std::fs::remove_file(image);
-    }
     if !output.status.success() {
         return Err(MediaError::Ocr {
             detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
@@ -413,17 +468,20 @@ fn run_tesseract(
     let pages = parse_tsv(&String::from_utf8_lossy(&output.stdout), floor.0, floor.1);
     Ok(pages
         .into_iter()
-        .filter_map(|(page_num, text)| Some((batch.get(page_num.checked_sub(1)?)?.0, text)))
+        .filter_map(|(page_num, text, confidence)| {
+            Some((batch.get(page_num.checked_sub(1)?)?.0, text, confidence))
+        })
         .collect())
 }
 
 /// Where a recognised line sits: (page, block, paragraph, line).
 type LineKey = (usize, u32, u32, u32);
 
-/// tesseract's TSV → text per page (1-based page numbers). Words below
-/// `word_floor` are dropped; a line whose remaining words average below
-/// `page_floor`, or that holds under two letters, is dropped too.
-fn parse_tsv(tsv: &str, word_floor: f32, page_floor: f32) -> Vec<(usize, String)> {
+/// tesseract's TSV → text and mean word confidence per page (1-based page
+/// numbers). Words below `word_floor` are dropped; a line whose remaining
+/// words average below `page_floor`, or that holds under two letters, is
+/// dropped too.
+fn parse_tsv(tsv: &str, word_floor: f32, page_floor: f32) -> Vec<(usize, String, f32)> {
     let mut lines: Vec<(LineKey, Vec<(f32, String)>)> = Vec::new();
     for row in tsv.lines().skip(1) {
         let cols: Vec<&str> = row.split('\t').collect();
@@ -453,7 +511,7 @@ fn parse_tsv(tsv: &str, word_floor: f32, page_floor: f32) -> Vec<(usize, String)
     // as a junk line of its own, which must not sink the caption with it.
     // Words without a letter or digit (stray quotes, commas, bars from
     // edges) are dropped before a line is judged.
-    let mut pages: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut pages: Vec<(usize, Vec<String>, Vec<f32>)> = Vec::new();
     for ((page, ..), words) in lines {
         let words: Vec<&(f32, String)> = words
             .iter()
@@ -466,13 +524,19 @@ fn parse_tsv(tsv: &str, word_floor: f32, page_floor: f32) -> Vec<(usize, String)
             continue;
         }
         match pages.last_mut() {
-            Some((p, texts)) if *p == page => texts.push(text),
-            _ => pages.push((page, vec![text])),
+            Some((p, texts, means)) if *p == page => {
+                texts.push(text);
+                means.push(mean);
+            }
+            _ => pages.push((page, vec![text], vec![mean])),
         }
     }
     pages
         .into_iter()
-        .map(|(page, texts)| (page, texts.join("\n")))
+        .map(|(page, texts, means)| {
+            let mean = means.iter().sum::<f32>() / means.len() as f32;
+            (page, texts.join("\n"), mean)
+        })
         .collect()
 }
 
@@ -492,6 +556,13 @@ pub(crate) fn join_words<'a>(words: impl Iterator<Item = &'a str>) -> String {
         text.push_str(word);
     }
     text
+}
+
+/// Whether most letters of `text` are CJK characters.
+fn mostly_han(text: &str) -> bool {
+    let letters = text.chars().filter(|c| c.is_alphanumeric()).count();
+    let han = text.chars().filter(|&c| is_cjk(c)).count();
+    han * 2 > letters
 }
 
 fn is_cjk(c: char) -> bool {
@@ -641,22 +712,15 @@ struct GrayImage {
     pixels: Vec<u8>,
 }
 
-/// The text mask as black text on white, cut to the text with a margin;
+/// The text mask as black text on white, cut to the caption with a margin;
 /// `None` when too little of the band is text to hold a caption.
 fn crop_to_text(mask: &[bool], w: usize, h: usize) -> Option<GrayImage> {
     let count = mask.iter().filter(|&&m| m).count();
     if (count as f64) < (w * h) as f64 * MIN_TEXT_SHARE {
         return None;
     }
-    let (mut x0, mut x1, mut y0, mut y1) = (w, 0, h, 0);
-    for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
-        let (x, y) = (i % w, i / w);
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    const MARGIN: usize = 12;
+    let (x0, x1, y0, y1) = caption_region(mask, w, h)?;
+    const MARGIN: usize = 24;
     let (cw, ch) = (x1 - x0 + 1 + 2 * MARGIN, y1 - y0 + 1 + 2 * MARGIN);
     let mut pixels = vec![255u8; cw * ch];
     for y in y0..=y1 {
@@ -671,6 +735,78 @@ fn crop_to_text(mask: &[bool], w: usize, h: usize) -> Option<GrayImage> {
         height: ch,
         pixels,
     }))
+}
+
+/// Rows a caption line's text may pause for (between the parts of 二, or
+/// a line's top strokes and the rest) and still be one line.
+const LINE_GAP_ROWS: usize = 6;
+/// Width (pixels) of the window that judges how dense text is along a line.
+const DENSITY_WINDOW: usize = 24;
+
+/// Where the caption is in the band, as inclusive `(x0, x1, y0, y1)`: the
+/// runs of rows dense with text pixels (a caption's one or two lines), and
+/// along them the columns where text is dense. Bright edges beside dark
+/// ones in the scenery (grass, foliage) pass the mask as scattered specks;
+/// a box around every one of them would hand tesseract a band-wide page of
+/// noise in which it loses the caption.
+fn caption_region(mask: &[bool], w: usize, h: usize) -> Option<(usize, usize, usize, usize)> {
+    let rows: Vec<usize> = mask
+        .chunks_exact(w)
+        .map(|row| row.iter().filter(|&&m| m).count())
+        .collect();
+    let densest = *rows.iter().max()?;
+    let floor = (densest / 5).max(3);
+    // Runs of dense rows, joined across short pauses.
+    let mut lines: Vec<(usize, usize, usize)> = vec![]; // (first, last, pixels)
+    for (y, &count) in rows.iter().enumerate().filter(|(_, c)| **c >= floor) {
+        match lines.last_mut() {
+            Some((_, last, pixels)) if y - *last <= LINE_GAP_ROWS => {
+                *pixels += rows[*last + 1..=y].iter().sum::<usize>();
+                *last = y;
+            }
+            _ => lines.push((y, y, count)),
+        }
+    }
+    let heaviest = lines.iter().map(|&(_, _, pixels)| pixels).max()?;
+    let kept = || {
+        lines
+            .iter()
+            .filter(move |&&(first, last, pixels)| pixels * 10 >= heaviest * 3 && last - first >= 7)
+    };
+    let y0 = kept().map(|&(first, ..)| first).min()?;
+    let y1 = kept().map(|&(_, last, _)| last).max()?;
+    let columns: Vec<usize> = (0..w)
+        .map(|x| (y0..=y1).filter(|&y| mask[y * w + x]).count())
+        .collect();
+    let half = DENSITY_WINDOW / 2;
+    let density: Vec<usize> = (0..w)
+        .map(|x| {
+            columns[x.saturating_sub(half)..(x + half).min(w)]
+                .iter()
+                .sum()
+        })
+        .collect();
+    let densest = *density.iter().max()?;
+    let dense = |x: &usize| density[*x] * 10 >= densest;
+    let (from, to) = ((0..w).find(dense)?, (0..w).rev().find(dense)?);
+    // The window reaches past the text's ends: back to the last text pixels.
+    let x0 = (from..=to).find(|&x| columns[x] > 0)?;
+    let x1 = (from..=to).rev().find(|&x| columns[x] > 0)?;
+    // Ascenders and descenders (f, h, g, y) are rows too sparse to count as
+    // dense: the lines grow by the rows touching them that hold text, up to
+    // half a line each way.
+    let reach = (y1 - y0).div_ceil(2);
+    let has_text = |y: usize| (x0..=x1).any(|x| mask[y * w + x]);
+    let y0 = (y0.saturating_sub(reach)..y0)
+        .rev()
+        .take_while(|&y| has_text(y))
+        .last()
+        .unwrap_or(y0);
+    let y1 = (y1 + 1..(y1 + 1 + reach).min(h))
+        .take_while(|&y| has_text(y))
+        .last()
+        .unwrap_or(y1);
+    Some((x0, x1, y0, y1))
 }
 
 /// Scales a caption whose lines are over [`MAX_LINE_HEIGHT`] pixels tall
@@ -768,12 +904,55 @@ mod tests {
             5\t2\t1\t1\t1\t1\t0\t0\t10\t10\t20.0\t~~\n\
             5\t3\t1\t1\t1\t1\t0\t0\t10\t10\t45.0\tblurry\n\
             5\t3\t1\t1\t1\t2\t0\t0\t10\t10\t50.0\twords\n";
+        // Line means 93.75 and 89: the page's confidence is their mean.
         assert_eq!(
             parse_tsv(tsv, 30.0, 60.0),
-            [(1, "今天天气\nnice day".to_string())],
+            [(1, "今天天气\nnice day".to_string(), 91.375)],
             "page 2 is below the word floor, page 3 below the page floor"
         );
         assert_eq!(parse_tsv(tsv, 30.0, 40.0).len(), 2);
+    }
+
+    #[test]
+    fn captions_with_chinese_and_english_are_read_both_ways() {
+        assert_eq!(
+            readings("chi_sim+eng", OcrPage::Caption),
+            ["chi_sim+eng", "chi_sim"]
+        );
+        assert_eq!(
+            readings("chi_sim+chi_tra+eng", OcrPage::Caption),
+            ["chi_sim+chi_tra+eng", "chi_sim+chi_tra"]
+        );
+        assert_eq!(readings("eng", OcrPage::Caption), ["eng"]);
+        assert_eq!(readings("chi_sim", OcrPage::Caption), ["chi_sim"]);
+        assert_eq!(readings("chi_sim+eng", OcrPage::Screen), ["chi_sim+eng"]);
+        assert!(mostly_han("外面下雨了记得带伞"));
+        assert!(mostly_han("骑BMX车去公园"));
+        assert!(!mostly_han("Keeptnelanternawavtromtnenav"));
+    }
+
+    #[test]
+    fn the_caption_region_leaves_scattered_specks_out() {
+        // A 200x60 band: a dense caption line in rows 20..40, columns
+        // 60..140, and specks of scenery all over.
+        let (w, h) = (200, 60);
+        let mut mask = vec![false; w * h];
+        for y in 20..40 {
+            for x in (60..140).filter(|x| (x + y) % 2 == 0) {
+                mask[y * w + x] = true;
+            }
+        }
+        for (x, y) in [(3, 2), (190, 5), (10, 55), (180, 50), (100, 1), (2, 30)] {
+            mask[y * w + x] = true;
+        }
+        // A descender below the line: sparse rows 40..44 under column 100.
+        for y in 40..44 {
+            mask[y * w + 100] = true;
+        }
+        let (x0, x1, y0, y1) = caption_region(&mask, w, h).unwrap();
+        assert_eq!((x0, x1), (60, 139));
+        assert_eq!((y0, y1), (20, 43), "the descender's rows are kept");
+        assert_eq!(caption_region(&vec![false; w * h], w, h), None);
     }
 
     #[test]
