@@ -18,7 +18,7 @@
 //!   loads the snapshot, replays a tail of log entries (new videos and a
 //!   delete), and checks the loaded index answers as the original did.
 //!
-//! Usage: rank_bench --rows N [--queries Q] [--dim D] [--k K] [--dump DIR]
+//! Usage: rank_bench --rows N [--clusters C] [--queries Q] [--dim D] [--k K] [--dump DIR]
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -41,6 +41,9 @@ const NOISE: f32 = 1.0;
 
 struct Args {
     rows: usize,
+    /// Directions the vectors cluster around: rows per cluster sets how
+    /// dense the neighbourhood of a query is.
+    clusters: usize,
     queries: usize,
     dim: usize,
     k: usize,
@@ -50,6 +53,7 @@ struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         rows: 10_000,
+        clusters: CLUSTERS,
         queries: 200,
         dim: 384,
         k: 10,
@@ -60,6 +64,7 @@ fn parse_args() -> anyhow::Result<Args> {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--rows" => args.rows = value.parse()?,
+            "--clusters" => args.clusters = value.parse()?,
             "--queries" => args.queries = value.parse()?,
             "--dim" => args.dim = value.parse()?,
             "--k" => args.k = value.parse()?,
@@ -97,23 +102,24 @@ fn normalise(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
-/// Unit vectors scattered around `CLUSTERS` random directions.
+/// Unit vectors scattered around random directions (`CLUSTERS` unless
+/// `--clusters` says).
 struct Vectors {
     rng: Rng,
     centres: Vec<Vec<f32>>,
 }
 
 impl Vectors {
-    fn new(dim: usize) -> Vectors {
+    fn new(dim: usize, clusters: usize) -> Vectors {
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        let centres = (0..CLUSTERS)
+        let centres = (0..clusters.max(1))
             .map(|_| normalise((0..dim).map(|_| rng.normal()).collect()))
             .collect();
         Vectors { rng, centres }
     }
 
     fn next(&mut self) -> Vec<f32> {
-        let centre = &self.centres[(self.rng.next() % CLUSTERS as u64) as usize];
+        let centre = &self.centres[(self.rng.next() % self.centres.len() as u64) as usize];
         let scale = NOISE / (centre.len() as f32).sqrt();
         let v = centre
             .iter()
@@ -237,7 +243,7 @@ fn time_queries(
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let mut vectors = Vectors::new(args.dim);
+    let mut vectors = Vectors::new(args.dim, args.clusters);
     let rss_before = status_bytes("VmRSS:")?;
     let mut index = SegmentIndex::default();
     let mut apply_us: Vec<f64> = vec![];
@@ -313,6 +319,7 @@ fn main() -> anyhow::Result<()> {
 
     let stdin = std::io::stdin();
     let mut last_ann: Option<Vec<Vec<usize>>> = None;
+    let mut last_exact: Option<Vec<Vec<usize>>> = None;
     let mut index = Some(index);
     for line in stdin.lock().lines() {
         let line = line?;
@@ -321,15 +328,28 @@ fn main() -> anyhow::Result<()> {
             (Some("exact"), Some(index)) => {
                 let below = index.exact_below();
                 index.set_exact_below(usize::MAX);
-                let (report, _) = time_queries(index, &queries, args.k);
+                let (report, tops) = time_queries(index, &queries, args.k);
                 index.set_exact_below(below);
+                last_exact = Some(tops);
                 report
             }
             (Some("ann"), Some(index)) => {
                 let below = index.exact_below();
                 index.set_exact_below(0);
-                let (report, tops) = time_queries(index, &queries, args.k);
+                let (mut report, tops) = time_queries(index, &queries, args.k);
                 index.set_exact_below(below);
+                // Against this run's own exact scan, when one was asked for
+                // first (compare.py measures recall against numpy).
+                if let Some(exact) = &last_exact {
+                    let found: usize = exact
+                        .iter()
+                        .zip(&tops)
+                        .map(|(e, a)| e.iter().filter(|row| a.contains(row)).count())
+                        .sum();
+                    let wanted: usize = exact.iter().map(Vec::len).sum();
+                    report["recall_vs_exact"] =
+                        serde_json::json!(found as f64 / wanted.max(1) as f64);
+                }
                 last_ann = Some(tops);
                 report
             }

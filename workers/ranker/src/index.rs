@@ -26,7 +26,7 @@ use std::collections::BinaryHeap;
 use std::ops::Range;
 
 use simsimd::SpatialSimilarity;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use vidseek_protocol::encode::Calibration;
 
 use vidseek_protocol::rank::{Blend, MAX_RANK_K, RankRequest, RankedSegment, SegmentKind, Space};
@@ -49,6 +49,12 @@ const MIN_ROWS_PER_THREAD: usize = 32_768;
 /// 200 gave 0.990 (1.4 ms).
 const CANDIDATES_PER_HIT: usize = 20;
 const MIN_CANDIDATES: usize = 100;
+/// The widest a graph's candidate list grows (see [`Scan::approximate`]):
+/// searching it costs a few milliseconds at a million rows.
+const MAX_CANDIDATES: usize = 3200;
+/// Rows of a space per candidate asked of its graphs, at least: 200
+/// candidates at 200,000 rows, 1,000 at a million.
+const ROWS_PER_CANDIDATE: usize = 1000;
 
 /// A score ordered by `total_cmp`, so it can live in a heap.
 #[derive(Clone, Copy, PartialEq)]
@@ -237,6 +243,13 @@ fn top_k_on(
     ranked
 }
 
+/// The best rows among a graph search's candidates, and the deepest
+/// position in its graph's list that any of them held.
+struct Proposal {
+    best: Vec<(Score, u32)>,
+    deepest: Option<usize>,
+}
+
 struct Scan<'a> {
     index: &'a SegmentIndex,
     matrix: &'a Matrix,
@@ -336,11 +349,38 @@ impl<'a> Scan<'a> {
     /// The best `k` among the graphs' candidates, the rows still waiting
     /// for a graph and the cues holding a query term, scored exactly;
     /// `None` if a graph could not answer.
+    ///
+    /// The graphs order their candidates by the quantised vectors, so in a
+    /// dense cluster (many rows at nearly one cosine) the true best may sit
+    /// past the cut. When an exact winner comes from the back half of a
+    /// graph's list, the list was probably cut too short: it is widened
+    /// fourfold, up to [`MAX_CANDIDATES`], and scored again.
     fn approximate(&self) -> Option<Vec<(Score, u32)>> {
         let request = self.request;
+        // HNSW's recall at a fixed beam falls as the graph grows: the beam
+        // grows with the space, one candidate per ROWS_PER_CANDIDATE rows.
+        let mut count = (request.k.saturating_mul(CANDIDATES_PER_HIT))
+            .max(MIN_CANDIDATES)
+            .max(self.matrix.rows() / ROWS_PER_CANDIDATE)
+            .min(MAX_CANDIDATES);
+        loop {
+            let Proposal { best, deepest } = self.approximate_with(count)?;
+            let cut_short = deepest.is_some_and(|position| position * 2 >= count);
+            if !cut_short || count >= MAX_CANDIDATES {
+                return Some(best);
+            }
+            count = (count * 4).min(MAX_CANDIDATES);
+        }
+    }
+
+    /// [`Scan::approximate`] with `count` candidates per graph, and the
+    /// deepest position in its graph's list of any of the best.
+    fn approximate_with(&self, count: usize) -> Option<Proposal> {
+        let request = self.request;
         let index = self.index;
-        let count = (request.k.saturating_mul(CANDIDATES_PER_HIT)).max(MIN_CANDIDATES);
         let mut candidates: Vec<u32> = vec![];
+        // Slot → position in the list of the graph that proposed it.
+        let mut positions: HashMap<u32, usize> = HashMap::new();
         for id in GraphId::ALL.iter().filter(|id| id.space == request.space) {
             let graph = index.graph(*id);
             let live = |key| {
@@ -349,7 +389,14 @@ impl<'a> Scan<'a> {
                     .is_some_and(|slot| (self.keep)(index.segment(slot as usize)))
             };
             let found = graph.search(&request.vector, count, live)?;
-            candidates.extend(found.into_iter().filter_map(|key| index.slot_of(key)));
+            for (position, slot) in found
+                .into_iter()
+                .filter_map(|key| index.slot_of(key))
+                .enumerate()
+            {
+                candidates.push(slot);
+                positions.insert(slot, position);
+            }
             candidates.extend(graph.pending.iter().filter_map(|&key| index.slot_of(key)));
         }
         if self.lexical.is_some() {
@@ -359,7 +406,13 @@ impl<'a> Scan<'a> {
         }
         candidates.sort_unstable();
         candidates.dedup();
-        Some(self.slots(candidates))
+        let best = self.slots(candidates);
+        let deepest = best
+            .iter()
+            .filter_map(|(_, slot)| positions.get(slot))
+            .max()
+            .copied();
+        Some(Proposal { best, deepest })
     }
 
     /// The best `k` of the segments in `slots`, scored exactly.
