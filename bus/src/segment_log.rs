@@ -121,6 +121,12 @@ pub struct LogFollower {
     stats: Arc<async_nats::Statistics>,
     /// The client's connect count when the consumer was (re)opened.
     connects: u64,
+    /// The consumer failed or ended (its server left the cluster, a
+    /// heartbeat went missing): reopened before anything else is read.
+    broken: bool,
+    /// Whether a failed or ended consumer is reopened ([`Self::resuming`])
+    /// rather than reported.
+    resume: bool,
 }
 
 /// How often a follower waiting for entries checks for a reconnect.
@@ -150,6 +156,8 @@ impl LogFollower {
             last_sequence: applied,
             stats,
             connects,
+            broken: false,
+            resume: false,
         })
     }
 
@@ -178,30 +186,48 @@ impl LogFollower {
         Ok((consumer.messages().await?, backlog))
     }
 
+    /// A follower that never ends: a consumer that fails or ends is
+    /// reopened after the last entry delivered, as often as it takes (what
+    /// a ranker needs: on a cluster that lost the node holding its
+    /// consumer, a follower whose client stayed connected elsewhere would
+    /// otherwise stop following for good). Without it, [`Self::next`]
+    /// reports the failure, for bounded reads.
+    pub fn resuming(mut self) -> Self {
+        self.resume = true;
+        self
+    }
+
     /// After a reconnect, a fresh consumer after the last entry delivered.
-    /// On failure (the server is still electing or starting) the old one is
-    /// kept and the next check tries again.
     async fn reopen_after_reconnect(&mut self) {
-        let connects = self.stats.connects.load(Ordering::Relaxed);
-        if connects == self.connects {
-            return;
+        if self.stats.connects.load(Ordering::Relaxed) != self.connects {
+            self.reopen("reconnected to NATS").await;
         }
+    }
+
+    /// A fresh consumer after the last entry delivered, so nothing is read
+    /// twice or missed. On failure (the cluster is still electing, the
+    /// server starting) the old one is kept, the follower stays `broken`
+    /// if it was, and the next check tries again.
+    async fn reopen(&mut self, why: &str) {
+        let connects = self.stats.connects.load(Ordering::Relaxed);
         match Self::consume(&self.js, &self.filter, self.last_sequence).await {
             Ok((messages, pending)) => {
                 tracing::info!(
                     filter = %self.filter,
                     after = self.last_sequence,
-                    "reconnected to NATS: following the segment log again"
+                    why,
+                    "following the segment log again"
                 );
                 self.messages = messages;
                 self.connects = connects;
+                self.broken = false;
                 // A follower still replaying has `pending` entries to go.
                 if !self.caught_up() {
                     self.backlog = self.delivered + pending;
                 }
             }
             Err(err) => {
-                tracing::warn!(filter = %self.filter, error = %err, "cannot reopen the segment log yet");
+                tracing::warn!(filter = %self.filter, error = %err, why, "cannot reopen the segment log yet");
             }
         }
     }
@@ -218,18 +244,35 @@ impl LogFollower {
     }
 
     /// The next entry; waits for new ones once caught up.
+    /// A [`Self::resuming`] follower reopens a consumer that failed or
+    /// ended; any other reports it.
     pub async fn next(&mut self) -> Option<Result<SegmentLogEntry, SegmentLogError>> {
-        let next = loop {
+        let message = loop {
+            if self.broken {
+                self.reopen("the consumer failed").await;
+                if self.broken {
+                    tokio::time::sleep(RECONNECT_CHECK).await;
+                    continue;
+                }
+            }
             // Dropping a pending `next()` of the message stream loses
             // nothing: the stream keeps its state between polls.
             tokio::select! {
-                next = self.messages.next() => break next?,
+                next = self.messages.next() => match next {
+                    Some(Ok(message)) => break message,
+                    Some(Err(err)) if !self.resume => return Some(Err(err.into())),
+                    None if !self.resume => return None,
+                    Some(Err(err)) => {
+                        tracing::warn!(filter = %self.filter, error = %err, "the segment log consumer failed; reopening it");
+                        self.broken = true;
+                    }
+                    None => {
+                        tracing::warn!(filter = %self.filter, "the segment log consumer ended; reopening it");
+                        self.broken = true;
+                    }
+                },
                 () = tokio::time::sleep(RECONNECT_CHECK) => self.reopen_after_reconnect().await,
             }
-        };
-        let message = match next {
-            Ok(message) => message,
-            Err(err) => return Some(Err(err.into())),
         };
         self.delivered += 1;
         if let Ok(info) = message.info() {

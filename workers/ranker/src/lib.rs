@@ -108,8 +108,9 @@ pub async fn run(
         ready: false,
         applied,
     }));
-    let mut follower =
-        LogFollower::open_after(&js, subjects::segments_of_shard(shard), applied).await?;
+    let mut follower = LogFollower::open_after(&js, subjects::segments_of_shard(shard), applied)
+        .await?
+        .resuming();
     let snapshot_to = config
         .snapshot_dir
         .clone()
