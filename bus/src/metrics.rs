@@ -16,11 +16,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde::Deserialize;
-use vidseek_protocol::codec::{self, Format};
-use vidseek_protocol::{ErrorBody, ErrorCode};
+use vidseek_protocol::ErrorBody;
 
 /// Latency buckets, in seconds: from an in-memory rank (sub-millisecond) to
 /// a long image batch or a search's default timeout.
@@ -96,12 +94,12 @@ const FAMILIES: &[Family] = &[
     },
     Family {
         name: RANKER_SEGMENTS,
-        help: "Segments a ranker shard held at its last answer, by shard.",
+        help: "Segments a ranker shard holds, by shard (set by the ranker as it applies its log).",
         kind: Kind::Gauge,
     },
     Family {
         name: RANKER_READY,
-        help: "1 when a ranker shard's last answer was a ranking, 0 while it was still loading, by shard.",
+        help: "1 once a ranker shard has replayed its log and serves, 0 while it is still loading, by shard.",
         kind: Kind::Gauge,
     },
     Family {
@@ -250,64 +248,6 @@ pub fn call_answered(subject: &str, outcome: &str, took: Duration) {
     observe(CALL_DURATION, &[("subject", subject)], took.as_secs_f64());
 }
 
-/// What a rank reply says about its shard: only this field is read.
-#[derive(Deserialize)]
-struct ShardSize {
-    shard: u32,
-    segments_indexed: u64,
-}
-
-/// How often a shard's size is read back from its answers: reading means
-/// decoding a whole reply again, which a busy shard should not pay for on
-/// every query when a scrape comes every few seconds.
-const SHARD_SIZE_EVERY: Duration = Duration::from_millis(500);
-
-/// When each shard's size was last read from an answer.
-static SHARD_SIZE_READ: LazyLock<Mutex<BTreeMap<String, Instant>>> =
-    LazyLock::new(Default::default);
-
-/// Keeps the shard gauges from the answers a ranker gives: a ranking
-/// carries the shard's size, `unavailable` means it is still loading. The
-/// ranker's state stays its own; its answers are what it tells everyone.
-pub fn rank_answered(subject: &str, code: Option<ErrorCode>, format: Format, reply: &[u8]) {
-    // Only the rank subject itself (`vidseek.v1.rank.{shard}`): the shard's
-    // other subjects answer with other shapes.
-    let Some(shard) = subject
-        .strip_prefix("vidseek.v1.rank.")
-        .filter(|shard| shard.parse::<u32>().is_ok())
-    else {
-        return;
-    };
-    match code {
-        None => {
-            {
-                let mut read = SHARD_SIZE_READ
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let now = Instant::now();
-                match read.get_mut(shard) {
-                    Some(last) if now.duration_since(*last) < SHARD_SIZE_EVERY => return,
-                    Some(last) => *last = now,
-                    None => {
-                        read.insert(shard.to_string(), now);
-                    }
-                }
-            }
-            if let Ok(size) = codec::decode::<ShardSize>(format, reply) {
-                let shard = size.shard.to_string();
-                set(
-                    RANKER_SEGMENTS,
-                    &[("shard", &shard)],
-                    size.segments_indexed as f64,
-                );
-                set(RANKER_READY, &[("shard", &shard)], 1.0);
-            }
-        }
-        Some(ErrorCode::Unavailable) => set(RANKER_READY, &[("shard", shard)], 0.0),
-        Some(_) => {}
-    }
-}
-
 /// Every metric of this process in the Prometheus text format; a family
 /// with no samples yet shows only its help and type.
 pub fn render() -> String {
@@ -387,33 +327,6 @@ mod tests {
         ));
         assert!(text.contains("vidseek_ingest_queue_jobs{state=\"waiting\"} 4"));
         assert!(text.contains("vidseek_nats_requests_in_flight 0"));
-    }
-
-    #[test]
-    fn rank_answers_keep_the_shard_gauges() {
-        let reply = codec::encode(
-            Format::MsgPack,
-            &serde_json::json!({"shard": 7, "segments_indexed": 12, "hits": []}),
-        )
-        .unwrap();
-        rank_answered("vidseek.v1.rank.7", None, Format::MsgPack, &reply);
-        let text = render();
-        assert!(text.contains("vidseek_ranker_segments{shard=\"7\"} 12"));
-        assert!(text.contains("vidseek_ranker_ready{shard=\"7\"} 1"));
-        rank_answered(
-            "vidseek.v1.rank.7",
-            Some(ErrorCode::Unavailable),
-            Format::MsgPack,
-            b"",
-        );
-        assert!(render().contains("vidseek_ranker_ready{shard=\"7\"} 0"));
-        rank_answered(
-            "vidseek.v1.rank.7.scores",
-            Some(ErrorCode::Unavailable),
-            Format::MsgPack,
-            b"",
-        );
-        assert!(!render().contains("shard=\"7.scores\""));
     }
 
     #[test]

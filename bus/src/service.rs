@@ -217,12 +217,6 @@ pub async fn serve_messages_with<Resp, H, Fut>(
                 let outcome = metrics::outcome(&result);
                 admitted.answered(outcome);
                 let (headers, payload) = encode_reply(format, &result);
-                metrics::rank_answered(
-                    request.message.subject.as_str(),
-                    result.as_ref().err().map(|e| e.error.code),
-                    format,
-                    &payload,
-                );
                 if let Err(err) = request.respond_with_headers(Ok(payload), headers).await {
                     tracing::warn!(error = %err, "could not send reply");
                 }

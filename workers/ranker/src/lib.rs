@@ -187,6 +187,7 @@ pub async fn run(
                     );
                 }
                 let unsettled = shard_state.segments.unsettled() > 0;
+                report(shard, &shard_state);
                 (shard_state.ready, unsettled, shard_state.applied)
             };
             if let Some((dir, log_created)) = &snapshot_to
@@ -377,6 +378,23 @@ async fn serve_blocking<Req, Resp>(
         }
     })
     .await
+}
+
+/// The shard's size and readiness, as this process's metrics show them.
+fn report(shard: u32, state: &Shard) {
+    use vidseek_bus::metrics;
+    let label = shard.to_string();
+    let labels = [("shard", label.as_str())];
+    metrics::set(
+        metrics::RANKER_SEGMENTS,
+        &labels,
+        state.segments.len() as f64,
+    );
+    metrics::set(
+        metrics::RANKER_READY,
+        &labels,
+        f64::from(u8::from(state.ready)),
+    );
 }
 
 /// The shard, once it has replayed its log.
