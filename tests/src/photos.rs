@@ -50,6 +50,27 @@ pub fn video_frame(video: &Path, at_secs: f64) -> RgbImage {
     image::open(&out).expect("ffmpeg wrote a PNG").to_rgb8()
 }
 
+/// A frame of the sample photos video's coffee photo (8–12 s), cropped and
+/// scaled, as a JPEG: a realistic image query for it.
+pub fn coffee_picture(dir: &Path) -> Vec<u8> {
+    let out = dir.join("coffee.jpg");
+    run_ffmpeg(
+        &[
+            "-ss".into(),
+            "10".into(),
+            "-i".into(),
+            crate::paths::sample("photos.mp4").display().to_string(),
+            "-frames:v".into(),
+            "1".into(),
+            "-vf".into(),
+            "crop=iw*0.8:ih*0.8,scale=300:-2".into(),
+            out.display().to_string(),
+        ],
+        "the coffee picture",
+    );
+    std::fs::read(out).expect("ffmpeg wrote the picture")
+}
+
 /// Grain strength (ffmpeg's `noise` filter) beyond which a photo stops
 /// looking like one; larger files then come from more pixels.
 const MAX_GRAIN: u32 = 40;

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
+use vidseek_tests::photos::coffee_picture;
 use vidseek_tests::stack::{EmbeddedStack, sample};
 
 /// The photo slideshow shows each photo for 4 s (see photos.srt).
@@ -84,24 +85,6 @@ fn second_copy(dir: &Path) -> std::path::PathBuf {
         out.to_str().unwrap(),
     ]);
     out
-}
-
-/// A frame of the coffee photo, cropped and scaled: a realistic image query.
-fn coffee_picture(dir: &Path) -> Vec<u8> {
-    let out = dir.join("coffee.jpg");
-    let input = sample("photos.mp4");
-    ffmpeg(&[
-        "-ss",
-        "10",
-        "-i",
-        input.to_str().unwrap(),
-        "-frames:v",
-        "1",
-        "-vf",
-        "crop=iw*0.8:ih*0.8,scale=300:-2",
-        out.to_str().unwrap(),
-    ]);
-    std::fs::read(out).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
+use vidseek_tests::photos::coffee_picture;
 use vidseek_tests::stack::{EmbeddedStack, sample};
 use vidseek_tests::websocket;
 
@@ -23,20 +24,6 @@ async fn json(request: reqwest::RequestBuilder) -> Value {
 
 fn overlaps(hit: &Value, (start, end): (f64, f64)) -> bool {
     hit["start"].as_f64().unwrap() < end && hit["end"].as_f64().unwrap() > start
-}
-
-/// A frame of the coffee photo, cropped and scaled: a realistic image query.
-fn coffee_picture(dir: &Path) -> Vec<u8> {
-    let out = dir.join("coffee.jpg");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-ss", "10", "-i"])
-        .arg(sample("photos.mp4"))
-        .args(["-frames:v", "1", "-vf", "crop=iw*0.8:ih*0.8,scale=300:-2"])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success());
-    std::fs::read(out).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
