@@ -59,12 +59,17 @@ def post_json(url, body, timeout=30):
         return json.load(response)
 
 
-def wait_indexed(http, count, timeout=600):
-    """Seconds until /healthz reports at least `count` segments indexed."""
+def wait_indexed(http, count, timeout=600, settled=True):
+    """Seconds until /healthz reports at least `count` segments indexed and,
+    with `settled`, none of them still waiting for the approximate index
+    (until then a shard scans them exactly: correct, but not its speed)."""
     started = time.time()
     while time.time() - started < timeout:
         try:
-            if get_json(f"{http}/healthz")["segments_indexed"] >= count:
+            report = get_json(f"{http}/healthz")
+            if report["segments_indexed"] >= count and (
+                not settled or report.get("segments_settling", 0) == 0
+            ):
                 return time.time() - started
         except Exception:
             pass

@@ -236,12 +236,16 @@ pub fn render(status: &FleetStatus) -> String {
     let mut out = String::new();
     match &status.health {
         Ok(report) => out.push_str(&format!(
-            "search: {} (encoder {}, {}/{} shards ready, {} segments indexed)\n\n",
+            "search: {} (encoder {}, {}/{} shards ready, {} segments indexed{})\n\n",
             if report.ready() { "ready" } else { "NOT READY" },
             if report.encoder { "up" } else { "missing" },
             report.shards_ready,
             report.shards_total,
-            report.segments_indexed
+            report.segments_indexed,
+            match report.segments_settling {
+                0 => String::new(),
+                n => format!(", {n} still entering the approximate index"),
+            }
         )),
         Err(err) => out.push_str(&format!("search: NOT READY ({err})\n\n")),
     }

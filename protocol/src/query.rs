@@ -567,6 +567,11 @@ pub struct HealthReport {
     pub shards_total: u32,
     pub shards_ready: u32,
     pub segments_indexed: u64,
+    /// Segments the ready shards still search exactly while they enter the
+    /// approximate index (after a replay or a large ingest); 0 once every
+    /// shard is at full speed.
+    #[serde(default)]
+    pub segments_settling: u64,
 }
 
 impl HealthReport {
@@ -709,6 +714,7 @@ mod tests {
             shards_total: 2,
             shards_ready: 1,
             segments_indexed: 5,
+            segments_settling: 0,
         });
     }
 

@@ -268,6 +268,10 @@ pub struct RankedSegment {
 pub struct RankResponse {
     pub shard: u32,
     pub segments_indexed: u64,
+    /// Of those, segments not yet in the shard's approximate index: found
+    /// by an exact scan meanwhile, so a search is correct but slower.
+    #[serde(default)]
+    pub segments_settling: u64,
     pub hits: Vec<RankedSegment>,
 }
 
@@ -402,6 +406,7 @@ mod tests {
         assert_roundtrip(&RankResponse {
             shard: 1,
             segments_indexed: 7,
+            segments_settling: 2,
             hits: vec![RankedSegment {
                 meta: meta(),
                 score: 0.5,

@@ -158,7 +158,8 @@ async fn rank(
     .await
 }
 
-/// The ranker's answers once it serves `segments` segments.
+/// The ranker's answers once it serves `segments` segments, all of them in
+/// its approximate graphs (it reports none still settling).
 async fn answers_at(client: &async_nats::Client, segments: u64) -> Vec<Vec<String>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let probe = RankRequest {
@@ -167,7 +168,9 @@ async fn answers_at(client: &async_nats::Client, segments: u64) -> Vec<Vec<Strin
     };
     loop {
         match rank(client, &probe).await {
-            Ok(answer) if answer.segments_indexed == segments => break,
+            Ok(answer) if answer.segments_indexed == segments && answer.segments_settling == 0 => {
+                break;
+            }
             Ok(_) => {}
             Err(error) => assert!(
                 matches!(
@@ -179,7 +182,7 @@ async fn answers_at(client: &async_nats::Client, segments: u64) -> Vec<Vec<Strin
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "ranker never served {segments} segments"
+            "ranker never served {segments} segments, all settled"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

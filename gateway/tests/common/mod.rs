@@ -258,6 +258,7 @@ async fn spawn_fake_workers(
                 shards_total: 2,
                 shards_ready: 2,
                 segments_indexed: 3,
+                segments_settling: 0,
             };
             rpc::reply(&client, &message, &Ok::<_, ErrorBody>(report)).await;
         }

@@ -774,6 +774,7 @@ impl QueryStage {
             shards_total: self.config.shards,
             shards_ready: ready.len() as u32,
             segments_indexed: ready.iter().map(|r| r.segments_indexed).sum(),
+            segments_settling: ready.iter().map(|r| r.segments_settling).sum(),
         }
     }
 }

@@ -274,8 +274,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = &args.dump {
         std::fs::create_dir_all(dir)?;
         let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join("matrix.f32"))?);
+        // The matrix as the ranker holds it (half precision), for numpy.
         for x in index.text_vectors().block(0..index.len()) {
-            file.write_all(&x.to_le_bytes())?;
+            file.write_all(&x.to_f32().to_le_bytes())?;
         }
         file.flush()?;
         let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join("queries.f32"))?);
@@ -288,7 +289,7 @@ fn main() -> anyhow::Result<()> {
     // ranker by video and index: the same when nothing was removed.
     let raw = (args.rows * args.dim * size_of::<f32>()) as f64;
     let accounted = index.memory_bytes() as f64;
-    let vectors_only = (index.len() * args.dim * size_of::<f32>()) as f64;
+    let vectors_only = (index.len() * args.dim * size_of::<vidseek_ranker::store::f16>()) as f64;
     let report = serde_json::json!({
         "rows": args.rows,
         "dim": args.dim,

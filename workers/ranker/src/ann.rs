@@ -4,7 +4,7 @@
 //!
 //! A graph holds its vectors quantised to `i8` (a quarter of the `f32`
 //! bytes); it only proposes candidates, which the scan then scores exactly
-//! from the shard's `f32` matrix, so quantisation costs recall only where
+//! from the shard's `f16` matrix, so quantisation costs recall only where
 //! a true neighbour falls out of the candidate list.
 //!
 //! New segments are not inserted at once: their keys wait in a pending list

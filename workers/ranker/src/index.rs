@@ -25,7 +25,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::Range;
 
-use simsimd::SpatialSimilarity;
 use std::collections::{HashMap, HashSet};
 use vidseek_protocol::encode::Calibration;
 
@@ -33,7 +32,7 @@ use vidseek_protocol::rank::{Blend, MAX_RANK_K, RankRequest, RankedSegment, Segm
 
 use super::ann::GraphId;
 use super::lexical::LexicalQuery;
-use super::store::{Matrix, NO_ROW, Segment, SegmentIndex};
+use super::store::{Matrix, NO_ROW, Segment, SegmentIndex, dot, f16, half};
 
 /// Fewer rows than this per thread are not worth a thread: starting one
 /// costs tens of microseconds, and on a busy machine waiting for it to be
@@ -253,6 +252,8 @@ struct Proposal {
 struct Scan<'a> {
     index: &'a SegmentIndex,
     matrix: &'a Matrix,
+    /// The request's vector, rounded as the matrix stores its rows.
+    query: Vec<f16>,
     /// Row → slot, where rows are not slots (the image space).
     slots: Option<&'a [u32]>,
     lexical: Option<LexicalQuery<'a>>,
@@ -265,6 +266,7 @@ struct Scan<'a> {
 struct BlendScan<'a> {
     blend: &'a Blend,
     matrix: &'a Matrix,
+    query: Vec<f16>,
 }
 
 impl BlendScan<'_> {
@@ -278,12 +280,11 @@ impl BlendScan<'_> {
         if row == NO_ROW || self.matrix.dim() != self.blend.vector.len() {
             return 0.0;
         }
-        let row = row as usize;
-        let cosine = f32::dot(self.matrix.block(row..row + 1), &self.blend.vector).unwrap_or(0.0);
+        let cosine = dot(self.matrix.row(row as usize), &self.query);
         self.blend
             .calibration
             .for_kind(segment.kind)
-            .confidence(cosine as f32)
+            .confidence(cosine)
     }
 }
 
@@ -317,11 +318,13 @@ impl<'a> Scan<'a> {
         Some(Scan {
             index,
             matrix,
+            query: half(&request.vector),
             slots: (request.space == Space::Image).then(|| index.image_slots()),
             lexical,
             blend: request.blend.as_ref().map(|blend| BlendScan {
                 blend,
                 matrix: matrix_of(index, blend.space),
+                query: half(&blend.vector),
             }),
             request,
             keep,
@@ -427,19 +430,19 @@ impl<'a> Scan<'a> {
     }
 
     /// A segment's vector in the query's space, if it has one.
-    fn row_of(&self, slot: u32) -> Option<&'a [f32]> {
+    fn row_of(&self, slot: u32) -> Option<&'a [f16]> {
         let row = match self.request.space {
             Space::Text => slot,
             Space::Image => self.index.segment(slot as usize).image_row,
         };
-        (row != NO_ROW).then(|| self.matrix.block(row as usize..row as usize + 1))
+        (row != NO_ROW).then(|| self.matrix.row(row as usize))
     }
 
     /// One segment's score, as [`Scan::consider`] computes it, ignoring
     /// the filter; `None` without a vector in the query's space.
     fn score_slot(&self, slot: u32) -> Option<f32> {
         let vector = self.row_of(slot)?;
-        let cosine = f32::dot(vector, &self.request.vector).unwrap_or(0.0) as f32;
+        let cosine = dot(vector, &self.query);
         Some(self.score(slot, self.index.segment(slot as usize), cosine))
     }
 
@@ -462,13 +465,13 @@ impl<'a> Scan<'a> {
     }
 
     /// Scores one row and keeps it if it is among the best so far.
-    fn consider(&self, best: &mut Best, slot: u32, vector: &[f32]) {
+    fn consider(&self, best: &mut Best, slot: u32, vector: &[f16]) {
         let request = self.request;
         let segment = self.index.segment(slot as usize);
         if !(self.keep)(segment) {
             return;
         }
-        let cosine = f32::dot(vector, &request.vector).unwrap_or(0.0) as f32;
+        let cosine = dot(vector, &self.query);
         // Most rows cannot enter a full heap: skip their calibration. A
         // cue's lexical match may still lift it, so cues are scored.
         if cosine < best.floor.of(segment.kind) && segment.terms.is_empty() {
@@ -551,6 +554,7 @@ pub fn sort_best_first(ranked: &mut [RankedSegment]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::full;
     use crate::testing::{self, Rng};
     use vidseek_protocol::encode::Calibration;
     use vidseek_protocol::query::SearchFilter;
@@ -622,7 +626,8 @@ mod tests {
                     Space::Text => Some(&s.text_vector),
                     Space::Image => s.image_vector.as_ref(),
                 }?;
-                let cos: f32 = v.iter().zip(&request.vector).map(|(a, b)| a * b).sum();
+                // Both sides rounded as the matrices store them.
+                let cos = dot(&half(v), &half(&request.vector));
                 let score = request.calibration.for_kind(s.meta.kind).confidence(cos);
                 (score >= request.min_score).then(|| RankedSegment {
                     meta: s.meta.clone(),
@@ -776,7 +781,7 @@ mod tests {
                     Space::Text => index.text_vectors(),
                     Space::Image => index.image_vectors(),
                 };
-                request.vector = matrix.block(row..row + 1).to_vec();
+                request.vector = full(matrix.row(row));
                 assert!(testing::ids(&top_k(&index, &request))[0].starts_with("v3-"));
                 let got = testing::ids(&top_k_where(&index, &request, &not_v3));
                 assert_eq!(got.len(), request.k);
@@ -1002,8 +1007,11 @@ mod tests {
         };
         for original in &segments {
             let mut original = original.clone();
-            // The index keeps a cue's distinct terms, sorted.
+            // The index keeps a cue's distinct terms, sorted, and its
+            // vectors in half precision.
             original.terms.sort();
+            original.text_vector = full(&half(&original.text_vector));
+            original.image_vector = original.image_vector.map(|v| full(&half(&v)));
             assert_eq!(index.record(&original.meta.segment_id), Some(original));
         }
         assert_eq!(index.record("v1-99"), None);

@@ -414,6 +414,7 @@ fn rank(shard: u32, state: &Shard, request: RankRequest) -> Result<RankResponse,
     Ok(RankResponse {
         shard,
         segments_indexed: state.segments.len() as u64,
+        segments_settling: state.segments.unsettled() as u64,
         hits: index::answer(&state.segments, &request),
     })
 }

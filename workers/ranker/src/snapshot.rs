@@ -12,7 +12,7 @@
 //!                                 with their sizes and CRC-32s
 //! u64 LE + MessagePack            tables: videos, segments, keys, terms,
 //!                                 the graphs' waiting rows
-//! f32 LE × rows × dim             the text matrix, then the image matrix
+//! f16 LE × rows × dim             the text matrix, then the image matrix
 //! u32 LE                          CRC-32 of everything above
 //! ```
 //!
@@ -39,11 +39,12 @@ use vidseek_bus::segment_log::LogPosition;
 use vidseek_protocol::rank::SegmentKind;
 
 use crate::ann::GraphId;
-use crate::store::{Matrix, NO_ROW, Postings, Segment, SegmentIndex, Video, VideoLabel};
+use crate::store::{Matrix, NO_ROW, Postings, Segment, SegmentIndex, Video, VideoLabel, f16};
 
 const MAGIC: &[u8; 24] = b"VIDSEEK-RANKER-SNAPSHOT\n";
 /// Bumped whenever the layout or the tables change meaning.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the matrices are half precision.
+pub const FORMAT_VERSION: u32 = 2;
 const FILE_NAME: &str = "index.snap";
 const GRAPH_PREFIX: &str = "graph-";
 
@@ -214,8 +215,8 @@ pub fn write(dir: &Path, index: &SegmentIndex, applied: Applied) -> Result<u64, 
     out.write_all(&(tables.len() as u64).to_le_bytes())?;
     out.write_all(&tables)?;
     drop(tables);
-    write_floats(&mut out, &index.text.data)?;
-    write_floats(&mut out, &index.image.data)?;
+    write_halves(&mut out, &index.text.data)?;
+    write_halves(&mut out, &index.image.data)?;
     let crc = out.hasher.clone().finalize();
     let mut file = out.inner.into_inner().map_err(|e| e.into_error())?;
     file.write_all(&crc.to_le_bytes())?;
@@ -252,7 +253,7 @@ pub fn read(
         }
         Err(err) => return Err(err.into()),
     };
-    let file_floats = file.metadata()?.len() as usize / 4;
+    let file_halves = file.metadata()?.len() as usize / 2;
     let mut input = Crc::new(BufReader::with_capacity(1 << 20, file));
     let mut magic = [0u8; 24];
     input
@@ -271,8 +272,8 @@ pub fn read(
     check_fresh(&header.applied, log)?;
     let tables_len = read_u64(&mut input)? as usize;
     let tables: Tables = rmp_serde::from_slice(&read_bytes(&mut input, tables_len)?)?;
-    let text = read_floats(&mut input, tables.text_rows, tables.text_dim, file_floats)?;
-    let image = read_floats(&mut input, tables.image_rows, tables.image_dim, file_floats)?;
+    let text = read_halves(&mut input, tables.text_rows, tables.text_dim, file_halves)?;
+    let image = read_halves(&mut input, tables.image_rows, tables.image_dim, file_halves)?;
     let computed = input.hasher.clone().finalize();
     let mut rest = vec![];
     input.inner.read_to_end(&mut rest)?;
@@ -386,8 +387,8 @@ fn tables_of(index: &SegmentIndex) -> Tables {
 
 fn index_of(
     tables: Tables,
-    text: Vec<f32>,
-    image: Vec<f32>,
+    text: Vec<f16>,
+    image: Vec<f16>,
     exact_below: usize,
 ) -> Result<SegmentIndex, SnapshotError> {
     let inconsistent = |what: &str| SnapshotError::Inconsistent(what.to_string());
@@ -490,40 +491,40 @@ fn index_of(
     Ok(index)
 }
 
-fn write_floats(out: &mut impl Write, floats: &[f32]) -> std::io::Result<()> {
+fn write_halves(out: &mut impl Write, halves: &[f16]) -> std::io::Result<()> {
     let mut buffer = Vec::with_capacity(1 << 16);
-    for chunk in floats.chunks(1 << 14) {
+    for chunk in halves.chunks(1 << 15) {
         buffer.clear();
-        buffer.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
+        buffer.extend(chunk.iter().flat_map(|x| x.0.to_le_bytes()));
         out.write_all(&buffer)?;
     }
     Ok(())
 }
 
 /// Reads a `rows × dim` matrix; a size beyond the file's (`at_most`
-/// floats) is corrupt and refused before allocating it.
-fn read_floats(
+/// halves) is corrupt and refused before allocating it.
+fn read_halves(
     input: &mut impl Read,
     rows: u64,
     dim: u32,
     at_most: usize,
-) -> Result<Vec<f32>, SnapshotError> {
+) -> Result<Vec<f16>, SnapshotError> {
     let count = (rows as usize)
         .checked_mul(dim as usize)
         .filter(|&count| count <= at_most)
         .ok_or_else(|| SnapshotError::Inconsistent("matrix size".into()))?;
-    let mut floats = Vec::with_capacity(count);
+    let mut halves = Vec::with_capacity(count);
     let mut buffer = vec![0u8; 1 << 16];
-    while floats.len() < count {
-        let want = ((count - floats.len()) * 4).min(buffer.len());
+    while halves.len() < count {
+        let want = ((count - halves.len()) * 2).min(buffer.len());
         input.read_exact(&mut buffer[..want])?;
-        floats.extend(
+        halves.extend(
             buffer[..want]
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                .chunks_exact(2)
+                .map(|b| f16(u16::from_le_bytes([b[0], b[1]]))),
         );
     }
-    Ok(floats)
+    Ok(halves)
 }
 
 fn read_u32(input: &mut impl Read) -> std::io::Result<u32> {
