@@ -28,6 +28,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::CorsLayer;
@@ -196,6 +197,14 @@ pub async fn serve(
         tracing::info!("gateway shutting down");
         let _ = stop_tx.send(true);
     };
+    // Small writes go out at once: a WebSocket search sends several small
+    // frames (each shard's partial, then done), and under Nagle's algorithm
+    // each after the first waited for the client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     // Stops accepting, then waits for the requests in flight.
     axum::serve(listener, router(state))
         .with_graceful_shutdown(signal)
