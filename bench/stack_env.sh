@@ -1,6 +1,6 @@
 # Sourced by the benches that run the real stack (bench/quality, bench/translation):
 # from the repository root, loads .vidseek/env when the model pack and ONNX
-# Runtime are not already set, builds the release binary when missing, and
+# Runtime are not already set, brings the release binary up to date, and
 # sets $data, $bin and $py (the set-up's Python). Needs `make setup` first.
 name=$(basename "$(dirname "${BASH_SOURCE[1]}")")
 data=${VIDSEEK_DATA_DIR:-$PWD/.vidseek}
@@ -9,10 +9,14 @@ if [ -z "${VIDSEEK_MODEL_PACK:-}" ] || [ -z "${ORT_DYLIB_PATH:-}" ]; then
   # shellcheck disable=SC1091
   . "$data/env"
 fi
-bin=${VIDSEEK_BIN:-$PWD/target/release/vidseek}
-if [ ! -x "$bin" ]; then
+# The release binary is brought up to date (a no-op when it is), so a
+# bench never measures yesterday's code; VIDSEEK_BIN points elsewhere.
+if [ -n "${VIDSEEK_BIN:-}" ]; then
+  bin=$VIDSEEK_BIN
+else
   export PATH="$PATH:$HOME/.cargo/bin"
-  cargo build --release -p vidseek
+  cargo build --quiet --release -p vidseek
+  bin=$PWD/target/release/vidseek
 fi
 py=$data/python/bin/python
 [ -x "$py" ] || { echo "$name: $py missing; run 'make setup' first" >&2; exit 1; }
