@@ -87,7 +87,8 @@ def main():
                                "--videos", videos, "--segments", SEGMENTS_PER_VIDEO,
                                "--dim", 384, "--first", seeded // SEGMENTS_PER_VIDEO)
                     seeded = size
-                    stack.wait_indexed(http, size)
+                    # A shard builds its graphs at a few thousand rows a second.
+                    stack.wait_indexed(http, size, timeout=max(600, size // 700))
                     print(f"{shards} shard(s): {size} segments seeded and indexed in "
                           f"{time.time() - started:.1f} s", flush=True)
                     # Warm the encoder and the connection pools.
