@@ -145,11 +145,12 @@ pub fn read_burned_in_captions(
                 break;
             }
             progress((pts / probe.duration).clamp(0.0, 1.0));
-            let masks = text_masks(&buf, w, h);
-            // Runs are told apart by the first (most inclusive) level.
-            let mask = &masks[0];
+            let darkest = min_filter(&buf, w, h, OUTLINE_RADIUS);
+            // Runs are told apart by the first (most inclusive) level; the
+            // stricter ones are needed only where a run starts.
+            let mask = text_mask(&buf, &darkest, BRIGHT[0]);
             let changed = match &previous {
-                Some(before) => masks_differ(before, mask),
+                Some(before) => masks_differ(before, &mask),
                 None => true,
             };
             if changed {
@@ -167,9 +168,16 @@ pub fn read_burned_in_captions(
                     end: pts + step / 2.0,
                     text: None,
                 });
-                // Both binarisations of the caption go to tesseract under
-                // the run's index; the more confident reading wins.
-                for (level, mask) in masks.iter().enumerate() {
+                // Every binarisation of the caption goes to tesseract under
+                // the run's index; [`best_reading`] picks one.
+                for (level, &bright) in BRIGHT.iter().enumerate() {
+                    let stricter;
+                    let mask = if level == 0 {
+                        &mask
+                    } else {
+                        stricter = text_mask(&buf, &darkest, bright);
+                        &stricter
+                    };
                     if let Some(image) = crop_to_text(mask, w, h) {
                         let file = scratch.path().join(format!("{index}-{level}.pgm"));
                         write_pgm(&file, &image)?;
@@ -179,7 +187,7 @@ pub fn read_burned_in_captions(
                 if pending.len() >= BATCH && jobs.send(std::mem::take(&mut pending)).is_err() {
                     break;
                 }
-                previous = masks.into_iter().next();
+                previous = Some(mask);
             }
             if let Some(run) = runs.last_mut() {
                 run.end = pts + step / 2.0;
@@ -709,16 +717,13 @@ fn scaled(width: u32, height: u32) -> (usize, usize) {
     (w, (h.max(2) + 1) & !1)
 }
 
-/// Pixels that are bright and have a dark pixel (the outline) nearby, at
-/// each level of [`BRIGHT`].
-fn text_masks(gray: &[u8], w: usize, h: usize) -> [Vec<bool>; BRIGHT.len()] {
-    let darkest = min_filter(gray, w, h, OUTLINE_RADIUS);
-    BRIGHT.map(|bright| {
-        gray.iter()
-            .zip(&darkest)
-            .map(|(&g, &d)| g >= bright && d <= DARK)
-            .collect()
-    })
+/// Pixels at least `bright` with a dark pixel (the outline) nearby;
+/// `darkest` is the gray picture's [`min_filter`] over the outline radius.
+fn text_mask(gray: &[u8], darkest: &[u8], bright: u8) -> Vec<bool> {
+    gray.iter()
+        .zip(darkest)
+        .map(|(&g, &d)| g >= bright && d <= DARK)
+        .collect()
 }
 
 /// Minimum over a (2r+1)² window, separably: rows, then columns.
@@ -1061,7 +1066,9 @@ mod tests {
                 gray[y * w + x] = 250;
             }
         }
-        for mask in text_masks(&gray, w, h) {
+        let darkest = min_filter(&gray, w, h, OUTLINE_RADIUS);
+        for bright in BRIGHT {
+            let mask = text_mask(&gray, &darkest, bright);
             assert!(mask[10 * w + 10], "outlined text");
             assert!(!mask[10 * w + 35], "bright without outline");
             assert!(!mask[0], "mid-gray");
