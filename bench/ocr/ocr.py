@@ -105,7 +105,7 @@ def plan(clips):
         lines = []
         for slot in range(8):
             start = 0.6 + slot * (LINE_SECS + GAP_SECS)
-            chinese = slot not in (2, 6) and zh
+            chinese = slot not in (2, 6) and bool(zh)
             text, phrase = zh.pop(0) if chinese else (en.pop(0), None)
             lines.append(dict(start=round(start, 2), end=round(start + LINE_SECS, 2), text=text,
                               phrase=phrase, language="zh" if chinese else "en",

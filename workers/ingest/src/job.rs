@@ -373,14 +373,19 @@ impl Worker {
         let ocr = text_sources::ocr_plan(job, &self.config);
         let parts = Arc::new(PartsProgress::new(progress.clone(), ocr.is_some()));
         let analysis_progress = parts.clone();
-        // Burned-in captions are read beside the analysis, on a decode of
-        // their own (the lower band only), so the two overlap.
-        let captions = ocr.clone().map(|(_, options)| {
-            let (path, parts) = (PathBuf::from(&job.path), parts.clone());
-            tokio::task::spawn_blocking(move || {
-                text_sources::caption_cues(&path, &options, &mut |p| parts.set(1, p))
-            })
-        });
+        // Burned-in captions are read beside the analysis, from the caption
+        // band its one decode samples as well.
+        let (caption_tap, captions) = match ocr.clone() {
+            Some((_, options)) => {
+                let (tap, band) = media::caption_band(&options);
+                let (path, parts) = (PathBuf::from(&job.path), parts.clone());
+                let reading = tokio::task::spawn_blocking(move || {
+                    text_sources::caption_cues(&path, band, &options, &mut |p| parts.set(1, p))
+                });
+                (Some(tap), Some(reading))
+            }
+            None => (None, None),
+        };
         // The media side is blocking (ffmpeg pipes, image work); it runs on
         // its own thread and hands segments over a bounded channel, so the
         // decoder waits for the encoder rather than filling memory.
@@ -392,6 +397,7 @@ impl Worker {
             media::analyze(
                 &path,
                 &AnalyzeOptions::default(),
+                caption_tap,
                 &mut |p| analysis_progress.set(0, f64::from(p)),
                 &mut |segment| match prepare_segment(segment, &analysis_thumbnail) {
                     Ok(prepared) => match segments_tx.blocking_send(prepared) {

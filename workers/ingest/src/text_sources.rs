@@ -4,8 +4,9 @@
 //! runs under `spawn_blocking`.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 
-use vidseek_media::{self as media, Cue, OcrOptions, Probe};
+use vidseek_media::{self as media, BandFrame, Cue, OcrOptions, Probe};
 use vidseek_protocol::ingest::{IngestJob, OcrMode};
 use vidseek_protocol::rank::SegmentKind;
 
@@ -70,16 +71,16 @@ pub(crate) fn ocr_plan(job: &IngestJob, config: &IngestConfig) -> Option<(OcrMod
     Some((mode, options))
 }
 
-/// Captions burned into the picture. A failure is logged and reads as no
-/// captions: the video's pictures and subtitles stay searchable.
+/// Captions burned into the picture of `path`, read from its caption band's
+/// samples. A failure is logged and reads as no captions: the video's
+/// pictures and subtitles stay searchable.
 pub(crate) fn caption_cues(
     path: &Path,
+    band: Receiver<media::Result<BandFrame>>,
     options: &OcrOptions,
     progress: &mut dyn FnMut(f64),
 ) -> Vec<TextCue> {
-    let read = media::probe(path)
-        .and_then(|probe| media::read_burned_in_captions(path, &probe, options, progress));
-    match read {
+    match media::read_captions(band, options, progress) {
         Ok(cues) => tagged(SegmentKind::Ocr, cues),
         Err(error) => {
             tracing::warn!(%error, path = %path.display(), "cannot read burned-in captions");

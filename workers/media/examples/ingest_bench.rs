@@ -71,7 +71,7 @@ fn main() -> anyhow::Result<()> {
             ..AnalyzeOptions::default()
         };
         let clock = Instant::now();
-        let analysis = media::analyze(&file, &options, &mut |_| {}, &mut |_| {
+        let analysis = media::analyze(&file, &options, None, &mut |_| {}, &mut |_| {
             ControlFlow::Continue(())
         })?;
         let wall = clock.elapsed().as_secs_f64();

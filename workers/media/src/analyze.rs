@@ -3,8 +3,10 @@
 //! from the callback; the benchmark times it as it is.
 //!
 //! The video is decoded once: one ffmpeg splits each decoded frame into the
-//! shot detector's 64x36 picture (every frame) and the sampling grid
-//! (a few frames a second at the sampling size, see [`SharedGrid`]). A
+//! shot detector's 64x36 picture (every frame), the sampling grid
+//! (a few frames a second at the sampling size, see [`SharedGrid`]) and,
+//! when captions are read, the caption band for OCR (see
+//! [`crate::ocr::caption_band`]; read on the caller's thread). A
 //! segment is handed over as soon as the cuts around it have settled, so
 //! the encoder works on early segments while later ones decode. Only an
 //! explicit [`SamplingStrategy::Seek`] still decodes twice (a full pass for
@@ -15,8 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::error::Result;
-use super::ffmpeg::{RawFrames, RawFramesSpec, SHOWINFO, SIDE_SHOWINFO, SideSpec, input_args};
+use super::ffmpeg::{RawFrames, RawFramesSpec, SHOWINFO, SideSpec, input_args, side_showinfo};
 use super::frames::{SampleOptions, SamplingStrategy, SegmentFrames, SharedGrid, sample_frames};
+use super::ocr::CaptionTap;
 use super::probe::{Probe, probe};
 use super::segments::{
     DEFAULT_MAX_SEGMENT_SECS, Segment, effective_max_len, plan_segments, shortest_shot,
@@ -101,10 +104,12 @@ pub struct StageTimings {
 /// [`plan_segments`], frame sampling and thumbnails, calling `on_segment`
 /// once per segment in order while decoding continues. `progress` receives
 /// 0..=1; returning `Break` from `on_segment` stops early (the analysis so
-/// far is returned).
+/// far is returned). With `captions`, the same decode also samples the
+/// caption band into that tap (its reader must run on another thread).
 pub fn analyze(
     path: &Path,
     options: &AnalyzeOptions,
+    captions: Option<CaptionTap>,
     progress: &mut dyn FnMut(f32),
     on_segment: &mut dyn FnMut(AnalyzedSegment) -> ControlFlow<()>,
 ) -> Result<Analysis> {
@@ -119,9 +124,16 @@ pub fn analyze(
         stopped: false,
     };
     let (cuts, segments, sampling) = match options.sampling.strategy {
-        SamplingStrategy::Seek => two_decodes(path, &probe, &mut delivery, progress, on_segment)?,
+        SamplingStrategy::Seek => std::thread::scope(|scope| {
+            // The seeking sampler has no full decode to share: the band
+            // gets one of its own, beside.
+            if let Some(tap) = captions {
+                scope.spawn(|| tap.feed_from_own_decode(path, &probe));
+            }
+            two_decodes(path, &probe, &mut delivery, progress, on_segment)
+        })?,
         SamplingStrategy::SinglePass | SamplingStrategy::Auto => {
-            one_decode(path, &probe, &mut delivery, progress, on_segment)?
+            one_decode(path, &probe, captions, &mut delivery, progress, on_segment)?
         }
     };
     Ok(Analysis {
@@ -220,6 +232,7 @@ fn two_decodes(
 fn one_decode(
     path: &Path,
     probe: &Probe,
+    captions: Option<CaptionTap>,
     delivery: &mut Delivery<'_>,
     progress: &mut dyn FnMut(f32),
     on_segment: &mut dyn FnMut(AnalyzedSegment) -> ControlFlow<()>,
@@ -230,10 +243,29 @@ fn one_decode(
     let shortest = shortest_shot(max_len);
     let (grid_chain, grid_len, mut grid) =
         SharedGrid::new(path, probe, &options.sampling, shortest);
-    let graph = format!(
-        "[0:v]split=2[shots][grid];[shots]{},{SHOWINFO}[main];[grid]{grid_chain},{SIDE_SHOWINFO}[side]",
-        tiny_chain()
+    let mut graph = format!(
+        "[0:v]split={outputs}[shots][grid]{band};[shots]{},{SHOWINFO}[main];[grid]{grid_chain},{}[{GRID}]",
+        tiny_chain(),
+        side_showinfo(GRID),
+        outputs = if captions.is_some() { 3 } else { 2 },
+        band = if captions.is_some() { "[band]" } else { "" },
     );
+    let mut sides = vec![SideSpec {
+        name: GRID,
+        pix_fmt: "rgb24",
+        frame_len: grid_len,
+        sink: None,
+    }];
+    if let Some(tap) = captions {
+        let (chain, frame_len) = tap.chain(probe);
+        graph += &format!(";[band]{chain},{}[{CAPTIONS}]", side_showinfo(CAPTIONS));
+        sides.push(SideSpec {
+            name: CAPTIONS,
+            pix_fmt: CaptionTap::PIX_FMT,
+            frame_len,
+            sink: Some(Box::new(tap.into_sink(probe))),
+        });
+    }
     let mut decode = RawFrames::spawn_split(
         RawFramesSpec {
             input_args: input_args(path, None),
@@ -243,14 +275,12 @@ fn one_decode(
             frame_len: ShotDetector::FRAME_LEN,
             timed: true,
         },
-        Some(SideSpec {
-            frame_len: grid_len,
-        }),
+        sides,
     )?;
     let grid_frames = decode
-        .side()
+        .side(GRID)
         .and_then(|side| side.frames())
-        .expect("a split decode has a side output");
+        .expect("a split decode has a grid output");
     let per_segment = options.sampling.per_segment;
     let mut detector = ShotDetector::new(options.shots.clone(), probe.fps);
     // Segments planned so far (handed to the grid), and where they end.
@@ -326,6 +356,10 @@ fn one_decode(
     progress(1.0);
     Ok((cuts, segments, SamplingStrategy::SinglePass))
 }
+
+/// The side outputs of the one decode: the sampling grid and the caption band.
+const GRID: &str = "grid";
+const CAPTIONS: &str = "captions";
 
 /// The next segment's frames from the grid, timed as frame sampling.
 fn next_frames(grid: &mut SharedGrid, timings: &mut StageTimings) -> Option<Result<SegmentFrames>> {

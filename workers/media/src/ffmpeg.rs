@@ -8,11 +8,12 @@
 //! stdout, and variable-frame-rate videos get exact times instead of
 //! `index / fps` guesses.
 //!
-//! One decode can feed two consumers: a `-filter_complex` graph split into a
-//! main output (stdout) and a side output written to a named pipe, read on
-//! its own thread so that neither output can stall ffmpeg while the caller
-//! works on the other. The side chain ends in [`SIDE_SHOWINFO`], whose log
-//! lines carry the side frames' times.
+//! One decode can feed several consumers: a `-filter_complex` graph split
+//! into a main output (stdout) and named side outputs, each written to a
+//! named pipe and read on its own thread, so that no output can stall
+//! ffmpeg while the caller works on another. A side chain ends in
+//! [`side_showinfo`] with the side's name, whose log lines carry that
+//! side's frame times.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -21,6 +22,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,9 +38,11 @@ const PTS_TIMEOUT: Duration = Duration::from_secs(30);
 /// The filter appended to every chain so frame times can be read back.
 pub(crate) const SHOWINFO: &str = "showinfo";
 
-/// The same filter at the end of a side output's chain; its instance name
-/// tells its log lines from the main output's.
-pub(crate) const SIDE_SHOWINFO: &str = "showinfo@side";
+/// The same filter at the end of the side output `name`'s chain; its
+/// instance name tells its log lines from the other outputs'.
+pub(crate) fn side_showinfo(name: &str) -> String {
+    format!("showinfo@{name}")
+}
 
 /// Linux's `O_NONBLOCK`: opening a named pipe for writing without a reader
 /// then fails at once instead of waiting (std has no name for the flag).
@@ -52,7 +56,7 @@ pub(crate) struct RawFrames {
     pts: Option<Receiver<f64>>,
     stderr: Option<JoinHandle<VecDeque<String>>>,
     last_pts: f64,
-    side: Option<SideOutput>,
+    sides: Vec<SideOutput>,
 }
 
 /// A side output's frame: its time in seconds and its pixels.
@@ -61,14 +65,16 @@ pub(crate) type SideFrame = (f64, Vec<u8>);
 /// A second rawvideo output of the same ffmpeg: frames with their times,
 /// read from a named pipe by a thread as soon as ffmpeg writes them.
 pub(crate) struct SideOutput {
+    name: &'static str,
     frames: Option<Receiver<Result<SideFrame>>>,
     fifo: PathBuf,
-    /// Holds the pipe's directory until ffmpeg and the reader are done.
-    _dir: tempfile::TempDir,
+    /// Holds the pipes' directory until ffmpeg and the readers are done.
+    _dir: Arc<tempfile::TempDir>,
 }
 
 impl SideOutput {
-    /// The frames read so far (and, once ffmpeg is done, the end of them).
+    /// The frames read so far (and, once ffmpeg is done, the end of them);
+    /// `None` for a side with a sink of its own.
     pub(crate) fn frames(&mut self) -> Option<Receiver<Result<SideFrame>>> {
         self.frames.take()
     }
@@ -83,10 +89,23 @@ impl SideOutput {
     }
 }
 
-/// What the side output of a split graph looks like.
+/// Where a side output's frames go: to a sink of the caller's, or (with
+/// `None`) to an unbounded queue read through [`SideOutput::frames`]. A
+/// sink may block, holding ffmpeg back; its consumer must then never wait
+/// for the main output's.
+pub(crate) type SideSink = Box<dyn FnMut(Result<SideFrame>) + Send>;
+
+/// What one side output of a split graph looks like.
 pub(crate) struct SideSpec {
+    /// The graph's output label, `[name]`, whose chain ends in
+    /// [`side_showinfo`]`(name)`.
+    pub name: &'static str,
+    /// `rgb24` or `gray`.
+    pub pix_fmt: &'static str,
     /// Bytes per side frame.
     pub frame_len: usize,
+    /// Where its frames go.
+    pub sink: Option<SideSink>,
 }
 
 /// How the child should read its input and shape its output.
@@ -110,58 +129,54 @@ pub(crate) struct RawFramesSpec<'a> {
 impl RawFrames {
     /// Starts ffmpeg. Threads are left to ffmpeg's default (one per core).
     pub(crate) fn spawn(spec: RawFramesSpec<'_>) -> Result<Self> {
-        Self::spawn_split(spec, None)
+        Self::spawn_split(spec, Vec::new())
     }
 
-    /// Starts ffmpeg with a side output when `side` is given: `spec.filter`
-    /// is then a complex graph with outputs `[main]` (ending in
-    /// [`SHOWINFO`]) and `[side]` (ending in [`SIDE_SHOWINFO`]).
-    pub(crate) fn spawn_split(spec: RawFramesSpec<'_>, side: Option<SideSpec>) -> Result<Self> {
+    /// Starts ffmpeg with the given side outputs: with any, `spec.filter`
+    /// is a complex graph with outputs `[main]` (ending in [`SHOWINFO`])
+    /// and one `[name]` per side (ending in [`side_showinfo`]`(name)`).
+    pub(crate) fn spawn_split(spec: RawFramesSpec<'_>, sides: Vec<SideSpec>) -> Result<Self> {
         let mut cmd = Command::new("ffmpeg");
         // `info` is the level showinfo logs at; `-nostats` keeps the progress
         // line (which uses `\r`) out of the error tail.
         cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]);
         cmd.args(&spec.input_args);
-        cmd.arg(if spec.complex || side.is_some() {
+        cmd.arg(if spec.complex || !sides.is_empty() {
             "-filter_complex"
         } else {
             "-vf"
         });
         cmd.arg(spec.filter);
-        let output = |cmd: &mut Command| {
+        let output = |cmd: &mut Command, pix_fmt: &str| {
             // Passthrough: without it the rawvideo muxer duplicates frames to
             // keep a constant rate, so sparse `select` output would yield more
             // frames than showinfo lines and the reader would wait forever.
             cmd.args(["-fps_mode", "passthrough"]);
-            cmd.args([
-                "-an",
-                "-sn",
-                "-dn",
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                spec.pix_fmt,
-            ]);
+            cmd.args(["-an", "-sn", "-dn", "-f", "rawvideo", "-pix_fmt", pix_fmt]);
         };
-        let side_pipe = match &side {
-            Some(_) => {
-                let dir = tempfile::tempdir()?;
-                let fifo = dir.path().join("side");
-                let made = Command::new("mkfifo").arg(&fifo).status()?;
+        let pipes = if sides.is_empty() {
+            None
+        } else {
+            let dir = tempfile::tempdir()?;
+            for side in &sides {
+                let made = Command::new("mkfifo")
+                    .arg(dir.path().join(side.name))
+                    .status()?;
                 if !made.success() {
                     return Err(std::io::Error::other("mkfifo failed").into());
                 }
-                cmd.args(["-map", "[main]"]);
-                Some((dir, fifo))
             }
-            None => None,
+            cmd.args(["-map", "[main]"]);
+            Some(Arc::new(dir))
         };
-        output(&mut cmd);
+        output(&mut cmd, spec.pix_fmt);
         cmd.arg("pipe:1");
-        if let Some((_, fifo)) = &side_pipe {
-            cmd.args(["-map", "[side]"]);
-            output(&mut cmd);
-            cmd.arg("-y").arg(fifo);
+        if let Some(dir) = &pipes {
+            for side in &sides {
+                cmd.args(["-map", &format!("[{}]", side.name)]);
+                output(&mut cmd, side.pix_fmt);
+                cmd.arg("-y").arg(dir.path().join(side.name));
+            }
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -173,10 +188,16 @@ impl RawFrames {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = channel();
-        let (side_tx, side_pts) = channel();
+        let mut side_times = Vec::new();
+        let mut side_pts = Vec::new();
+        for side in &sides {
+            let (tx, rx) = channel();
+            side_times.push((side_showinfo(side.name), tx));
+            side_pts.push(rx);
+        }
         let stderr = std::thread::Builder::new()
             .name("ffmpeg-stderr".into())
-            .spawn(move || drain_stderr(stderr, tx, side_tx))?;
+            .spawn(move || drain_stderr(stderr, tx, side_times))?;
         let mut frames = Self {
             child,
             stdout,
@@ -184,30 +205,44 @@ impl RawFrames {
             pts: spec.timed.then_some(rx),
             stderr: Some(stderr),
             last_pts: 0.0,
-            side: None,
+            sides: Vec::new(),
         };
-        if let (Some(side), Some((dir, fifo))) = (side, side_pipe) {
-            let (tx, rx) = channel();
-            let path = fifo.clone();
-            let len = side.frame_len;
-            // Dropping `frames` on failure kills ffmpeg and releases this
-            // thread if it still waits for the pipe to open.
-            let output = SideOutput {
-                frames: Some(rx),
-                fifo,
-                _dir: dir,
-            };
-            frames.side = Some(output);
-            std::thread::Builder::new()
-                .name("ffmpeg-side".into())
-                .spawn(move || read_side(&path, len, side_pts, tx))?;
+        if let Some(dir) = pipes {
+            for (side, pts) in sides.into_iter().zip(side_pts) {
+                let fifo = dir.path().join(side.name);
+                let (sink, queue): (SideSink, _) = match side.sink {
+                    Some(sink) => (sink, None),
+                    None => {
+                        let (tx, rx) = channel();
+                        (
+                            Box::new(move |frame| {
+                                // The caller may have stopped reading.
+                                let _ = tx.send(frame);
+                            }),
+                            Some(rx),
+                        )
+                    }
+                };
+                // Dropping `frames` on failure kills ffmpeg and releases
+                // this thread if it still waits for the pipe to open.
+                frames.sides.push(SideOutput {
+                    name: side.name,
+                    frames: queue,
+                    fifo: fifo.clone(),
+                    _dir: dir.clone(),
+                });
+                let len = side.frame_len;
+                std::thread::Builder::new()
+                    .name(format!("ffmpeg-{}", side.name))
+                    .spawn(move || read_side(&fifo, len, pts, sink))?;
+            }
         }
         Ok(frames)
     }
 
-    /// The side output, when the spec asked for one.
-    pub(crate) fn side(&mut self) -> Option<&mut SideOutput> {
-        self.side.as_mut()
+    /// The side output `name`, when the spec asked for one.
+    pub(crate) fn side(&mut self, name: &str) -> Option<&mut SideOutput> {
+        self.sides.iter_mut().find(|side| side.name == name)
     }
 
     /// Reads the next frame into `buf` (which must be `frame_len` long) and
@@ -280,7 +315,7 @@ impl RawFrames {
     }
 
     fn release_side(&self) {
-        if let Some(side) = &self.side {
+        for side in &self.sides {
             side.release_reader();
         }
     }
@@ -306,15 +341,16 @@ impl Drop for RawFrames {
 }
 
 /// Reads side frames of `len` bytes from the pipe at `path`, each paired
-/// with the next side time, until ffmpeg closes the pipe or the receiver
-/// is gone. A short last frame means ffmpeg died; its caller learns why
-/// from the main output.
-fn read_side(path: &Path, len: usize, pts: Receiver<f64>, frames: Sender<Result<SideFrame>>) {
+/// with the next side time, into `sink` until ffmpeg closes the pipe. It
+/// reads to the end even when nobody wants the frames any more: a pipe
+/// closed early would fail the whole decode. A short last frame means
+/// ffmpeg died; its caller learns why from the main output.
+fn read_side(path: &Path, len: usize, pts: Receiver<f64>, mut sink: SideSink) {
     // Blocks until ffmpeg opens the pipe, or until `release_reader`.
     let mut pipe = match File::open(path) {
         Ok(pipe) => pipe,
         Err(e) => {
-            let _ = frames.send(Err(e.into()));
+            sink(Err(e.into()));
             return;
         }
     };
@@ -322,23 +358,21 @@ fn read_side(path: &Path, len: usize, pts: Receiver<f64>, frames: Sender<Result<
         let mut frame = vec![0u8; len];
         if let Err(e) = pipe.read_exact(&mut frame) {
             if e.kind() != ErrorKind::UnexpectedEof {
-                let _ = frames.send(Err(e.into()));
+                sink(Err(e.into()));
             }
             return;
         }
         let time = match pts.recv_timeout(PTS_TIMEOUT) {
             Ok(t) => t,
             Err(_) => {
-                let _ = frames.send(Err(MediaError::DecodeFailed {
+                sink(Err(MediaError::DecodeFailed {
                     at: 0.0,
                     detail: "ffmpeg stopped reporting frame times".into(),
                 }));
                 return;
             }
         };
-        if frames.send(Ok((time, frame))).is_err() {
-            return;
-        }
+        sink(Ok((time, frame)));
     }
 }
 
@@ -356,7 +390,14 @@ pub(crate) fn describe_tail(tail: &VecDeque<String>, fallback: &str) -> String {
     }
 }
 
-fn drain_stderr(stderr: impl Read, pts: Sender<f64>, side_pts: Sender<f64>) -> VecDeque<String> {
+/// Keeps the last lines of ffmpeg's log and sends each showinfo time to
+/// its output's channel: `pts` for the main output, `sides` by their
+/// showinfo instance names.
+fn drain_stderr(
+    stderr: impl Read,
+    pts: Sender<f64>,
+    sides: Vec<(String, Sender<f64>)>,
+) -> VecDeque<String> {
     let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES + 1);
     let mut reader = BufReader::new(stderr);
     let mut line = Vec::new();
@@ -368,9 +409,9 @@ fn drain_stderr(stderr: impl Read, pts: Sender<f64>, side_pts: Sender<f64>) -> V
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();
-        if text.contains(SIDE_SHOWINFO) {
+        if let Some((_, side)) = sides.iter().find(|(name, _)| text.contains(name.as_str())) {
             if let Some(t) = parse_pts_time(text) {
-                let _ = side_pts.send(t);
+                let _ = side.send(t);
             }
             continue;
         }

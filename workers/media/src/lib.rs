@@ -10,7 +10,9 @@
 //! [`read_embedded_subtitles`] (subtitle streams inside the container) and
 //! [`read_burned_in_captions`] / [`read_on_screen_text`] (text in the picture,
 //! by OCR).
-//! [`analyze`] runs them all and is what the benchmark times.
+//! [`analyze`] runs the picture's steps on one decode, which can also feed
+//! the caption band to [`read_captions`] ([`caption_band`]); it is what the
+//! benchmark times.
 
 mod analyze;
 mod error;
@@ -28,8 +30,8 @@ pub use analyze::{Analysis, AnalyzeOptions, AnalyzedSegment, StageTimings, analy
 pub use error::{MediaError, Result};
 pub use frames::{FrameSampler, SampleOptions, SamplingStrategy, SegmentFrames, sample_frames};
 pub use ocr::{
-    OCR_WIDTH, OcrOptions, edit_distance, read_burned_in_captions, read_on_screen_text,
-    tesseract_available,
+    BandFrame, CaptionTap, OCR_WIDTH, OcrOptions, caption_band, edit_distance,
+    read_burned_in_captions, read_captions, read_on_screen_text, tesseract_available,
 };
 pub use probe::{MAX_FRAME_SIDE, Probe, probe};
 pub use segments::{DEFAULT_MAX_SEGMENT_SECS, MIN_SEGMENT_SECS, Segment, plan_segments};

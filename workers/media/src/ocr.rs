@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
 use super::error::{MediaError, Result};
@@ -109,46 +109,173 @@ impl Default for OcrOptions {
     }
 }
 
+/// One sample of the caption band: `width` x `height` pixels at `time`
+/// seconds, `share` of the way through the video, as three planes (luma,
+/// then Cb and Cr at full resolution).
+pub struct BandFrame {
+    pub time: f64,
+    pub share: f64,
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// Band samples waiting for the caption reader. Bounded: a decode that
+/// runs ahead of recognition waits for it instead of filling memory.
+const BAND_QUEUE: usize = 32;
+
+/// Where a decode sends the caption band's samples, and at what rate: the
+/// sending half of [`caption_band`].
+#[derive(Debug)]
+pub struct CaptionTap {
+    fps: f64,
+    sink: SyncSender<Result<BandFrame>>,
+}
+
+/// The caption band's samples: a [`CaptionTap`] for the decode to fill
+/// (handed to [`crate::analyze`], which then samples the band from the
+/// decode it shares with the shots and frames) and the receiving end for
+/// [`read_captions`].
+pub fn caption_band(options: &OcrOptions) -> (CaptionTap, Receiver<Result<BandFrame>>) {
+    let (sink, band) = sync_channel(BAND_QUEUE);
+    (
+        CaptionTap {
+            fps: options.fps,
+            sink,
+        },
+        band,
+    )
+}
+
+impl CaptionTap {
+    /// The ffmpeg chain that samples the band of a `probe`d video (without
+    /// the final showinfo), and the bytes of each sample, in
+    /// [`Self::PIX_FMT`].
+    pub(crate) fn chain(&self, probe: &Probe) -> (String, usize) {
+        let (w, h) = band_size(probe.width, probe.height);
+        let chain = format!(
+            "fps={fps},crop=iw:ih*{BAND_FRACTION}:0:ih-ih*{BAND_FRACTION},scale={w}:{h}:out_range=full,format={pix_fmt}",
+            fps = self.fps,
+            pix_fmt = Self::PIX_FMT,
+        );
+        (chain, 3 * w * h)
+    }
+
+    /// The samples' pixel format: full-resolution luma (full range, as
+    /// ffmpeg's `gray`), then the two chroma planes, which tell a caption's
+    /// colours from scenery's.
+    pub(crate) const PIX_FMT: &str = "yuv444p";
+
+    /// Fills the tap from a decode of the band alone; a failure is the
+    /// reader's last sample.
+    pub(crate) fn feed_from_own_decode(self, path: &Path, probe: &Probe) {
+        let (chain, frame_len) = self.chain(probe);
+        let mut sink = self.into_sink(probe);
+        let decoded = (|| {
+            let mut frames = RawFrames::spawn(RawFramesSpec {
+                input_args: input_args(path, None),
+                filter: &format!("{chain},{SHOWINFO}"),
+                complex: false,
+                pix_fmt: Self::PIX_FMT,
+                frame_len,
+                timed: true,
+            })?;
+            let mut buf = vec![0u8; frame_len];
+            while let Some(pts) = frames.next_frame(&mut buf)? {
+                sink(Ok((pts, buf.clone())));
+            }
+            // On failure `frames` is dropped unfinished, which stops ffmpeg.
+            frames.finish()
+        })();
+        if let Err(error) = decoded {
+            sink(Err(error));
+        }
+    }
+
+    /// Turns a decode's `(time, pixels)` samples of [`Self::chain`] into
+    /// [`BandFrame`]s for the reader. A reader that has stopped (its
+    /// recognition failed) is not waited for: the samples are dropped.
+    pub(crate) fn into_sink(
+        self,
+        probe: &Probe,
+    ) -> impl FnMut(Result<(f64, Vec<u8>)>) + Send + use<> {
+        let (width, height) = band_size(probe.width, probe.height);
+        let duration = probe.duration;
+        move |sample| {
+            let frame = sample.map(|(time, pixels)| BandFrame {
+                time,
+                share: if duration > 0.0 {
+                    (time / duration).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                },
+                width,
+                height,
+                pixels,
+            });
+            let _ = self.sink.send(frame);
+        }
+    }
+}
+
 /// Reads the captions burned into the lower band of `path` (probed as
-/// `probe`) as cues; `progress` hears the share of the video sampled.
+/// `probe`) as cues, on a decode of its own; `progress` hears the share of
+/// the video sampled. Ingest shares its one decode instead (see
+/// [`caption_band`]).
 pub fn read_burned_in_captions(
     path: &Path,
     probe: &Probe,
     options: &OcrOptions,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Vec<Cue>> {
-    let (w, h) = band_size(probe.width, probe.height);
-    let filter = format!(
-        "fps={fps},crop=iw:ih*{BAND_FRACTION}:0:ih-ih*{BAND_FRACTION},scale={w}:{h},format=gray,{SHOWINFO}",
-        fps = options.fps
-    );
-    let mut frames = RawFrames::spawn(RawFramesSpec {
-        input_args: input_args(path, None),
-        filter: &filter,
-        complex: false,
-        pix_fmt: "gray",
-        frame_len: w * h,
-        timed: true,
-    })?;
+    let (tap, band) = caption_band(options);
+    std::thread::scope(|scope| {
+        scope.spawn(|| tap.feed_from_own_decode(path, probe));
+        read_captions(band, options, progress)
+    })
+}
+
+/// Reads captions from samples of the caption band (see [`caption_band`])
+/// until their sender is gone; `progress` hears the share of the video
+/// sampled. After a recognition failure the rest of the samples are left
+/// unread and the failure returned.
+pub fn read_captions(
+    band: Receiver<Result<BandFrame>>,
+    options: &OcrOptions,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Vec<Cue>> {
     let scratch = tempfile::tempdir()?;
     let step = 1.0 / options.fps;
     let mut runs: Vec<Run> = Vec::new();
     let mut previous: Option<Vec<bool>> = None;
-    let mut buf = vec![0u8; w * h];
     let mut last_pts = 0.0;
     let (jobs, texts) = recognise_in_background(options, OcrPage::Caption);
     let mut pending: Vec<(usize, PathBuf)> = Vec::new();
-    let outcome = std::thread::scope(|scope| -> Result<()> {
+    std::thread::scope(|scope| -> Result<()> {
         let pool = texts.spawn(scope);
-        while let Some(pts) = frames.next_frame(&mut buf)? {
+        for frame in band.iter() {
+            let BandFrame {
+                time: pts,
+                share,
+                width: w,
+                height: h,
+                pixels: buf,
+            } = frame?;
             if texts.failed() {
                 break;
             }
-            progress((pts / probe.duration).clamp(0.0, 1.0));
-            let darkest = min_filter(&buf, w, h, OUTLINE_RADIUS);
+            progress(share);
+            let (luma, chroma) = buf.split_at(w * h);
+            let (cb, cr) = chroma.split_at(w * h);
+            let coloured: Vec<bool> = cb
+                .iter()
+                .zip(cr)
+                .map(|(&cb, &cr)| caption_colour(cb, cr))
+                .collect();
+            let darkest = min_filter(luma, w, h, OUTLINE_RADIUS);
             // Runs are told apart by the first (most inclusive) level; the
             // stricter ones are needed only where a run starts.
-            let mask = text_mask(&buf, &darkest, BRIGHT[0]);
+            let mask = text_mask(luma, &darkest, &coloured, BRIGHT[0]);
             let changed = match &previous {
                 Some(before) => masks_differ(before, &mask),
                 None => true,
@@ -175,7 +302,7 @@ pub fn read_burned_in_captions(
                     let mask = if level == 0 {
                         &mask
                     } else {
-                        stricter = text_mask(&buf, &darkest, bright);
+                        stricter = text_mask(luma, &darkest, &coloured, bright);
                         &stricter
                     };
                     if let Some(image) = crop_to_text(mask, w, h) {
@@ -199,10 +326,7 @@ pub fn read_burned_in_captions(
         }
         drop(jobs);
         pool.join()
-    });
-    // On failure `frames` is dropped unfinished, which stops ffmpeg.
-    outcome?;
-    frames.finish()?;
+    })?;
     let mut readings: Vec<Vec<Reading>> = vec![vec![]; runs.len()];
     for (key, text, confidence) in texts.take() {
         readings[key / BRIGHT.len()].push(Reading {
@@ -717,13 +841,33 @@ fn scaled(width: u32, height: u32) -> (usize, usize) {
     (w, (h.max(2) + 1) & !1)
 }
 
-/// Pixels at least `bright` with a dark pixel (the outline) nearby;
-/// `darkest` is the gray picture's [`min_filter`] over the outline radius.
-fn text_mask(gray: &[u8], darkest: &[u8], bright: u8) -> Vec<bool> {
+/// Pixels at least `bright` with a dark pixel (the outline) nearby, in a
+/// caption's colour; `darkest` is the gray picture's [`min_filter`] over
+/// the outline radius, `coloured` says which pixels pass [`caption_colour`].
+fn text_mask(gray: &[u8], darkest: &[u8], coloured: &[bool], bright: u8) -> Vec<bool> {
     gray.iter()
         .zip(darkest)
-        .map(|(&g, &d)| g >= bright && d <= DARK)
+        .zip(coloured)
+        .map(|((&g, &d), &c)| c && g >= bright && d <= DARK)
         .collect()
+}
+
+/// Chroma distance from 128 (Cb and Cr) within which a pixel is white or
+/// gray.
+const NEUTRAL_CHROMA: i16 = 20;
+/// How far below neutral Cr may fall and a pixel still count as warm: the
+/// thin strokes of a yellow caption share their subsampled chroma with the
+/// picture around them.
+const WARM_SLACK: i16 = 4;
+
+/// Whether a pixel of chroma `cb`, `cr` can be part of a caption: white or
+/// gray, or warm (yellow, orange: Cr at or above neutral), the colours
+/// captions are drawn in. Sunlit grass and foliage, bright and edged with
+/// shadow, otherwise pass the outline test; they are green (Cb and Cr both
+/// low), as water and sky are blue.
+fn caption_colour(cb: u8, cr: u8) -> bool {
+    let (cb, cr) = (i16::from(cb) - 128, i16::from(cr) - 128);
+    (cb.abs() <= NEUTRAL_CHROMA && cr.abs() <= NEUTRAL_CHROMA) || cr >= -WARM_SLACK
 }
 
 /// Minimum over a (2r+1)² window, separably: rows, then columns.
@@ -1067,12 +1211,27 @@ mod tests {
             }
         }
         let darkest = min_filter(&gray, w, h, OUTLINE_RADIUS);
+        let any_colour = vec![true; w * h];
         for bright in BRIGHT {
-            let mask = text_mask(&gray, &darkest, bright);
+            let mask = text_mask(&gray, &darkest, &any_colour, bright);
             assert!(mask[10 * w + 10], "outlined text");
             assert!(!mask[10 * w + 35], "bright without outline");
             assert!(!mask[0], "mid-gray");
         }
+        // The same outlined bar in green is scenery.
+        let mask = text_mask(&gray, &darkest, &vec![false; w * h], BRIGHT[0]);
+        assert!(!mask[10 * w + 10], "green is not a caption's colour");
+    }
+
+    #[test]
+    fn captions_are_white_or_warm_scenery_green_or_blue() {
+        // BT.601 chroma of white, yellow (0xffe040), yellow half-blended
+        // with its black outline (4:2:0 subsampling), sunlit grass, sky.
+        assert!(caption_colour(128, 128), "white");
+        assert!(caption_colour(53, 153), "yellow");
+        assert!(caption_colour(90, 140), "yellow beside its outline");
+        assert!(!caption_colour(70, 117), "grass");
+        assert!(!caption_colour(170, 100), "sky");
     }
 
     #[test]

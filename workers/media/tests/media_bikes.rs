@@ -217,10 +217,16 @@ fn analyze_writes_one_thumbnail_per_segment() {
     };
     let mut seen = Vec::new();
     let mut progress = Vec::new();
-    let analysis = media::analyze(&bikes(), &options, &mut |p| progress.push(p), &mut |seg| {
-        seen.push((seg.segment, seg.thumbnail_path.clone().unwrap()));
-        ControlFlow::Continue(())
-    })
+    let analysis = media::analyze(
+        &bikes(),
+        &options,
+        None,
+        &mut |p| progress.push(p),
+        &mut |seg| {
+            seen.push((seg.segment, seg.thumbnail_path.clone().unwrap()));
+            ControlFlow::Continue(())
+        },
+    )
     .unwrap();
     assert_eq!(analysis.segments.len(), 5);
     assert_eq!(seen.len(), 5);
@@ -323,7 +329,7 @@ fn one_decode_finds_the_same_cuts_and_frames_as_separate_passes() {
             ..AnalyzeOptions::default()
         };
         let mut delivered = Vec::new();
-        let analysis = media::analyze(&path, &options, &mut |_| {}, &mut |seg| {
+        let analysis = media::analyze(&path, &options, None, &mut |_| {}, &mut |seg| {
             delivered.push((seg.segment, seg.frames));
             ControlFlow::Continue(())
         })

@@ -44,9 +44,13 @@ fn a_playlist_disguised_as_a_video_fetches_nothing() {
     .unwrap();
 
     let probed = media::probe(&trap);
-    let analysed = media::analyze(&trap, &AnalyzeOptions::default(), &mut |_| {}, &mut |_| {
-        std::ops::ControlFlow::Continue(())
-    });
+    let analysed = media::analyze(
+        &trap,
+        &AnalyzeOptions::default(),
+        None,
+        &mut |_| {},
+        &mut |_| std::ops::ControlFlow::Continue(()),
+    );
     // Give a connection attempt made by a child process time to land.
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(

@@ -79,6 +79,54 @@ fn a_burned_in_chinese_line_is_read_with_its_times() {
     }
 }
 
+/// The ingest path: the analysis's one decode samples the caption band
+/// too, and a reader on another thread turns it into the same cues as a
+/// decode of the band alone; the seeking strategy feeds the band from a
+/// decode of its own.
+#[test]
+fn the_analysis_decode_feeds_the_caption_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.mp4");
+    captioned_video(
+        &path,
+        "color=c=0x3a6ea5",
+        "640x360",
+        5,
+        &[BurnedCaption {
+            start: 1.5,
+            end: 4.0,
+            text: "博物馆明天早上九点开门",
+        }],
+    );
+    let options = OcrOptions::default();
+    let alone =
+        media::read_burned_in_captions(&path, &media::probe(&path).unwrap(), &options, &mut |_| {})
+            .unwrap();
+    let texts: Vec<&str> = alone.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(texts, ["博物馆明天早上九点开门"], "{alone:?}");
+    for strategy in [
+        media::SamplingStrategy::SinglePass,
+        media::SamplingStrategy::Seek,
+    ] {
+        let (tap, band) = media::caption_band(&options);
+        let reader = std::thread::spawn({
+            let options = options.clone();
+            move || media::read_captions(band, &options, &mut |_| {})
+        });
+        let mut analyze_options = media::AnalyzeOptions::default();
+        analyze_options.sampling.strategy = strategy;
+        let mut segments = 0;
+        let analysis = media::analyze(&path, &analyze_options, Some(tap), &mut |_| {}, &mut |_| {
+            segments += 1;
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(segments, analysis.segments.len(), "{strategy:?}");
+        let shared = reader.join().unwrap().unwrap();
+        assert_eq!(shared, alone, "{strategy:?}");
+    }
+}
+
 #[test]
 fn a_video_without_text_yields_no_ocr_text() {
     let dir = tempfile::tempdir().unwrap();
