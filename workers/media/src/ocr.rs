@@ -267,15 +267,16 @@ pub fn read_captions(
             progress(share);
             let (luma, chroma) = buf.split_at(w * h);
             let (cb, cr) = chroma.split_at(w * h);
-            let coloured: Vec<bool> = cb
-                .iter()
-                .zip(cr)
-                .map(|(&cb, &cr)| caption_colour(cb, cr))
+            // Pixels that may be text at any level: outlined, in a
+            // caption's colour.
+            let outlined: Vec<bool> = near_dark(luma, w, h, OUTLINE_RADIUS)
+                .into_iter()
+                .zip(cb.iter().zip(cr))
+                .map(|(near, (&cb, &cr))| near && caption_colour(cb, cr))
                 .collect();
-            let darkest = min_filter(luma, w, h, OUTLINE_RADIUS);
             // Runs are told apart by the first (most inclusive) level; the
             // stricter ones are needed only where a run starts.
-            let mask = text_mask(luma, &darkest, &coloured, BRIGHT[0]);
+            let mask = text_mask(luma, &outlined, BRIGHT[0]);
             let changed = match &previous {
                 Some(before) => masks_differ(before, &mask),
                 None => true,
@@ -302,7 +303,7 @@ pub fn read_captions(
                     let mask = if level == 0 {
                         &mask
                     } else {
-                        stricter = text_mask(luma, &darkest, &coloured, bright);
+                        stricter = text_mask(luma, &outlined, bright);
                         &stricter
                     };
                     if let Some(image) = crop_to_text(mask, w, h) {
@@ -841,14 +842,12 @@ fn scaled(width: u32, height: u32) -> (usize, usize) {
     (w, (h.max(2) + 1) & !1)
 }
 
-/// Pixels at least `bright` with a dark pixel (the outline) nearby, in a
-/// caption's colour; `darkest` is the gray picture's [`min_filter`] over
-/// the outline radius, `coloured` says which pixels pass [`caption_colour`].
-fn text_mask(gray: &[u8], darkest: &[u8], coloured: &[bool], bright: u8) -> Vec<bool> {
+/// Pixels at least `bright` among the `outlined` ones (a dark pixel, the
+/// outline, nearby, see [`near_dark`]; and in a caption's colour).
+fn text_mask(gray: &[u8], outlined: &[bool], bright: u8) -> Vec<bool> {
     gray.iter()
-        .zip(darkest)
-        .zip(coloured)
-        .map(|((&g, &d), &c)| c && g >= bright && d <= DARK)
+        .zip(outlined)
+        .map(|(&g, &outlined)| outlined && g >= bright)
         .collect()
 }
 
@@ -870,21 +869,47 @@ fn caption_colour(cb: u8, cr: u8) -> bool {
     (cb.abs() <= NEUTRAL_CHROMA && cr.abs() <= NEUTRAL_CHROMA) || cr >= -WARM_SLACK
 }
 
-/// Minimum over a (2r+1)² window, separably: rows, then columns.
-fn min_filter(gray: &[u8], w: usize, h: usize, r: usize) -> Vec<u8> {
-    let mut rows = vec![0u8; gray.len()];
-    for y in 0..h {
-        let line = &gray[y * w..(y + 1) * w];
-        for x in 0..w {
-            let (a, b) = (x.saturating_sub(r), (x + r + 1).min(w));
-            rows[y * w + x] = *line[a..b].iter().min().expect("window is not empty");
+/// Whether a dark pixel (at most [`DARK`]) lies in the (2r+1)² window
+/// around each pixel: the minimum filter's test, done separably with
+/// running distances to the nearest dark pixel (rows, then columns), so
+/// each pixel costs the same whatever `r`, and memory is read in order.
+fn near_dark(gray: &[u8], w: usize, h: usize, r: usize) -> Vec<bool> {
+    // Along each row: a dark pixel within r columns, left or right.
+    let mut across = vec![false; w * h];
+    for (pixels, near) in gray.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
+        let mut since = usize::MAX;
+        for (p, n) in pixels.iter().zip(near.iter_mut()) {
+            since = if *p <= DARK {
+                0
+            } else {
+                since.saturating_add(1)
+            };
+            *n = since <= r;
+        }
+        let mut since = usize::MAX;
+        for (p, n) in pixels.iter().zip(near.iter_mut()).rev() {
+            since = if *p <= DARK {
+                0
+            } else {
+                since.saturating_add(1)
+            };
+            *n |= since <= r;
         }
     }
-    let mut out = vec![0u8; gray.len()];
-    for x in 0..w {
-        for y in 0..h {
-            let (a, b) = (y.saturating_sub(r), (y + r + 1).min(h));
-            out[y * w + x] = (a..b).map(|yy| rows[yy * w + x]).min().expect("window");
+    // Down the columns: such a pixel within r rows, above or below.
+    let mut out = vec![false; w * h];
+    let mut since = vec![usize::MAX; w];
+    for (row, near) in across.chunks_exact(w).zip(out.chunks_exact_mut(w)) {
+        for ((a, s), n) in row.iter().zip(since.iter_mut()).zip(near.iter_mut()) {
+            *s = if *a { 0 } else { s.saturating_add(1) };
+            *n = *s <= r;
+        }
+    }
+    since.fill(usize::MAX);
+    for (row, near) in across.chunks_exact(w).zip(out.chunks_exact_mut(w)).rev() {
+        for ((a, s), n) in row.iter().zip(since.iter_mut()).zip(near.iter_mut()) {
+            *s = if *a { 0 } else { s.saturating_add(1) };
+            *n |= *s <= r;
         }
     }
     out
@@ -1210,17 +1235,27 @@ mod tests {
                 gray[y * w + x] = 250;
             }
         }
-        let darkest = min_filter(&gray, w, h, OUTLINE_RADIUS);
-        let any_colour = vec![true; w * h];
+        let outlined = near_dark(&gray, w, h, OUTLINE_RADIUS);
         for bright in BRIGHT {
-            let mask = text_mask(&gray, &darkest, &any_colour, bright);
+            let mask = text_mask(&gray, &outlined, bright);
             assert!(mask[10 * w + 10], "outlined text");
             assert!(!mask[10 * w + 35], "bright without outline");
             assert!(!mask[0], "mid-gray");
         }
-        // The same outlined bar in green is scenery.
-        let mask = text_mask(&gray, &darkest, &vec![false; w * h], BRIGHT[0]);
-        assert!(!mask[10 * w + 10], "green is not a caption's colour");
+    }
+
+    #[test]
+    fn a_dark_pixel_is_near_within_the_window() {
+        let (w, h, r) = (9, 7, 2);
+        let mut gray = vec![200u8; w * h];
+        gray[3 * w + 4] = 10;
+        let near = near_dark(&gray, w, h, r);
+        for y in 0..h {
+            for x in 0..w {
+                let inside = x.abs_diff(4) <= r && y.abs_diff(3) <= r;
+                assert_eq!(near[y * w + x], inside, "({x}, {y})");
+            }
+        }
     }
 
     #[test]
