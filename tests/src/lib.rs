@@ -2,6 +2,7 @@
 //! integration tests: real servers and processes, started per test on random
 //! ports and stopped on drop.
 
+pub mod bitmap_subtitles;
 pub mod cluster;
 pub mod media;
 pub mod nats;

@@ -1,12 +1,14 @@
-//! Text inside videos end to end: a subtitle track in an MP4 (mov_text)
-//! and in an MKV (SubRip) and Chinese captions burned into the picture are
-//! searchable by phrases from them; a video without text gets no OCR
-//! segments. The stack's default OCR mode is off, so the burned-in video
-//! also shows that a request's `ocr` choice overrides the default.
+//! Text inside videos end to end: a subtitle track in an MP4 (mov_text),
+//! in an MKV (SubRip) and as pictures (PGS, recognised by OCR) and Chinese
+//! captions burned into the picture are searchable by phrases from them; a
+//! video without text gets no OCR segments. The stack's default OCR mode is
+//! off, so the burned-in video also shows that a request's `ocr` choice
+//! overrides the default.
 
 use std::path::Path;
 
 use serde_json::{Value, json};
+use vidseek_tests::bitmap_subtitles::{BitmapLine, video_with_bitmap_subtitles};
 use vidseek_tests::media::{BurnedCaption, captioned_video, video_with_subtitle_track};
 use vidseek_tests::stack::EmbeddedStack;
 
@@ -60,6 +62,20 @@ async fn subtitle_tracks_and_burned_in_captions_are_searchable() {
     captioned_video(&burned, "color=c=0x3a6ea5", "640x360", 6, &captions);
     let plain = media.path().join("fractal.mp4");
     captioned_video(&plain, "mandelbrot", "640x360", 3, &[]);
+    let pictures = media.path().join("bluray.mkv");
+    let picture_lines = [
+        BitmapLine {
+            start: 0.5,
+            end: 2.0,
+            text: "晚上我们去公园骑自行车",
+        },
+        BitmapLine {
+            start: 2.5,
+            end: 4.0,
+            text: "The lighthouse keeper waved goodbye",
+        },
+    ];
+    video_with_bitmap_subtitles(&pictures, 5, &picture_lines, "chi");
 
     let stack = EmbeddedStack::start_with_env(media.path(), &[("VIDSEEK_OCR", "off".as_ref())]);
     let http = reqwest::Client::new();
@@ -67,7 +83,9 @@ async fn subtitle_tracks_and_burned_in_captions_are_searchable() {
     let mkv_id = submit(&stack, &http, &mkv, "off").await;
     let burned_id = submit(&stack, &http, &burned, "captions").await;
     let plain_id = submit(&stack, &http, &plain, "all").await;
-    for id in [&mp4_id, &mkv_id, &burned_id, &plain_id] {
+    // A picture track is read only where OCR is on.
+    let pictures_id = submit(&stack, &http, &pictures, "captions").await;
+    for id in [&mp4_id, &mkv_id, &burned_id, &plain_id, &pictures_id] {
         stack.wait_ready(&http, id).await;
     }
 
@@ -83,6 +101,12 @@ async fn subtitle_tracks_and_burned_in_captions_are_searchable() {
             "violinist missed the last train",
             &mkv_id,
             "The violinist missed the last train",
+        ),
+        ("公园骑自行车", &pictures_id, "晚上我们去公园骑自行车"),
+        (
+            "lighthouse keeper waved goodbye",
+            &pictures_id,
+            "The lighthouse keeper waved goodbye",
         ),
     ] {
         let hit = top(&stack, &http, query).await;
@@ -120,6 +144,7 @@ async fn subtitle_tracks_and_burned_in_captions_are_searchable() {
         (&mkv_id, 2, 0),
         (&burned_id, 0, 2),
         (&plain_id, 0, 0),
+        (&pictures_id, 2, 0),
     ] {
         let segments = get(
             &http,

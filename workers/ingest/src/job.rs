@@ -443,10 +443,12 @@ impl Worker {
             )));
         }
         let subtitles_job = job.clone();
-        let mut texts =
-            tokio::task::spawn_blocking(move || text_sources::subtitle_cues(&subtitles_job))
-                .await
-                .map_err(|e| JobFailure::Transient(format!("reading subtitles panicked: {e}")))??;
+        let subtitles_ocr = ocr.as_ref().map(|(_, options)| options.clone());
+        let mut texts = tokio::task::spawn_blocking(move || {
+            text_sources::subtitle_cues(&subtitles_job, subtitles_ocr.as_ref())
+        })
+        .await
+        .map_err(|e| JobFailure::Transient(format!("reading subtitles panicked: {e}")))??;
         if let Some(captions) = captions {
             texts.extend(
                 captions.await.map_err(|e| {

@@ -20,9 +20,13 @@ pub(crate) struct TextCue {
 }
 
 /// The job's subtitle cues: the file the request named, else a sidecar file
-/// beside the video, else every text subtitle track inside the container.
-/// A file wins over tracks: someone put it there for this video.
-pub(crate) fn subtitle_cues(job: &IngestJob) -> media::Result<Vec<TextCue>> {
+/// beside the video, else every text subtitle track inside the container
+/// and, when the job reads text with `ocr`, the bitmap tracks in other
+/// languages. A file wins over tracks: someone put it there for this video.
+pub(crate) fn subtitle_cues(
+    job: &IngestJob,
+    ocr: Option<&OcrOptions>,
+) -> media::Result<Vec<TextCue>> {
     let sidecar = match &job.subtitles {
         Some(path) => Some(PathBuf::from(path)),
         None => media::find_sidecar_subtitles(Path::new(&job.path))
@@ -31,7 +35,7 @@ pub(crate) fn subtitle_cues(job: &IngestJob) -> media::Result<Vec<TextCue>> {
     };
     let cues = match sidecar {
         Some(file) => media::read_subtitles(&file)?,
-        None => media::read_embedded_subtitles(Path::new(&job.path))?
+        None => media::read_embedded_subtitles(Path::new(&job.path), ocr)?
             .into_iter()
             .flat_map(|track| {
                 tracing::info!(

@@ -31,7 +31,8 @@ pub use error::{MediaError, Result};
 pub use frames::{FrameSampler, SampleOptions, SamplingStrategy, SegmentFrames, sample_frames};
 pub use ocr::{
     BandFrame, CaptionTap, OCR_WIDTH, OcrOptions, caption_band, edit_distance,
-    read_burned_in_captions, read_captions, read_on_screen_text, tesseract_available,
+    read_bitmap_subtitles, read_burned_in_captions, read_captions, read_on_screen_text,
+    tesseract_available,
 };
 pub use probe::{MAX_FRAME_SIDE, Probe, probe};
 pub use segments::{DEFAULT_MAX_SEGMENT_SECS, MIN_SEGMENT_SECS, Segment, plan_segments};

@@ -129,7 +129,18 @@ const BAND_QUEUE: usize = 32;
 #[derive(Debug)]
 pub struct CaptionTap {
     fps: f64,
+    source: Source,
     sink: SyncSender<Result<BandFrame>>,
+}
+
+/// What a [`CaptionTap`] samples.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The caption band of the video.
+    Band,
+    /// The pictures of the bitmap subtitle track with this index among the
+    /// file's subtitle streams, drawn on a blank frame by ffmpeg.
+    BitmapTrack(usize),
 }
 
 /// The caption band's samples: a [`CaptionTap`] for the decode to fill
@@ -141,6 +152,7 @@ pub fn caption_band(options: &OcrOptions) -> (CaptionTap, Receiver<Result<BandFr
     (
         CaptionTap {
             fps: options.fps,
+            source: Source::Band,
             sink,
         },
         band,
@@ -152,13 +164,30 @@ impl CaptionTap {
     /// the final showinfo), and the bytes of each sample, in
     /// [`Self::PIX_FMT`].
     pub(crate) fn chain(&self, probe: &Probe) -> (String, usize) {
-        let (w, h) = band_size(probe.width, probe.height);
+        let (w, h) = self.size(probe);
+        let select = match self.source {
+            Source::Band => format!("crop=iw:ih*{BAND_FRACTION}:0:ih-ih*{BAND_FRACTION},"),
+            // A track's last picture lasts forever (to the end of time, for
+            // `fps`): its samples end with the video (in the container's
+            // own times, see `feed_from_own_decode`).
+            Source::BitmapTrack(_) => {
+                format!("trim=end={},", probe.start_time + probe.duration.max(1.0))
+            }
+        };
         let chain = format!(
-            "fps={fps},crop=iw:ih*{BAND_FRACTION}:0:ih-ih*{BAND_FRACTION},scale={w}:{h}:out_range=full,format={pix_fmt}",
+            "fps={fps},{select}scale={w}:{h}:out_range=full,format={pix_fmt}",
             fps = self.fps,
             pix_fmt = Self::PIX_FMT,
         );
         (chain, 3 * w * h)
+    }
+
+    /// The samples' size: the band's, or a subtitle track's whole frame.
+    fn size(&self, probe: &Probe) -> (usize, usize) {
+        match self.source {
+            Source::Band => band_size(probe.width, probe.height),
+            Source::BitmapTrack(_) => scaled(probe.width, probe.height),
+        }
     }
 
     /// The samples' pixel format: full-resolution luma (full range, as
@@ -166,16 +195,30 @@ impl CaptionTap {
     /// colours from scenery's.
     pub(crate) const PIX_FMT: &str = "yuv444p";
 
-    /// Fills the tap from a decode of the band alone; a failure is the
+    /// Fills the tap from a decode of its source alone; a failure is the
     /// reader's last sample.
     pub(crate) fn feed_from_own_decode(self, path: &Path, probe: &Probe) {
         let (chain, frame_len) = self.chain(probe);
+        let (filter, complex) = match self.source {
+            Source::Band => (format!("{chain},{SHOWINFO}"), false),
+            // A subtitle stream as a filter input is drawn by ffmpeg as
+            // video (its `sub2video`): the pictures on a transparent frame,
+            // black once flattened, a new frame whenever they change.
+            Source::BitmapTrack(index) => (format!("[0:s:{index}]{chain},{SHOWINFO}"), true),
+        };
+        let mut input = input_args(path, None);
+        if let Source::BitmapTrack(_) = self.source {
+            // ffmpeg 5 times a DVB track in MPEG-TS from its own first
+            // picture instead of the file's start; the container's times,
+            // less the file's start, are right for every format.
+            input.insert(0, "-copyts".into());
+        }
         let mut sink = self.into_sink(probe);
         let decoded = (|| {
             let mut frames = RawFrames::spawn(RawFramesSpec {
-                input_args: input_args(path, None),
-                filter: &format!("{chain},{SHOWINFO}"),
-                complex: false,
+                input_args: input,
+                filter: &filter,
+                complex,
                 pix_fmt: Self::PIX_FMT,
                 frame_len,
                 timed: true,
@@ -199,10 +242,15 @@ impl CaptionTap {
         self,
         probe: &Probe,
     ) -> impl FnMut(Result<(f64, Vec<u8>)>) + Send + use<> {
-        let (width, height) = band_size(probe.width, probe.height);
+        let (width, height) = self.size(probe);
         let duration = probe.duration;
+        let start = match self.source {
+            Source::Band => 0.0,
+            Source::BitmapTrack(_) => probe.start_time,
+        };
         move |sample| {
-            let frame = sample.map(|(time, pixels)| BandFrame {
+            let frame = sample.map(|(time, pixels)| (time - start, pixels));
+            let frame = frame.map(|(time, pixels)| BandFrame {
                 time,
                 share: if duration > 0.0 {
                     (time / duration).clamp(0.0, 1.0)
@@ -232,6 +280,28 @@ pub fn read_burned_in_captions(
     std::thread::scope(|scope| {
         scope.spawn(|| tap.feed_from_own_decode(path, probe));
         read_captions(band, options, progress)
+    })
+}
+
+/// Reads the bitmap subtitle track (PGS, DVB, VobSub) at `index` among the
+/// subtitle streams of `path` (probed as `probe`) as cues: ffmpeg draws its
+/// pictures on a blank frame, which is read like the caption band (light
+/// text on the black of the empty frame passes the outline test).
+pub fn read_bitmap_subtitles(
+    path: &Path,
+    probe: &Probe,
+    index: usize,
+    options: &OcrOptions,
+) -> Result<Vec<Cue>> {
+    let (sink, band) = sync_channel(BAND_QUEUE);
+    let tap = CaptionTap {
+        fps: options.fps,
+        source: Source::BitmapTrack(index),
+        sink,
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| tap.feed_from_own_decode(path, probe));
+        read_captions(band, options, &mut |_| {})
     })
 }
 

@@ -31,6 +31,11 @@ pub struct Probe {
     pub frame_count: u64,
     /// Whether the file also carries an audio stream.
     pub has_audio: bool,
+    /// When the container's clock starts, in seconds (MPEG-TS often starts
+    /// at 1.4). ffmpeg counts frame times from here, as every time in
+    /// vidseek does; a reader that keeps the container's own times
+    /// (`-copyts`) subtracts it.
+    pub start_time: f64,
 }
 
 /// Largest frame side ingest decodes: 8K UHD (7680x4320) fits, with room for
@@ -176,6 +181,12 @@ fn interpret(parsed: &mut FfprobeOutput) -> Result<Probe> {
         container,
         frame_count,
         has_audio,
+        start_time: format
+            .start_time
+            .as_deref()
+            .and_then(|t| t.parse::<f64>().ok())
+            .filter(|t| t.is_finite())
+            .unwrap_or(0.0),
     })
 }
 
@@ -266,6 +277,7 @@ struct FfprobeOutput {
 struct FfprobeFormat {
     format_name: Option<String>,
     duration: Option<String>,
+    start_time: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

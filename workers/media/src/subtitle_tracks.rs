@@ -3,7 +3,9 @@
 //!
 //! ffmpeg converts any text subtitle codec to SubRip on a pipe, so one parser
 //! ([`parse_subtitles`]) reads them all. Bitmap tracks (PGS, DVB, VobSub)
-//! carry pictures, not text; they are listed but not read here.
+//! carry pictures of text: with OCR options they are recognised
+//! ([`read_bitmap_subtitles`]), unless a text track of the same language
+//! says the same more reliably.
 
 use std::path::Path;
 use std::process::Command;
@@ -13,6 +15,8 @@ use serde::Deserialize;
 
 use super::error::{MediaError, Result};
 use super::ffmpeg::{LOCAL_PROTOCOLS_ONLY, PROBE_TIMEOUT, output_within};
+use super::ocr::{OcrOptions, read_bitmap_subtitles};
+use super::probe::probe;
 use super::subtitles::{Cue, SubtitleFormat, parse_subtitles};
 
 /// Longest one track's extraction may take. ffmpeg reads the whole file's
@@ -41,7 +45,7 @@ impl SubtitleTrack {
     }
 }
 
-/// A text subtitle track with its cues.
+/// A subtitle track with its cues (recognised, for a bitmap track).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EmbeddedSubtitles {
     pub track: SubtitleTrack,
@@ -72,18 +76,43 @@ pub fn subtitle_tracks(path: &Path) -> Result<Vec<SubtitleTrack>> {
     parse_tracks(&output.stdout)
 }
 
-/// Every text subtitle track of `path` with its cues. A track that cannot
-/// be read is skipped with a warning: the video stays searchable by the
-/// rest.
-pub fn read_embedded_subtitles(path: &Path) -> Result<Vec<EmbeddedSubtitles>> {
+/// Every text subtitle track of `path` with its cues, and with `ocr` the
+/// bitmap tracks in languages no text track has (a film often carries the
+/// same subtitles both ways). A track that cannot be read is skipped with a
+/// warning: the video stays searchable by the rest.
+pub fn read_embedded_subtitles(
+    path: &Path,
+    ocr: Option<&OcrOptions>,
+) -> Result<Vec<EmbeddedSubtitles>> {
+    let tracks = subtitle_tracks(path)?;
     let mut found = Vec::new();
-    for track in subtitle_tracks(path)? {
-        if !track.is_text() {
-            tracing::info!(codec = track.codec, "bitmap subtitle track not read");
+    for track in &tracks {
+        let cues = if track.is_text() {
+            extract_track(path, track.index)
+        } else if let Some(options) = ocr {
+            if tracks
+                .iter()
+                .any(|t| t.is_text() && t.language == track.language)
+            {
+                tracing::info!(
+                    codec = track.codec,
+                    "bitmap subtitle track not read: a text track has its language"
+                );
+                continue;
+            }
+            probe(path).and_then(|video| read_bitmap_subtitles(path, &video, track.index, options))
+        } else {
+            tracing::info!(
+                codec = track.codec,
+                "bitmap subtitle track not read (OCR is off)"
+            );
             continue;
-        }
-        match extract_track(path, track.index) {
-            Ok(cues) if !cues.is_empty() => found.push(EmbeddedSubtitles { track, cues }),
+        };
+        match cues {
+            Ok(cues) if !cues.is_empty() => found.push(EmbeddedSubtitles {
+                track: track.clone(),
+                cues,
+            }),
             Ok(_) => {}
             Err(error) => {
                 tracing::warn!(%error, track = track.index, "cannot read subtitle track")

@@ -3,8 +3,12 @@
 //! a video is found even where the embedding misses it.
 //!
 //! Chinese is cut into words by jieba in search mode (long words also yield
-//! their dictionary sub-words, so "自行车道" matches a query for "自行车");
-//! other scripts are split into lower-cased words. Words that occur in
+//! their dictionary sub-words, so "自行车道" matches a query for "自行车"),
+//! and every pair of neighbouring Han characters is a term too: where a
+//! character is misread (text recognised in the picture: "需要多休息" read
+//! as "击要多休尽") or segmented differently, the pairs around it still
+//! match, as in the character-bigram indexing of Chinese retrieval.
+//! Other scripts are split into lower-cased words. Words that occur in
 //! almost every sentence are left out, so they can neither match nor dilute
 //! a query's coverage.
 
@@ -34,6 +38,13 @@ pub fn terms(text: &str) -> Vec<String> {
                 .cut_for_search(run, false)
                 .iter()
                 .for_each(|t| add(t.word));
+            let chars: Vec<&str> = run
+                .char_indices()
+                .map(|(i, c)| &run[i..i + c.len_utf8()])
+                .collect();
+            for pair in chars.windows(2) {
+                add(&pair.concat());
+            }
         } else {
             latin_words(run).for_each(&mut add);
         }
@@ -51,6 +62,15 @@ mod tests {
         assert!(t.contains(&"海边".to_string()), "{t:?}");
         assert!(t.contains(&"跳舞".to_string()), "{t:?}");
         assert!(!t.contains(&"在".to_string()), "{t:?}");
+        // Neighbouring characters pair up, across jieba's word boundaries.
+        assert!(t.contains(&"边跳".to_string()), "{t:?}");
+        assert!(t.contains(&"在海".to_string()), "{t:?}");
+        // A misread character spoils only the pairs it is in.
+        let misread = terms("医生说你击要多休尽几天");
+        let query = terms("需要多休息");
+        let shared: Vec<&String> = query.iter().filter(|t| misread.contains(t)).collect();
+        assert!(shared.contains(&&"要多".to_string()), "{shared:?}");
+        assert!(shared.contains(&&"多休".to_string()), "{shared:?}");
         assert_eq!(terms("The Chelsea cat, THE cat"), vec!["chelsea", "cat"]);
         assert_eq!(terms("Dr. Zhivago 在"), vec!["dr", "zhivago"]);
         assert_eq!(terms("ＺＨＩＶＡＧＯ"), vec!["zhivago"]);
