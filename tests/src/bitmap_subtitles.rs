@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::media::{CJK_FONT, run_ffmpeg};
+use super::media::{CJK_FONT, video_with_subtitle_input};
 
 /// One subtitle line shown from `start` to `end` seconds.
 pub struct BitmapLine<'a> {
@@ -35,37 +35,15 @@ pub fn video_with_bitmap_subtitles(path: &Path, secs: u32, lines: &[BitmapLine],
         Some("ts") => "dvbsub",
         other => panic!("no bitmap subtitle codec for {other:?}"),
     };
-    run_ffmpeg(
-        &[
-            "-f".into(),
-            "lavfi".into(),
-            "-t".into(),
-            secs.to_string(),
-            "-i".into(),
-            format!("testsrc2=size={width}x{height}:rate=10"),
-            // Each picture lasts until the next display set (the empty one
-            // that clears it), which the DVB encoder needs to know.
-            "-fix_sub_duration".into(),
-            "-i".into(),
-            sup.display().to_string(),
-            "-map".into(),
-            "0:v".into(),
-            "-map".into(),
-            "1:s".into(),
-            "-c:v".into(),
-            "libx264".into(),
-            "-preset".into(),
-            "ultrafast".into(),
-            "-pix_fmt".into(),
-            "yuv420p".into(),
-            "-c:s".into(),
-            codec.into(),
-            "-metadata:s:s:0".into(),
-            format!("language={language}"),
-            path.display().to_string(),
-        ],
-        &path.display().to_string(),
-    );
+    let input = [
+        // Each picture lasts until the next display set (the empty one
+        // that clears it), which the DVB encoder needs to know.
+        "-fix_sub_duration".into(),
+        "-i".into(),
+        sup.display().to_string(),
+    ];
+    let size = format!("{width}x{height}");
+    video_with_subtitle_input(path, secs, &size, &input, codec, language);
     std::fs::remove_file(&sup).unwrap();
 }
 

@@ -176,35 +176,52 @@ pub fn video_with_subtitle_track(path: &Path, secs: u32, srt: &str, language: &s
     };
     let source = path.with_extension("subtitle-source");
     std::fs::write(&source, srt).unwrap();
-    run_ffmpeg(
-        &[
-            "-f".into(),
-            "lavfi".into(),
-            "-t".into(),
-            secs.to_string(),
-            "-i".into(),
-            "testsrc2=size=160x120:rate=10".into(),
-            "-f".into(),
-            "srt".into(),
-            "-i".into(),
-            source.display().to_string(),
-            "-map".into(),
-            "0:v".into(),
-            "-map".into(),
-            "1:s".into(),
-            "-c:v".into(),
-            "libx264".into(),
-            "-preset".into(),
-            "ultrafast".into(),
-            "-pix_fmt".into(),
-            "yuv420p".into(),
-            "-c:s".into(),
-            codec.into(),
-            "-metadata:s:s:0".into(),
-            format!("language={language}"),
-            path.display().to_string(),
-        ],
-        &path.display().to_string(),
-    );
+    let input = [
+        "-f".into(),
+        "srt".into(),
+        "-i".into(),
+        source.display().to_string(),
+    ];
+    video_with_subtitle_input(path, secs, "160x120", &input, codec, language);
     std::fs::remove_file(&source).unwrap();
+}
+
+/// Writes a testsrc2 video of `secs` seconds at `size` muxed with the
+/// subtitle stream that the ffmpeg `input` arguments open, as `codec`,
+/// tagged `language`.
+pub(crate) fn video_with_subtitle_input(
+    path: &Path,
+    secs: u32,
+    size: &str,
+    input: &[String],
+    codec: &str,
+    language: &str,
+) {
+    let mut args: Vec<String> = vec![
+        "-f".into(),
+        "lavfi".into(),
+        "-t".into(),
+        secs.to_string(),
+        "-i".into(),
+        format!("testsrc2=size={size}:rate=10"),
+    ];
+    args.extend_from_slice(input);
+    args.extend([
+        "-map".into(),
+        "0:v".into(),
+        "-map".into(),
+        "1:s".into(),
+        "-c:v".into(),
+        "libx264".into(),
+        "-preset".into(),
+        "ultrafast".into(),
+        "-pix_fmt".into(),
+        "yuv420p".into(),
+        "-c:s".into(),
+        codec.into(),
+        "-metadata:s:s:0".into(),
+        format!("language={language}"),
+        path.display().to_string(),
+    ]);
+    run_ffmpeg(&args, &path.display().to_string());
 }
