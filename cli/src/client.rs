@@ -78,9 +78,10 @@ pub struct IngestArgs {
     /// Wait until every video is ready or failed, showing progress.
     #[arg(long)]
     wait: bool,
-    /// Text to read from the picture: off, captions (burned-in subtitles)
-    /// or all (also on-screen text of each shot). Default: the ingest
-    /// workers' VIDSEEK_OCR.
+    /// Text to read from the picture: off, captions (burned-in subtitles,
+    /// and subtitle tracks made of pictures: PGS, DVB, VobSub) or all (also
+    /// on-screen text of each shot). Default: the ingest workers'
+    /// VIDSEEK_OCR.
     #[arg(long, value_parser = crate::parse_ocr_mode)]
     ocr: Option<OcrMode>,
 }

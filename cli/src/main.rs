@@ -187,8 +187,9 @@ pub struct WorkerSettings {
     pub ingest_stall_s: u64,
     /// Text ingest reads from the picture when a request does not say: off,
     /// captions (burned-in subtitles: the lower band, a few samples a
-    /// second) or all (also each shot's on-screen text: one more frame
-    /// decode and recognition per shot).
+    /// second, from the same decode as the shots; and subtitle tracks made
+    /// of pictures: PGS, DVB, VobSub) or all (also each shot's on-screen
+    /// text: one more frame decode and recognition per shot).
     #[arg(long, env = "VIDSEEK_OCR", default_value = "captions", value_parser = parse_ocr_mode)]
     pub ocr: vidseek_protocol::ingest::OcrMode,
     /// tesseract processes one ingest job runs at once (default: half the

@@ -26,9 +26,10 @@ pub struct IngestRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OcrMode {
-    /// None: only subtitle files and subtitle tracks are text.
+    /// None: only subtitle files and text subtitle tracks are text.
     Off,
-    /// Captions burned into the lower part of the picture, with their times.
+    /// Captions burned into the lower part of the picture, with their
+    /// times, and subtitle tracks made of pictures (PGS, DVB, VobSub).
     Captions,
     /// Captions, and the text elsewhere in each shot's keyframe (slides,
     /// signs, titles).
