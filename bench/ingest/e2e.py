@@ -135,6 +135,10 @@ def main():
     if media_wall:
         lines.append(f"| media side alone (one decode: cuts, frames, thumbnails) | {media_wall:.2f} | "
                      f"{duration / media_wall:.1f} | {best_decode / media_wall:.2f}x |")
+    captions = media.get("media_pipeline_with_caption_ocr")
+    if captions:
+        lines.append(f"| media side with the caption band read by OCR (same decode) | {captions['wall_s']:.2f} | "
+                     f"{duration / captions['wall_s']:.1f} | {best_decode / captions['wall_s']:.2f}x |")
     lines.append(f"| end to end through `vidseek up` (+ encoding, segment log) | {best_e2e:.2f} | "
                  f"{duration / best_e2e:.1f} | {best_decode / best_e2e:.2f}x (target 0.5x) |")
     lines += ["", f"OCR's share of the end-to-end wall time (default VIDSEEK_OCR=captions): "

@@ -1,9 +1,11 @@
 //! Media-side ingest throughput: seconds of video handled per wall-clock
 //! second by probe + shot detection + frame sampling + thumbnails
 //! ([`media::analyze`], one decode), next to a plain `ffmpeg -i FILE -f null -`
-//! decode of the same file timed in the same run as the yardstick. Also
-//! times shot detection alone and frame sampling alone with each strategy:
-//! what separate passes would cost, and how the `Auto` choice was calibrated.
+//! decode of the same file timed in the same run as the yardstick; the same
+//! with the caption band read by OCR from that decode (ingest's default),
+//! where tesseract is installed. Also times shot detection alone and frame
+//! sampling alone with each strategy: what separate passes would cost, and
+//! how the `Auto` choice was calibrated.
 //!
 //! Usage: `ingest_bench [FILE] [--out PATH] [--repeat N]`; `bench/ingest/run.sh`
 //! is the usual entry point. Results go to `bench/results/ingest.json`.
@@ -56,6 +58,9 @@ fn main() -> anyhow::Result<()> {
     // slows the yardstick and the candidate alike.
     let mut yardstick = f64::INFINITY;
     let mut pipeline = f64::INFINITY;
+    let mut with_captions = f64::INFINITY;
+    let ocr = media::OcrOptions::default();
+    let tesseract = media::tesseract_available(&ocr.languages);
     let mut best = None;
     let mut shots_only = f64::INFINITY;
     let mut sampling: Vec<(SamplingStrategy, f64)> = vec![
@@ -78,6 +83,21 @@ fn main() -> anyhow::Result<()> {
         if wall < pipeline {
             pipeline = wall;
             best = Some(analysis);
+        }
+
+        if tesseract {
+            let (tap, band) = media::caption_band(&ocr);
+            let clock = Instant::now();
+            let reader = std::thread::spawn({
+                let ocr = ocr.clone();
+                move || media::read_captions(band, &ocr, &mut |_| {})
+            });
+            media::analyze(&file, &options, Some(tap), &mut |_| {}, &mut |_| {
+                ControlFlow::Continue(())
+            })?;
+            let cues = reader.join().expect("the caption reader does not panic")?;
+            with_captions = with_captions.min(clock.elapsed().as_secs_f64());
+            std::hint::black_box(cues);
         }
 
         let clock = Instant::now();
@@ -133,6 +153,12 @@ fn main() -> anyhow::Result<()> {
             "segments": analysis.segments.len(),
             "sampling_strategy": analysis.sampling,
         },
+        "media_pipeline_with_caption_ocr": tesseract.then(|| json!({
+            "wall_s": with_captions,
+            "video_s_per_wall_s": duration / with_captions,
+            "relative_to_yardstick": yardstick / with_captions,
+            "ocr_share": 1.0 - pipeline / with_captions,
+        })),
         "shot_detection_only_s": shots_only,
         "frame_sampling_only_s": sampling
             .iter()

@@ -31,9 +31,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::error::{MediaError, Result};
@@ -470,11 +470,19 @@ pub fn read_on_screen_text(
     Ok(found)
 }
 
-/// Whether the `tesseract` command runs, with the languages asked for.
+/// Whether the `tesseract` command runs, with the languages asked for. A
+/// yes is remembered for the life of the process (every ingest job asks,
+/// and the answer costs a process start); a no is asked again, so
+/// installing tesseract needs no restart.
 pub fn tesseract_available(languages: &str) -> bool {
+    static AVAILABLE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let known = |available: &Vec<String>| available.iter().any(|l| l == languages);
+    if known(&AVAILABLE.lock().unwrap_or_else(PoisonError::into_inner)) {
+        return true;
+    }
     let mut command = Command::new("tesseract");
     command.arg("--list-langs");
-    match output_within(command, "tesseract", Duration::from_secs(10)) {
+    let found = match output_within(command, "tesseract", Duration::from_secs(10)) {
         Ok(output) if output.status.success() => {
             let listed = String::from_utf8_lossy(&output.stdout);
             languages
@@ -482,7 +490,12 @@ pub fn tesseract_available(languages: &str) -> bool {
                 .all(|lang| listed.lines().any(|l| l.trim() == lang))
         }
         _ => false,
+    };
+    let mut available = AVAILABLE.lock().unwrap_or_else(PoisonError::into_inner);
+    if found && !known(&available) {
+        available.push(languages.to_string());
     }
+    found
 }
 
 /// A stretch of samples showing the same caption (or none).
