@@ -455,7 +455,8 @@ impl<'a> Scan<'a> {
             .for_kind(segment.kind)
             .confidence(cosine);
         if let Some(lexical) = &self.lexical {
-            score = score.max(lexical.confidence(&segment.terms));
+            let recognised = segment.kind == SegmentKind::Ocr;
+            score = score.max(lexical.confidence(&segment.terms, recognised));
         }
         if let Some(blend) = &self.blend {
             let weight = blend.blend.weight;
