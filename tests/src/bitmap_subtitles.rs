@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::media::{CJK_FONT, video_with_subtitle_input};
+use super::media::{caption_drawtext, video_with_subtitle_input};
 
 /// One subtitle line shown from `start` to `end` seconds.
 pub struct BitmapLine<'a> {
@@ -66,12 +66,10 @@ fn render_line(near: &Path, text: &str, width: u16, height: u16) -> Picture {
         .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
         .arg(format!("color=c=black:size={width}x{height}"))
         .args(["-frames:v", "1", "-vf"])
-        .arg(format!(
-            "drawtext=fontfile={CJK_FONT}:textfile={}:fontcolor=white:fontsize={}:\
-             x=(w-tw)/2:y=h-th-{}",
-            text_file.display(),
-            height / 12,
-            height / 14
+        .arg(caption_drawtext(
+            &text_file,
+            height.into(),
+            "fontcolor=white",
         ))
         .args(["-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"])
         .output()

@@ -17,6 +17,42 @@ const SCENES: &[&str] = &[
     "color=c=0x20a040",
 ];
 
+/// `-t secs -i SOURCE` for a lavfi `source` at `size` and 10 fps (`-t`
+/// rather than a duration option: mandelbrot and cellauto have none).
+fn lavfi_input(source: &str, size: &str, secs: u32) -> [String; 6] {
+    let sep = if source.contains('=') { ':' } else { '=' };
+    [
+        "-f".into(),
+        "lavfi".into(),
+        "-t".into(),
+        secs.to_string(),
+        "-i".into(),
+        format!("{source}{sep}size={size}:rate=10"),
+    ]
+}
+
+/// The video encoding every test video gets: small and fast H.264.
+const TEST_H264: [&str; 6] = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-pix_fmt",
+    "yuv420p",
+];
+
+/// The `drawtext` filter for `text_file` as a caption is placed on a frame
+/// `height` pixels tall: a twelfth of it high, centred, a fourteenth above
+/// the bottom; `style` adds colours and outline.
+pub(crate) fn caption_drawtext(text_file: &Path, height: u32, style: &str) -> String {
+    format!(
+        "drawtext=fontfile={CJK_FONT}:textfile={}:fontsize={}:x=(w-tw)/2:y=h-th-{}:{style}",
+        text_file.display(),
+        height / 12,
+        height / 14,
+    )
+}
+
 pub(crate) fn run_ffmpeg(args: &[String], what: &str) {
     let output = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
@@ -35,18 +71,7 @@ pub(crate) fn run_ffmpeg(args: &[String], what: &str) {
 pub fn scene_video(path: &Path, scenes: usize, scene_secs: u32, size: &str) {
     let mut args = vec![];
     for i in 0..scenes {
-        let source = SCENES[i % SCENES.len()];
-        let sep = if source.contains('=') { ':' } else { '=' };
-        args.extend([
-            "-f".to_string(),
-            "lavfi".to_string(),
-            // `-t` rather than a duration option: mandelbrot and cellauto
-            // have none.
-            "-t".to_string(),
-            scene_secs.to_string(),
-            "-i".to_string(),
-            format!("{source}{sep}size={size}:rate=10"),
-        ]);
+        args.extend(lavfi_input(SCENES[i % SCENES.len()], size, scene_secs));
     }
     // Same pixel format everywhere, or concat refuses mixed inputs.
     let mut filter = String::new();
@@ -62,14 +87,9 @@ pub fn scene_video(path: &Path, scenes: usize, scene_secs: u32, size: &str) {
         filter,
         "-map".into(),
         "[out]".into(),
-        "-c:v".into(),
-        "libx264".into(),
-        "-preset".into(),
-        "ultrafast".into(),
-        "-pix_fmt".into(),
-        "yuv420p".into(),
-        path.display().to_string(),
     ]);
+    args.extend(TEST_H264.map(String::from));
+    args.push(path.display().to_string());
     run_ffmpeg(&args, &path.display().to_string());
 }
 
@@ -122,14 +142,13 @@ pub fn captioned_video(
         // A text file spares drawtext's escaping of `:` and quotes.
         let text_file = path.with_extension(format!("caption{i}.txt"));
         std::fs::write(&text_file, caption.text).unwrap();
-        filters.push(format!(
-            "drawtext=fontfile={CJK_FONT}:textfile={}:fontcolor=white:fontsize={}:\
-             borderw=2:bordercolor=black:x=(w-tw)/2:y=h-th-{}:enable='between(t,{},{})'",
-            text_file.display(),
-            height / 12,
-            height / 14,
-            caption.start,
-            caption.end,
+        filters.push(caption_drawtext(
+            &text_file,
+            height,
+            &format!(
+                "fontcolor=white:borderw=2:bordercolor=black:enable='between(t,{},{})'",
+                caption.start, caption.end
+            ),
         ));
     }
     run_filtered_video(path, background, size, secs, &filters.join(","));
@@ -141,27 +160,11 @@ pub fn captioned_video(
 /// Writes an H.264 video of `secs` seconds at `size` and 10 fps: the lavfi
 /// `background` through the `-vf` chain `filter`.
 pub fn run_filtered_video(path: &Path, background: &str, size: &str, secs: u32, filter: &str) {
-    let sep = if background.contains('=') { ':' } else { '=' };
-    run_ffmpeg(
-        &[
-            "-f".into(),
-            "lavfi".into(),
-            "-t".into(),
-            secs.to_string(),
-            "-i".into(),
-            format!("{background}{sep}size={size}:rate=10"),
-            "-vf".into(),
-            format!("{filter},format=yuv420p"),
-            "-c:v".into(),
-            "libx264".into(),
-            "-preset".into(),
-            "ultrafast".into(),
-            "-pix_fmt".into(),
-            "yuv420p".into(),
-            path.display().to_string(),
-        ],
-        &path.display().to_string(),
-    );
+    let mut args = lavfi_input(background, size, secs).to_vec();
+    args.extend(["-vf".into(), format!("{filter},format=yuv420p")]);
+    args.extend(TEST_H264.map(String::from));
+    args.push(path.display().to_string());
+    run_ffmpeg(&args, &path.display().to_string());
 }
 
 /// Writes a 160x120 video of `secs` seconds with a soft subtitle track made
@@ -197,26 +200,11 @@ pub(crate) fn video_with_subtitle_input(
     codec: &str,
     language: &str,
 ) {
-    let mut args: Vec<String> = vec![
-        "-f".into(),
-        "lavfi".into(),
-        "-t".into(),
-        secs.to_string(),
-        "-i".into(),
-        format!("testsrc2=size={size}:rate=10"),
-    ];
+    let mut args = lavfi_input("testsrc2", size, secs).to_vec();
     args.extend_from_slice(input);
+    args.extend(["-map", "0:v", "-map", "1:s"].map(String::from));
+    args.extend(TEST_H264.map(String::from));
     args.extend([
-        "-map".into(),
-        "0:v".into(),
-        "-map".into(),
-        "1:s".into(),
-        "-c:v".into(),
-        "libx264".into(),
-        "-preset".into(),
-        "ultrafast".into(),
-        "-pix_fmt".into(),
-        "yuv420p".into(),
         "-c:s".into(),
         codec.into(),
         "-metadata:s:s:0".into(),

@@ -443,9 +443,14 @@ impl Worker {
             )));
         }
         let subtitles_job = job.clone();
-        let subtitles_ocr = ocr.as_ref().map(|(_, options)| options.clone());
+        let subtitles_ocr = ocr
+            .as_ref()
+            .map(|(_, options)| (analysis.probe.clone(), options.clone()));
         let mut texts = tokio::task::spawn_blocking(move || {
-            text_sources::subtitle_cues(&subtitles_job, subtitles_ocr.as_ref())
+            let ocr = subtitles_ocr
+                .as_ref()
+                .map(|(probe, options)| (probe, options));
+            text_sources::subtitle_cues(&subtitles_job, ocr)
         })
         .await
         .map_err(|e| JobFailure::Transient(format!("reading subtitles panicked: {e}")))??;

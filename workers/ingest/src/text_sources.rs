@@ -21,11 +21,12 @@ pub(crate) struct TextCue {
 
 /// The job's subtitle cues: the file the request named, else a sidecar file
 /// beside the video, else every text subtitle track inside the container
-/// and, when the job reads text with `ocr`, the bitmap tracks in other
-/// languages. A file wins over tracks: someone put it there for this video.
+/// and, when the job reads text with `ocr` (the video's probe and how to
+/// read), the bitmap tracks in other languages. A file wins over tracks:
+/// someone put it there for this video.
 pub(crate) fn subtitle_cues(
     job: &IngestJob,
-    ocr: Option<&OcrOptions>,
+    ocr: Option<(&Probe, &OcrOptions)>,
 ) -> media::Result<Vec<TextCue>> {
     let sidecar = match &job.subtitles {
         Some(path) => Some(PathBuf::from(path)),

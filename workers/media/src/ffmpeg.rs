@@ -22,7 +22,6 @@ use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,19 +56,20 @@ pub(crate) struct RawFrames {
     stderr: Option<JoinHandle<VecDeque<String>>>,
     last_pts: f64,
     sides: Vec<SideOutput>,
+    /// Holds the side outputs' named pipes until ffmpeg and the readers
+    /// are done.
+    _pipes: Option<tempfile::TempDir>,
 }
 
 /// A side output's frame: its time in seconds and its pixels.
 pub(crate) type SideFrame = (f64, Vec<u8>);
 
-/// A second rawvideo output of the same ffmpeg: frames with their times,
+/// Another rawvideo output of the same ffmpeg: frames with their times,
 /// read from a named pipe by a thread as soon as ffmpeg writes them.
 pub(crate) struct SideOutput {
     name: &'static str,
     frames: Option<Receiver<Result<SideFrame>>>,
     fifo: PathBuf,
-    /// Holds the pipes' directory until ffmpeg and the readers are done.
-    _dir: Arc<tempfile::TempDir>,
 }
 
 impl SideOutput {
@@ -100,7 +100,7 @@ pub(crate) struct SideSpec {
     /// The graph's output label, `[name]`, whose chain ends in
     /// [`side_showinfo`]`(name)`.
     pub name: &'static str,
-    /// `rgb24` or `gray`.
+    /// Its rawvideo pixel format (`rgb24`, `yuv444p`, ...).
     pub pix_fmt: &'static str,
     /// Bytes per side frame.
     pub frame_len: usize,
@@ -167,7 +167,7 @@ impl RawFrames {
                 }
             }
             cmd.args(["-map", "[main]"]);
-            Some(Arc::new(dir))
+            Some(dir)
         };
         output(&mut cmd, spec.pix_fmt);
         cmd.arg("pipe:1");
@@ -206,8 +206,9 @@ impl RawFrames {
             stderr: Some(stderr),
             last_pts: 0.0,
             sides: Vec::new(),
+            _pipes: None,
         };
-        if let Some(dir) = pipes {
+        if let Some(dir) = &pipes {
             for (side, pts) in sides.into_iter().zip(side_pts) {
                 let fifo = dir.path().join(side.name);
                 let (sink, queue): (SideSink, _) = match side.sink {
@@ -229,7 +230,6 @@ impl RawFrames {
                     name: side.name,
                     frames: queue,
                     fifo: fifo.clone(),
-                    _dir: dir.clone(),
                 });
                 let len = side.frame_len;
                 std::thread::Builder::new()
@@ -237,6 +237,7 @@ impl RawFrames {
                     .spawn(move || read_side(&fifo, len, pts, sink))?;
             }
         }
+        frames._pipes = pipes;
         Ok(frames)
     }
 

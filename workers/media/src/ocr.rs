@@ -3,12 +3,14 @@
 //! **Burned-in captions.** Captions sit in the lower quarter of the frame
 //! (the caption band), drawn bright with a dark outline or shadow so they
 //! read on any picture. ffmpeg samples only that band, a few times a second,
-//! cropped, scaled to a fixed width and gray, so a long film costs a few
-//! hundred kilobytes a second of pipe. Each sample is binarised: a pixel is
-//! text when it is bright *and* a dark pixel lies within a few pixels (the
-//! outline), which drops bright sky or walls that have no outline; "bright"
-//! is judged at three levels, each read, the most confident reading kept
-//! (see [`BRIGHT`]). A sample
+//! cropped and scaled to a fixed width, in colour (ingest takes it from the
+//! decode it shares with the shots and frames, see [`caption_band`]), so a
+//! long film costs a few hundred kilobytes a second of pipe. Each sample is
+//! binarised: a pixel is text when it is bright *and* a dark pixel lies
+//! within a few pixels (the outline), which drops bright sky or walls that
+//! have no outline, *and* it is white or warm ([`caption_colour`]), which
+//! drops sunlit grass; "bright" is judged at three levels, each read, the
+//! most confident reading kept (see [`BRIGHT`]). A sample
 //! whose text mask barely differs from the one before belongs to the same
 //! run, so a caption shown for three seconds is recognised once, not six
 //! times. Only the caption itself goes to tesseract: the rows dense with
@@ -16,11 +18,15 @@
 //! outlined scenery elsewhere in the band would make a page of noise. A
 //! caption is read with every language and, when Chinese is among them
 //! with a Latin-script language, with the Chinese model alone too, keeping
-//! the more confident reading. Runs are recognised in batches, several images per `tesseract`
-//! process (loading the Chinese model costs more than reading one line),
-//! on a bounded number of threads. Consecutive runs that read alike (a
-//! caption over a changing picture) merge into one [`Cue`] whose start and
-//! end lie halfway between the samples where it appeared and went.
+//! the more confident reading. Runs are recognised in batches, several
+//! images per `tesseract` process (loading the Chinese model costs more
+//! than reading one line), on a bounded number of threads. Consecutive runs
+//! that read alike (a caption over a changing picture) merge into one
+//! [`Cue`] whose start and end lie halfway between the samples where it
+//! appeared and went.
+//!
+//! **Bitmap subtitle tracks** (PGS, DVB, VobSub) are drawn by ffmpeg on an
+//! empty frame and read the same way ([`read_bitmap_subtitles`]).
 //!
 //! **On-screen text** (slides, signs, titles): one gray frame per shot above
 //! the caption band, recognised as a page, words kept above a confidence
@@ -163,18 +169,21 @@ enum Source {
 /// decode it shares with the shots and frames) and the receiving end for
 /// [`read_captions`].
 pub fn caption_band(options: &OcrOptions) -> (CaptionTap, Receiver<Result<BandFrame>>) {
-    let (sink, band) = sync_channel(BAND_QUEUE);
-    (
-        CaptionTap {
-            fps: options.fps,
-            source: Source::Band,
-            sink,
-        },
-        band,
-    )
+    CaptionTap::new(Source::Band, options)
 }
 
 impl CaptionTap {
+    /// A tap of `source` at the options' rate, and its receiving end.
+    fn new(source: Source, options: &OcrOptions) -> (CaptionTap, Receiver<Result<BandFrame>>) {
+        let (sink, band) = sync_channel(BAND_QUEUE);
+        let tap = CaptionTap {
+            fps: options.fps,
+            source,
+            sink,
+        };
+        (tap, band)
+    }
+
     /// The ffmpeg chain that samples the band of a `probe`d video (without
     /// the final showinfo), and the bytes of each sample, in
     /// [`Self::PIX_FMT`].
@@ -214,20 +223,20 @@ impl CaptionTap {
     /// reader's last sample.
     pub(crate) fn feed_from_own_decode(self, path: &Path, probe: &Probe) {
         let (chain, frame_len) = self.chain(probe);
+        let mut input = input_args(path, None);
         let (filter, complex) = match self.source {
             Source::Band => (format!("{chain},{SHOWINFO}"), false),
-            // A subtitle stream as a filter input is drawn by ffmpeg as
-            // video (its `sub2video`): the pictures on a transparent frame,
-            // black once flattened, a new frame whenever they change.
-            Source::BitmapTrack(index) => (format!("[0:s:{index}]{chain},{SHOWINFO}"), true),
+            Source::BitmapTrack(index) => {
+                // ffmpeg 5 times a DVB track in MPEG-TS from its own first
+                // picture instead of the file's start; the container's
+                // times, less the file's start, are right for every format.
+                input.insert(0, "-copyts".into());
+                // A subtitle stream as a filter input is drawn by ffmpeg as
+                // video (its `sub2video`): the pictures on a transparent
+                // frame, black once flattened, a new frame when they change.
+                (format!("[0:s:{index}]{chain},{SHOWINFO}"), true)
+            }
         };
-        let mut input = input_args(path, None);
-        if let Source::BitmapTrack(_) = self.source {
-            // ffmpeg 5 times a DVB track in MPEG-TS from its own first
-            // picture instead of the file's start; the container's times,
-            // less the file's start, are right for every format.
-            input.insert(0, "-copyts".into());
-        }
         let mut sink = self.into_sink(probe);
         let decoded = (|| {
             let mut frames = RawFrames::spawn(RawFramesSpec {
@@ -264,17 +273,19 @@ impl CaptionTap {
             Source::BitmapTrack(_) => probe.start_time,
         };
         move |sample| {
-            let frame = sample.map(|(time, pixels)| (time - start, pixels));
-            let frame = frame.map(|(time, pixels)| BandFrame {
-                time,
-                share: if duration > 0.0 {
-                    (time / duration).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                },
-                width,
-                height,
-                pixels,
+            let frame = sample.map(|(time, pixels)| {
+                let time = time - start;
+                BandFrame {
+                    time,
+                    share: if duration > 0.0 {
+                        (time / duration).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    },
+                    width,
+                    height,
+                    pixels,
+                }
             });
             let _ = self.sink.send(frame);
         }
@@ -291,11 +302,7 @@ pub fn read_burned_in_captions(
     options: &OcrOptions,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Vec<Cue>> {
-    let (tap, band) = caption_band(options);
-    std::thread::scope(|scope| {
-        scope.spawn(|| tap.feed_from_own_decode(path, probe));
-        read_captions(band, options, progress)
-    })
+    read_own_decode(Source::Band, path, probe, options, progress)
 }
 
 /// Reads the bitmap subtitle track (PGS, DVB, VobSub) at `index` among the
@@ -308,15 +315,22 @@ pub fn read_bitmap_subtitles(
     index: usize,
     options: &OcrOptions,
 ) -> Result<Vec<Cue>> {
-    let (sink, band) = sync_channel(BAND_QUEUE);
-    let tap = CaptionTap {
-        fps: options.fps,
-        source: Source::BitmapTrack(index),
-        sink,
-    };
+    let source = Source::BitmapTrack(index);
+    read_own_decode(source, path, probe, options, &mut |_| {})
+}
+
+/// Reads captions from `source` on a decode of its own, beside.
+fn read_own_decode(
+    source: Source,
+    path: &Path,
+    probe: &Probe,
+    options: &OcrOptions,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Vec<Cue>> {
+    let (tap, band) = CaptionTap::new(source, options);
     std::thread::scope(|scope| {
         scope.spawn(|| tap.feed_from_own_decode(path, probe));
-        read_captions(band, options, &mut |_| {})
+        read_captions(band, options, progress)
     })
 }
 
@@ -834,7 +848,6 @@ fn is_cjk(c: char) -> bool {
         | '\u{20000}'..='\u{2fa1f}')
 }
 
-/// Runs that read alike and touch become one cue; runs without text go.
 /// One binarisation's reading of a caption.
 #[derive(Debug, Clone)]
 struct Reading {
@@ -864,6 +877,8 @@ fn best_reading(readings: Vec<Reading>) -> Option<(String, f32)> {
         .map(|r| (r.text, r.confidence))
 }
 
+/// Runs that read alike and touch become one cue; runs without text (or
+/// with under [`MIN_CAPTION_CHARS`]) go.
 fn merge_runs(runs: Vec<Run>, step: f64) -> Vec<Cue> {
     let mut cues: Vec<(Cue, f32)> = Vec::new();
     for run in runs {
@@ -979,26 +994,21 @@ fn caption_colour(cb: u8, cr: u8) -> bool {
 /// running distances to the nearest dark pixel (rows, then columns), so
 /// each pixel costs the same whatever `r`, and memory is read in order.
 fn near_dark(gray: &[u8], w: usize, h: usize, r: usize) -> Vec<bool> {
+    // Distance since the last dark pixel, and whether it is within r.
+    let step = |since: &mut usize, dark: bool| {
+        *since = if dark { 0 } else { since.saturating_add(1) };
+        *since <= r
+    };
     // Along each row: a dark pixel within r columns, left or right.
     let mut across = vec![false; w * h];
     for (pixels, near) in gray.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
         let mut since = usize::MAX;
         for (p, n) in pixels.iter().zip(near.iter_mut()) {
-            since = if *p <= DARK {
-                0
-            } else {
-                since.saturating_add(1)
-            };
-            *n = since <= r;
+            *n = step(&mut since, *p <= DARK);
         }
         let mut since = usize::MAX;
         for (p, n) in pixels.iter().zip(near.iter_mut()).rev() {
-            since = if *p <= DARK {
-                0
-            } else {
-                since.saturating_add(1)
-            };
-            *n |= since <= r;
+            *n |= step(&mut since, *p <= DARK);
         }
     }
     // Down the columns: such a pixel within r rows, above or below.
@@ -1006,15 +1016,13 @@ fn near_dark(gray: &[u8], w: usize, h: usize, r: usize) -> Vec<bool> {
     let mut since = vec![usize::MAX; w];
     for (row, near) in across.chunks_exact(w).zip(out.chunks_exact_mut(w)) {
         for ((a, s), n) in row.iter().zip(since.iter_mut()).zip(near.iter_mut()) {
-            *s = if *a { 0 } else { s.saturating_add(1) };
-            *n = *s <= r;
+            *n = step(s, *a);
         }
     }
     since.fill(usize::MAX);
     for (row, near) in across.chunks_exact(w).zip(out.chunks_exact_mut(w)).rev() {
         for ((a, s), n) in row.iter().zip(since.iter_mut()).zip(near.iter_mut()) {
-            *s = if *a { 0 } else { s.saturating_add(1) };
-            *n |= *s <= r;
+            *n |= step(s, *a);
         }
     }
     out

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::error::{MediaError, Result};
 use super::ffmpeg::{LOCAL_PROTOCOLS_ONLY, PROBE_TIMEOUT, output_within};
 use super::ocr::{OcrOptions, read_bitmap_subtitles};
-use super::probe::probe;
+use super::probe::Probe;
 use super::subtitles::{Cue, SubtitleFormat, parse_subtitles};
 
 /// Longest one track's extraction may take. ffmpeg reads the whole file's
@@ -76,20 +76,21 @@ pub fn subtitle_tracks(path: &Path) -> Result<Vec<SubtitleTrack>> {
     parse_tracks(&output.stdout)
 }
 
-/// Every text subtitle track of `path` with its cues, and with `ocr` the
-/// bitmap tracks in languages no text track has (a film often carries the
-/// same subtitles both ways). A track that cannot be read is skipped with a
-/// warning: the video stays searchable by the rest.
+/// Every text subtitle track of `path` with its cues, and with `ocr` (the
+/// video's probe and how to read) the bitmap tracks in languages no text
+/// track has (a film often carries the same subtitles both ways). A track
+/// that cannot be read is skipped with a warning: the video stays
+/// searchable by the rest.
 pub fn read_embedded_subtitles(
     path: &Path,
-    ocr: Option<&OcrOptions>,
+    ocr: Option<(&Probe, &OcrOptions)>,
 ) -> Result<Vec<EmbeddedSubtitles>> {
     let tracks = subtitle_tracks(path)?;
     let mut found = Vec::new();
     for track in &tracks {
         let cues = if track.is_text() {
             extract_track(path, track.index)
-        } else if let Some(options) = ocr {
+        } else if let Some((video, options)) = ocr {
             if tracks
                 .iter()
                 .any(|t| t.is_text() && t.language == track.language)
@@ -100,7 +101,7 @@ pub fn read_embedded_subtitles(
                 );
                 continue;
             }
-            probe(path).and_then(|video| read_bitmap_subtitles(path, &video, track.index, options))
+            read_bitmap_subtitles(path, video, track.index, options)
         } else {
             tracing::info!(
                 codec = track.codec,

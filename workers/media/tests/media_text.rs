@@ -71,7 +71,9 @@ fn bitmap_subtitle_tracks_are_recognised_with_their_times() {
                 .unwrap()
                 .is_empty()
         );
-        let read = media::read_embedded_subtitles(&path, Some(&OcrOptions::default())).unwrap();
+        let video = media::probe(&path).unwrap();
+        let read =
+            media::read_embedded_subtitles(&path, Some((&video, &OcrOptions::default()))).unwrap();
         assert_eq!(read.len(), 1, "{name}");
         assert_eq!(read[0].track.language.as_deref(), Some("chi"), "{name}");
         let cues = &read[0].cues;
