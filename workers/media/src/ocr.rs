@@ -71,9 +71,14 @@ const DARK: u8 = 90;
 const OUTLINE_RADIUS: usize = 4;
 /// A band with fewer text pixels than this share holds no caption.
 const MIN_TEXT_SHARE: f64 = 0.002;
-/// Masks differing in more than this share of their text pixels are
-/// different captions.
-const CHANGE_SHARE: f64 = 0.15;
+/// A sample shows its run's caption while it keeps this share of the text
+/// the run's samples all showed ...
+const KEPT_SHARE: f64 = 0.7;
+/// ... and has at most this many times as much text besides.
+const ADDED_RATIO: usize = 3;
+/// Masks differing in more than this share of their text pixels read
+/// differently.
+const CHANGE_SHARE: f64 = 0.02;
 /// Line height (pixels) tall captions are scaled down to before recognition.
 const LINE_HEIGHT: f64 = 40.0;
 /// Lines up to this tall are read as they are.
@@ -98,6 +103,13 @@ const HAN_CONFIDENCE_SLACK: f32 = 10.0;
 /// tesseract makes of scenery is mostly one or two characters ("四一",
 /// "XN"), and such a text would match many queries by its embedding.
 const MIN_CAPTION_CHARS: usize = 3;
+/// Confidence (0–100) a reading of a run of one sample must reach, above
+/// the floor: subtitles stay up for a second and more, and what shows in
+/// one sample only is mostly scenery, which tesseract, given a picture
+/// with its edges, sometimes reads as a word or two ("Fey yt" at 61 % on a
+/// fractal). A caption over a busy picture can still be a run of one
+/// sample, where the picture behind it changed too much.
+const LONE_SAMPLE_CONFIDENCE: f32 = 70.0;
 /// Longest a `tesseract` run may take per image before it is stopped.
 const TESSERACT_SECS_PER_IMAGE: u64 = 20;
 /// Longest the extraction of one keyframe may take.
@@ -198,8 +210,12 @@ impl CaptionTap {
                 format!("trim=end={},", probe.start_time + probe.duration.max(1.0))
             }
         };
+        // `round=up`: each sample is the last frame at or before its time
+        // (by default, the last before half a step later), so a caption's
+        // boundaries fall between the samples that show when it came and
+        // went.
         let chain = format!(
-            "fps={fps},{select}scale={w}:{h}:out_range=full,format={pix_fmt}",
+            "fps={fps}:round=up,{select}scale={w}:{h}:out_range=full,format={pix_fmt}",
             fps = self.fps,
             pix_fmt = Self::PIX_FMT,
         );
@@ -346,10 +362,15 @@ pub fn read_captions(
     let scratch = tempfile::tempdir()?;
     let step = 1.0 / options.fps;
     let mut runs: Vec<Run> = Vec::new();
-    let mut previous: Option<Vec<bool>> = None;
     let mut last_pts = 0.0;
     let (jobs, texts) = recognise_in_background(options, OcrPage::Caption);
-    let mut pending: Vec<(usize, PathBuf)> = Vec::new();
+    let mut outbox = Outbox {
+        dir: scratch.path(),
+        pending: Vec::new(),
+        images: Vec::new(),
+    };
+    // The run being sampled (see [`HeldCaption`]).
+    let mut held: Option<HeldCaption> = None;
     std::thread::scope(|scope| -> Result<()> {
         let pool = texts.spawn(scope);
         for frame in band.iter() {
@@ -373,64 +394,70 @@ pub fn read_captions(
                 .zip(cb.iter().zip(cr))
                 .map(|(near, (&cb, &cr))| near && caption_colour(cb, cr))
                 .collect();
-            // Runs are told apart by the first (most inclusive) level; the
-            // stricter ones are needed only where a run starts.
+            // Runs are told apart by the first (most inclusive) level.
             let mask = text_mask(luma, &outlined, BRIGHT[0]);
-            let changed = match &previous {
-                Some(before) => masks_differ(before, &mask),
-                None => true,
+            let sample = Sample {
+                luma: luma.to_vec(),
+                outlined,
+                mask,
+                width: w,
+                height: h,
             };
-            if changed {
-                let boundary = if runs.is_empty() {
-                    pts
-                } else {
-                    (last_pts + pts) / 2.0
-                };
-                if let Some(run) = runs.last_mut() {
-                    run.end = boundary;
-                }
-                let index = runs.len();
-                runs.push(Run {
-                    start: boundary,
-                    end: pts + step / 2.0,
-                    text: None,
-                });
-                // Every binarisation of the caption goes to tesseract under
-                // the run's index; [`best_reading`] picks one.
-                for (level, &bright) in BRIGHT.iter().enumerate() {
-                    let stricter;
-                    let mask = if level == 0 {
-                        &mask
-                    } else {
-                        stricter = text_mask(luma, &outlined, bright);
-                        &stricter
-                    };
-                    if let Some(image) = crop_to_text(mask, w, h) {
-                        let file = scratch.path().join(format!("{index}-{level}.pgm"));
-                        write_pgm(&file, &image)?;
-                        pending.push((index * BRIGHT.len() + level, file));
+            let same = held
+                .as_mut()
+                .is_some_and(|caption| caption.shown_in(&sample));
+            match held.as_mut() {
+                Some(caption) if same => {
+                    if let Some(run) = runs.last_mut() {
+                        run.samples += 1;
+                    }
+                    if caption.worth_reading(&sample.mask) {
+                        outbox.add(caption.run, &sample)?;
+                        caption.read(sample.mask);
                     }
                 }
-                if pending.len() >= BATCH && jobs.send(std::mem::take(&mut pending)).is_err() {
-                    break;
+                _ => {
+                    let boundary = if runs.is_empty() {
+                        pts
+                    } else {
+                        (last_pts + pts) / 2.0
+                    };
+                    if let Some(run) = runs.last_mut() {
+                        run.end = boundary;
+                    }
+                    runs.push(Run {
+                        start: boundary,
+                        end: pts,
+                        samples: 1,
+                        text: None,
+                    });
+                    let mut caption = HeldCaption::new(runs.len() - 1, &sample.mask);
+                    outbox.add(caption.run, &sample)?;
+                    caption.read(sample.mask);
+                    held = Some(caption);
                 }
-                previous = Some(mask);
+            }
+            if outbox.pending.len() >= BATCH
+                && jobs.send(std::mem::take(&mut outbox.pending)).is_err()
+            {
+                break;
             }
             if let Some(run) = runs.last_mut() {
                 run.end = pts + step / 2.0;
             }
             last_pts = pts;
         }
-        if !pending.is_empty() {
-            let _ = jobs.send(std::mem::take(&mut pending));
+        if !outbox.pending.is_empty() {
+            let _ = jobs.send(std::mem::take(&mut outbox.pending));
         }
         drop(jobs);
         pool.join()
     })?;
     let mut readings: Vec<Vec<Reading>> = vec![vec![]; runs.len()];
-    for (key, text, confidence) in texts.take() {
-        readings[key / BRIGHT.len()].push(Reading {
-            level: key % BRIGHT.len(),
+    for (image, text, confidence) in texts.take() {
+        let (run, level) = outbox.images[image];
+        readings[run].push(Reading {
+            level,
             text,
             confidence,
         });
@@ -524,8 +551,141 @@ pub fn tesseract_available(languages: &str) -> bool {
 struct Run {
     start: f64,
     end: f64,
+    /// Samples that showed it.
+    samples: usize,
     /// What was read, with tesseract's mean word confidence.
     text: Option<(String, f32)>,
+}
+
+/// Samples of one caption read, at most: each reads it a little
+/// differently over a moving picture, and the most confident reading is
+/// kept.
+const READS_PER_CAPTION: usize = 3;
+
+/// One sample of the caption band, ready to compare and read.
+struct Sample {
+    luma: Vec<u8>,
+    /// Pixels with a dark one nearby, in a caption's colour.
+    outlined: Vec<bool>,
+    /// The text pixels at the most inclusive level.
+    mask: Vec<bool>,
+    width: usize,
+    height: usize,
+}
+
+/// What a run of samples has in common: a burned-in caption stays still
+/// while the picture behind it moves, so the text pixels every sample of a
+/// run shows are its caption's, and the run goes on while a sample shows
+/// most of them (see [`HeldCaption::shown_in`]). The scenery's bright edges
+/// (sunlit leaves, a helmet's highlights) pass as text in one sample and
+/// not the next; told apart sample by sample, as differing masks, they cut
+/// one caption into runs of a sample each, their boundaries the samples'.
+struct HeldCaption {
+    /// The run's index.
+    run: usize,
+    /// The text pixels of every sample so far.
+    text: Vec<bool>,
+    /// The mask of the sample last read, and how many have been read.
+    last_read: Option<Vec<bool>>,
+    reads: usize,
+}
+
+impl HeldCaption {
+    fn new(run: usize, mask: &[bool]) -> HeldCaption {
+        HeldCaption {
+            run,
+            text: mask.to_vec(),
+            last_read: None,
+            reads: 0,
+        }
+    }
+
+    /// Whether a `sample` still shows this caption: most of the held text
+    /// in the box where it is dense (the caption's place, see
+    /// [`caption_region`]: scattered scenery that held still for a while
+    /// must not decide) is there, and no more new text has appeared than is
+    /// held (a caption come up over a still picture); with no caption held,
+    /// only while none appears. A sample that shows it is added.
+    fn shown_in(&mut self, sample: &Sample) -> bool {
+        let mask = &sample.mask;
+        let min_text = (mask.len() as f64 * MIN_TEXT_SHARE) as usize;
+        let (mut count, mut added) = (0usize, 0usize);
+        for (&h, &m) in self.text.iter().zip(mask) {
+            count += usize::from(h);
+            added += usize::from(m && !h);
+        }
+        let shown = if count < min_text {
+            count + added < min_text
+        } else if let Some((x0, x1, y0, y1)) =
+            caption_region(&self.text, sample.width, sample.height)
+        {
+            let (mut boxed, mut kept) = (0usize, 0usize);
+            for y in y0..=y1 {
+                let row = y * sample.width;
+                for x in x0..=x1 {
+                    boxed += usize::from(self.text[row + x]);
+                    kept += usize::from(self.text[row + x] && mask[row + x]);
+                }
+            }
+            kept as f64 >= boxed as f64 * KEPT_SHARE && added <= count * ADDED_RATIO
+        } else {
+            false
+        };
+        if shown {
+            for (h, &m) in self.text.iter_mut().zip(mask) {
+                *h &= m;
+            }
+        }
+        shown
+    }
+
+    /// Whether to read a sample with this `mask`: up to
+    /// [`READS_PER_CAPTION`] of a run, each unlike the last read (a still
+    /// picture reads the same every time).
+    fn worth_reading(&self, mask: &[bool]) -> bool {
+        self.reads < READS_PER_CAPTION
+            && self
+                .last_read
+                .as_ref()
+                .is_none_or(|last| masks_differ(last, mask))
+    }
+
+    fn read(&mut self, mask: Vec<bool>) {
+        self.last_read = Some(mask);
+        self.reads += 1;
+    }
+}
+
+/// Caption images written for tesseract and not yet sent, and what each
+/// image sent so far is: `(run, level)` by image number.
+struct Outbox<'d> {
+    dir: &'d Path,
+    pending: Batch,
+    images: Vec<(usize, usize)>,
+}
+
+impl Outbox<'_> {
+    /// Queues the caption in `sample` at every [`BRIGHT`] level as a
+    /// reading of `run` ([`best_reading`] picks one of the run's).
+    fn add(&mut self, run: usize, sample: &Sample) -> Result<()> {
+        let (w, h) = (sample.width, sample.height);
+        for (level, &bright) in BRIGHT.iter().enumerate() {
+            let stricter;
+            let mask = if level == 0 {
+                &sample.mask
+            } else {
+                stricter = text_mask(&sample.luma, &sample.outlined, bright);
+                &stricter
+            };
+            if let Some(image) = crop_to_text(mask, &sample.luma, bright, w, h) {
+                let file = self.dir.join(format!("{}.pgm", self.images.len()));
+                write_pgm(&file, &image)?;
+                self.pending.push((self.images.len(), file));
+                self.images.push((run, level));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a recognised page is, which sets how it is read and filtered.
@@ -882,8 +1042,10 @@ fn best_reading(readings: Vec<Reading>) -> Option<(String, f32)> {
 fn merge_runs(runs: Vec<Run>, step: f64) -> Vec<Cue> {
     let mut cues: Vec<(Cue, f32)> = Vec::new();
     for run in runs {
-        let Some((text, confidence)) = run.text.filter(|(t, _)| {
+        let lone = run.samples == 1;
+        let Some((text, confidence)) = run.text.filter(|(t, confidence)| {
             t.chars().filter(|c| c.is_alphanumeric()).count() >= MIN_CAPTION_CHARS
+                && (!lone || *confidence >= LONE_SAMPLE_CONFIDENCE)
         }) else {
             continue;
         };
@@ -990,25 +1152,32 @@ fn caption_colour(cb: u8, cr: u8) -> bool {
 }
 
 /// Whether a dark pixel (at most [`DARK`]) lies in the (2r+1)² window
-/// around each pixel: the minimum filter's test, done separably with
-/// running distances to the nearest dark pixel (rows, then columns), so
-/// each pixel costs the same whatever `r`, and memory is read in order.
+/// around each pixel: the minimum filter's test.
 fn near_dark(gray: &[u8], w: usize, h: usize, r: usize) -> Vec<bool> {
-    // Distance since the last dark pixel, and whether it is within r.
-    let step = |since: &mut usize, dark: bool| {
-        *since = if dark { 0 } else { since.saturating_add(1) };
+    let dark: Vec<bool> = gray.iter().map(|&p| p <= DARK).collect();
+    within(&dark, w, h, r)
+}
+
+/// Whether a set pixel of `flags` lies in the (2r+1)² window around each
+/// pixel, done separably with running distances to the nearest one (rows,
+/// then columns), so each pixel costs the same whatever `r`, and memory is
+/// read in order.
+fn within(flags: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
+    // Distance since the last set pixel, and whether it is within r.
+    let step = |since: &mut usize, set: bool| {
+        *since = if set { 0 } else { since.saturating_add(1) };
         *since <= r
     };
-    // Along each row: a dark pixel within r columns, left or right.
+    // Along each row: a set pixel within r columns, left or right.
     let mut across = vec![false; w * h];
-    for (pixels, near) in gray.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
+    for (pixels, near) in flags.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
         let mut since = usize::MAX;
         for (p, n) in pixels.iter().zip(near.iter_mut()) {
-            *n = step(&mut since, *p <= DARK);
+            *n = step(&mut since, *p);
         }
         let mut since = usize::MAX;
         for (p, n) in pixels.iter().zip(near.iter_mut()).rev() {
-            *n |= step(&mut since, *p <= DARK);
+            *n |= step(&mut since, *p);
         }
     }
     // Down the columns: such a pixel within r rows, above or below.
@@ -1028,21 +1197,15 @@ fn near_dark(gray: &[u8], w: usize, h: usize, r: usize) -> Vec<bool> {
     out
 }
 
+/// Whether two text masks differ in more than [`CHANGE_SHARE`] of the
+/// pixels either holds.
 fn masks_differ(a: &[bool], b: &[bool]) -> bool {
     let (mut on, mut differ) = (0usize, 0usize);
     for (&x, &y) in a.iter().zip(b) {
         on += usize::from(x || y);
         differ += usize::from(x != y);
     }
-    let min_text = (a.len() as f64 * MIN_TEXT_SHARE) as usize;
-    let (count_a, count_b) = (
-        a.iter().filter(|&&x| x).count(),
-        b.iter().filter(|&&x| x).count(),
-    );
-    if count_a < min_text && count_b < min_text {
-        return false;
-    }
-    differ as f64 > on.max(1) as f64 * CHANGE_SHARE
+    differ as f64 > on as f64 * CHANGE_SHARE
 }
 
 /// An 8-bit gray picture.
@@ -1052,21 +1215,31 @@ struct GrayImage {
     pixels: Vec<u8>,
 }
 
-/// The text mask as black text on white, cut to the caption with a margin;
-/// `None` when too little of the band is text to hold a caption.
-fn crop_to_text(mask: &[bool], w: usize, h: usize) -> Option<GrayImage> {
+/// The caption as dark text on white, cut to it with a margin; `None`
+/// when too little of the band's text `mask` (at `bright`) is text to hold
+/// a caption. The text and the pixels within [`EDGE_RADIUS`] of it keep
+/// their luma, stretched so that `bright` is black and the outline's
+/// [`DARK`] white; the rest is white. The glyphs keep their anti-aliased
+/// edges: a mask cut hard at a threshold has ragged strokes, in which
+/// tesseract mistakes dense Han characters for others (measured on
+/// bench/ocr: Chinese CER 0.27 to 0.18, 11 to 14 of 24 lines exact).
+fn crop_to_text(mask: &[bool], luma: &[u8], bright: u8, w: usize, h: usize) -> Option<GrayImage> {
     let count = mask.iter().filter(|&&m| m).count();
     if (count as f64) < (w * h) as f64 * MIN_TEXT_SHARE {
         return None;
     }
     let (x0, x1, y0, y1) = caption_region(mask, w, h)?;
+    let near_text = within(mask, w, h, EDGE_RADIUS);
+    let span = f32::from(bright.saturating_sub(DARK).max(1));
     const MARGIN: usize = 24;
     let (cw, ch) = (x1 - x0 + 1 + 2 * MARGIN, y1 - y0 + 1 + 2 * MARGIN);
     let mut pixels = vec![255u8; cw * ch];
     for y in y0..=y1 {
         for x in x0..=x1 {
-            if mask[y * w + x] {
-                pixels[(y - y0 + MARGIN) * cw + (x - x0 + MARGIN)] = 0;
+            if near_text[y * w + x] {
+                let above_dark = f32::from(luma[y * w + x].saturating_sub(DARK));
+                let ink = (above_dark / span).min(1.0);
+                pixels[(y - y0 + MARGIN) * cw + (x - x0 + MARGIN)] = ((1.0 - ink) * 255.0) as u8;
             }
         }
     }
@@ -1076,6 +1249,9 @@ fn crop_to_text(mask: &[bool], w: usize, h: usize) -> Option<GrayImage> {
         pixels,
     }))
 }
+
+/// How far (pixels) from a text pixel the caption's picture is kept.
+const EDGE_RADIUS: usize = 2;
 
 /// Rows a caption line's text may pause for (between the parts of 二, or
 /// a line's top strokes and the rest) and still be one line.
@@ -1306,6 +1482,7 @@ mod tests {
         let run = |start: f64, end: f64, text: Option<(&str, f32)>| Run {
             start,
             end,
+            samples: ((end - start) / 0.5).round() as usize,
             text: text.map(|(t, confidence)| (t.to_string(), confidence)),
         };
         let cues = merge_runs(
@@ -1315,11 +1492,12 @@ mod tests {
                 // ways; the surest reading is kept.
                 run(0.75, 1.25, Some(("今天天气很女", 70.0))),
                 run(1.25, 2.25, Some(("今天天气很好", 90.0))),
-                run(2.25, 2.75, Some(("今天天乞很女", 65.0))),
+                run(2.25, 2.75, Some(("今天天乞很女", 72.0))),
                 run(2.75, 3.25, None),
                 // Two characters of scenery are no caption.
                 run(3.25, 3.75, Some(("四一", 75.0))),
-                run(3.75, 4.25, None),
+                // Nor is a less than sure reading seen in one sample.
+                run(3.75, 4.25, Some(("Fey yt", 65.0))),
                 run(4.25, 6.0, Some(("我们去公园", 80.0))),
             ],
             0.5,
