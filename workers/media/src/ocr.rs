@@ -429,6 +429,9 @@ pub fn read_captions(
                         start: boundary,
                         end: pts,
                         samples: 1,
+                        shown_before: held
+                            .as_ref()
+                            .is_some_and(|caption| caption.holds_all_of(&sample)),
                         text: None,
                     });
                     let mut caption = HeldCaption::new(runs.len() - 1, &sample.mask);
@@ -553,6 +556,11 @@ struct Run {
     end: f64,
     /// Samples that showed it.
     samples: usize,
+    /// Whether the run's first sample showed nothing the run before had
+    /// not shown all along: the run before held the same caption, and
+    /// ended as scenery around it went (a caption's first samples over a
+    /// busy picture are often read as nothing).
+    shown_before: bool,
     /// What was read, with tesseract's mean word confidence.
     text: Option<(String, f32)>,
 }
@@ -616,17 +624,8 @@ impl HeldCaption {
         }
         let shown = if count < min_text {
             count + added < min_text
-        } else if let Some((x0, x1, y0, y1)) =
-            caption_region(&self.text, sample.width, sample.height)
-        {
-            let (mut boxed, mut kept) = (0usize, 0usize);
-            for y in y0..=y1 {
-                let row = y * sample.width;
-                for x in x0..=x1 {
-                    boxed += usize::from(self.text[row + x]);
-                    kept += usize::from(self.text[row + x] && mask[row + x]);
-                }
-            }
+        } else if let Some(region) = caption_region(&self.text, sample.width, sample.height) {
+            let (boxed, kept) = overlap_in(region, sample.width, &self.text, mask);
             kept as f64 >= boxed as f64 * KEPT_SHARE && added <= count * ADDED_RATIO
         } else {
             false
@@ -637,6 +636,17 @@ impl HeldCaption {
             }
         }
         shown
+    }
+
+    /// Whether the text of `sample` where it is dense (its caption, if it
+    /// shows one) was all held: shown by every sample of this run.
+    fn holds_all_of(&self, sample: &Sample) -> bool {
+        let Some(region) = caption_region(&sample.mask, sample.width, sample.height) else {
+            return false;
+        };
+        let (boxed, held) = overlap_in(region, sample.width, &sample.mask, &self.text);
+        let min_text = (sample.mask.len() as f64 * MIN_TEXT_SHARE) as usize;
+        boxed >= min_text && held as f64 >= boxed as f64 * KEPT_SHARE
     }
 
     /// Whether to read a sample with this `mask`: up to
@@ -654,6 +664,25 @@ impl HeldCaption {
         self.last_read = Some(mask);
         self.reads += 1;
     }
+}
+
+/// Within `region` (inclusive `(x0, x1, y0, y1)`) of masks `width` wide:
+/// how many pixels `a` sets, and how many of those `b` sets too.
+fn overlap_in(
+    (x0, x1, y0, y1): (usize, usize, usize, usize),
+    width: usize,
+    a: &[bool],
+    b: &[bool],
+) -> (usize, usize) {
+    let (mut set, mut both) = (0usize, 0usize);
+    for y in y0..=y1 {
+        let row = y * width;
+        for (&a, &b) in a[row + x0..=row + x1].iter().zip(&b[row + x0..=row + x1]) {
+            set += usize::from(a);
+            both += usize::from(a && b);
+        }
+    }
+    (set, both)
 }
 
 /// Caption images written for tesseract and not yet sent, and what each
@@ -1038,17 +1067,26 @@ fn best_reading(readings: Vec<Reading>) -> Option<(String, f32)> {
 }
 
 /// Runs that read alike and touch become one cue; runs without text (or
-/// with under [`MIN_CAPTION_CHARS`]) go.
+/// with under [`MIN_CAPTION_CHARS`]) go, but where a run's text was shown
+/// all through the textless runs just before it (see [`Run::shown_before`]),
+/// its cue starts with them.
 fn merge_runs(runs: Vec<Run>, step: f64) -> Vec<Cue> {
     let mut cues: Vec<(Cue, f32)> = Vec::new();
+    // Where the textless runs just before this one began to show its text.
+    let mut shown_since: Option<f64> = None;
     for run in runs {
         let lone = run.samples == 1;
+        let since = shown_since
+            .filter(|_| run.shown_before)
+            .unwrap_or(run.start);
         let Some((text, confidence)) = run.text.filter(|(t, confidence)| {
             t.chars().filter(|c| c.is_alphanumeric()).count() >= MIN_CAPTION_CHARS
                 && (!lone || *confidence >= LONE_SAMPLE_CONFIDENCE)
         }) else {
+            shown_since = Some(since);
             continue;
         };
+        shown_since = None;
         if let Some((cue, surest)) = cues.last_mut()
             && run.start - cue.end <= step * 1.5
             && text_distance(&cue.text, &text) <= SAME_TEXT_DISTANCE
@@ -1064,7 +1102,7 @@ fn merge_runs(runs: Vec<Run>, step: f64) -> Vec<Cue> {
         }
         cues.push((
             Cue {
-                start: run.start.max(0.0),
+                start: since.max(0.0),
                 end: run.end,
                 text,
             },
@@ -1483,6 +1521,7 @@ mod tests {
             start,
             end,
             samples: ((end - start) / 0.5).round() as usize,
+            shown_before: false,
             text: text.map(|(t, confidence)| (t.to_string(), confidence)),
         };
         let cues = merge_runs(
@@ -1517,6 +1556,32 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_caption_shown_through_textless_runs_starts_with_them() {
+        let run = |start: f64, end: f64, shown_before: bool, text: Option<&str>| Run {
+            start,
+            end,
+            samples: 2,
+            shown_before,
+            text: text.map(|t| (t.to_string(), 90.0)),
+        };
+        let cues = merge_runs(
+            vec![
+                run(0.0, 1.0, false, None),
+                // The caption over a busy picture, read as nothing, then
+                // the same caption as the scenery around it went.
+                run(1.0, 2.0, false, None),
+                run(2.0, 3.0, true, Some("外面下雨了")),
+                // A caption after a textless run that did not show it.
+                run(3.0, 4.0, false, None),
+                run(4.0, 5.0, false, Some("记得带伞")),
+            ],
+            0.5,
+        );
+        let starts: Vec<f64> = cues.iter().map(|c| c.start).collect();
+        assert_eq!(starts, [1.0, 4.0]);
     }
 
     #[test]
