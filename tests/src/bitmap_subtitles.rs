@@ -17,6 +17,21 @@ pub struct BitmapLine<'a> {
     pub text: &'a str,
 }
 
+/// A Chinese and an English line, one after the other in the first 4 s:
+/// the track the tests read back.
+pub const TWO_LINES: [BitmapLine<'static>; 2] = [
+    BitmapLine {
+        start: 0.5,
+        end: 2.0,
+        text: "晚上我们去公园骑自行车",
+    },
+    BitmapLine {
+        start: 2.5,
+        end: 4.0,
+        text: "The lighthouse keeper waved goodbye",
+    },
+];
+
 /// Writes a 640x360 video of `secs` seconds with one bitmap subtitle track
 /// of `lines`, tagged `language`: PGS in a `.mkv`, DVB in a `.ts`.
 pub fn video_with_bitmap_subtitles(path: &Path, secs: u32, lines: &[BitmapLine], language: &str) {

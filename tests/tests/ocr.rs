@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use vidseek_tests::bitmap_subtitles::{BitmapLine, video_with_bitmap_subtitles};
+use vidseek_tests::bitmap_subtitles::{TWO_LINES, video_with_bitmap_subtitles};
 use vidseek_tests::media::{BurnedCaption, captioned_video, video_with_subtitle_track};
 use vidseek_tests::stack::EmbeddedStack;
 
@@ -63,19 +63,7 @@ async fn subtitle_tracks_and_burned_in_captions_are_searchable() {
     let plain = media.path().join("fractal.mp4");
     captioned_video(&plain, "mandelbrot", "640x360", 3, &[]);
     let pictures = media.path().join("bluray.mkv");
-    let picture_lines = [
-        BitmapLine {
-            start: 0.5,
-            end: 2.0,
-            text: "晚上我们去公园骑自行车",
-        },
-        BitmapLine {
-            start: 2.5,
-            end: 4.0,
-            text: "The lighthouse keeper waved goodbye",
-        },
-    ];
-    video_with_bitmap_subtitles(&pictures, 5, &picture_lines, "chi");
+    video_with_bitmap_subtitles(&pictures, 5, &TWO_LINES, "chi");
 
     let stack = EmbeddedStack::start_with_env(media.path(), &[("VIDSEEK_OCR", "off".as_ref())]);
     let http = reqwest::Client::new();

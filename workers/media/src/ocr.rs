@@ -10,10 +10,12 @@
 //! within a few pixels (the outline), which drops bright sky or walls that
 //! have no outline, *and* it is white or warm ([`caption_colour`]), which
 //! drops sunlit grass; "bright" is judged at three levels, each read, the
-//! most confident reading kept (see [`BRIGHT`]). A sample
-//! whose text mask barely differs from the one before belongs to the same
-//! run, so a caption shown for three seconds is recognised once, not six
-//! times. Only the caption itself goes to tesseract: the rows dense with
+//! most confident reading kept (see [`BRIGHT`]). A run of samples is one
+//! caption: it holds the text pixels all its samples showed and goes on
+//! while a sample still shows most of them ([`HeldCaption`]), so a caption
+//! shown for three seconds over a moving picture is read from up to three
+//! of its six samples, not six times as six captions. Only the caption
+//! itself goes to tesseract: the rows dense with
 //! text and, along them, the columns where text is dense; specks of
 //! outlined scenery elsewhere in the band would make a page of noise. A
 //! caption is read with every language and, when Chinese is among them
@@ -71,6 +73,11 @@ const DARK: u8 = 90;
 const OUTLINE_RADIUS: usize = 4;
 /// A band with fewer text pixels than this share holds no caption.
 const MIN_TEXT_SHARE: f64 = 0.002;
+
+/// Fewest text pixels a band of `pixels` holds a caption with.
+fn min_text(pixels: usize) -> usize {
+    (pixels as f64 * MIN_TEXT_SHARE) as usize
+}
 /// A sample shows its run's caption while it keeps this share of the text
 /// the run's samples all showed ...
 const KEPT_SHARE: f64 = 0.7;
@@ -397,7 +404,7 @@ pub fn read_captions(
             // Runs are told apart by the first (most inclusive) level.
             let mask = text_mask(luma, &outlined, BRIGHT[0]);
             let sample = Sample {
-                luma: luma.to_vec(),
+                luma,
                 outlined,
                 mask,
                 width: w,
@@ -406,15 +413,12 @@ pub fn read_captions(
             let same = held
                 .as_mut()
                 .is_some_and(|caption| caption.shown_in(&sample));
-            match held.as_mut() {
+            let caption = match held.as_mut() {
                 Some(caption) if same => {
                     if let Some(run) = runs.last_mut() {
                         run.samples += 1;
                     }
-                    if caption.worth_reading(&sample.mask) {
-                        outbox.add(caption.run, &sample)?;
-                        caption.read(sample.mask);
-                    }
+                    caption
                 }
                 _ => {
                     let boundary = if runs.is_empty() {
@@ -434,11 +438,13 @@ pub fn read_captions(
                             .is_some_and(|caption| caption.holds_all_of(&sample)),
                         text: None,
                     });
-                    let mut caption = HeldCaption::new(runs.len() - 1, &sample.mask);
-                    outbox.add(caption.run, &sample)?;
-                    caption.read(sample.mask);
-                    held = Some(caption);
+                    held.insert(HeldCaption::new(&sample.mask))
                 }
+            };
+            // The held caption is always the last run's.
+            if caption.worth_reading(&sample.mask) {
+                outbox.add(runs.len() - 1, &sample)?;
+                caption.read(sample.mask);
             }
             if outbox.pending.len() >= BATCH
                 && jobs.send(std::mem::take(&mut outbox.pending)).is_err()
@@ -571,8 +577,8 @@ struct Run {
 const READS_PER_CAPTION: usize = 3;
 
 /// One sample of the caption band, ready to compare and read.
-struct Sample {
-    luma: Vec<u8>,
+struct Sample<'a> {
+    luma: &'a [u8],
     /// Pixels with a dark one nearby, in a caption's colour.
     outlined: Vec<bool>,
     /// The text pixels at the most inclusive level.
@@ -589,8 +595,6 @@ struct Sample {
 /// not the next; told apart sample by sample, as differing masks, they cut
 /// one caption into runs of a sample each, their boundaries the samples'.
 struct HeldCaption {
-    /// The run's index.
-    run: usize,
     /// The text pixels of every sample so far.
     text: Vec<bool>,
     /// The mask of the sample last read, and how many have been read.
@@ -599,9 +603,8 @@ struct HeldCaption {
 }
 
 impl HeldCaption {
-    fn new(run: usize, mask: &[bool]) -> HeldCaption {
+    fn new(mask: &[bool]) -> HeldCaption {
         HeldCaption {
-            run,
             text: mask.to_vec(),
             last_read: None,
             reads: 0,
@@ -616,7 +619,7 @@ impl HeldCaption {
     /// only while none appears. A sample that shows it is added.
     fn shown_in(&mut self, sample: &Sample) -> bool {
         let mask = &sample.mask;
-        let min_text = (mask.len() as f64 * MIN_TEXT_SHARE) as usize;
+        let min_text = min_text(mask.len());
         let (mut count, mut added) = (0usize, 0usize);
         for (&h, &m) in self.text.iter().zip(mask) {
             count += usize::from(h);
@@ -645,8 +648,7 @@ impl HeldCaption {
             return false;
         };
         let (boxed, held) = overlap_in(region, sample.width, &sample.mask, &self.text);
-        let min_text = (sample.mask.len() as f64 * MIN_TEXT_SHARE) as usize;
-        boxed >= min_text && held as f64 >= boxed as f64 * KEPT_SHARE
+        boxed >= min_text(sample.mask.len()) && held as f64 >= boxed as f64 * KEPT_SHARE
     }
 
     /// Whether to read a sample with this `mask`: up to
@@ -703,10 +705,10 @@ impl Outbox<'_> {
             let mask = if level == 0 {
                 &sample.mask
             } else {
-                stricter = text_mask(&sample.luma, &sample.outlined, bright);
+                stricter = text_mask(sample.luma, &sample.outlined, bright);
                 &stricter
             };
-            if let Some(image) = crop_to_text(mask, &sample.luma, bright, w, h) {
+            if let Some(image) = crop_to_text(mask, sample.luma, bright, w, h) {
                 let file = self.dir.join(format!("{}.pgm", self.images.len()));
                 write_pgm(&file, &image)?;
                 self.pending.push((self.images.len(), file));
@@ -1192,15 +1194,14 @@ fn caption_colour(cb: u8, cr: u8) -> bool {
 /// Whether a dark pixel (at most [`DARK`]) lies in the (2r+1)² window
 /// around each pixel: the minimum filter's test.
 fn near_dark(gray: &[u8], w: usize, h: usize, r: usize) -> Vec<bool> {
-    let dark: Vec<bool> = gray.iter().map(|&p| p <= DARK).collect();
-    within(&dark, w, h, r)
+    within(w, h, r, |i| gray[i] <= DARK)
 }
 
-/// Whether a set pixel of `flags` lies in the (2r+1)² window around each
-/// pixel, done separably with running distances to the nearest one (rows,
-/// then columns), so each pixel costs the same whatever `r`, and memory is
-/// read in order.
-fn within(flags: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
+/// Whether a pixel that is `set` (by its row-major index in a `w` x `h`
+/// picture) lies in the (2r+1)² window around each pixel, done separably
+/// with running distances to the nearest one (rows, then columns), so each
+/// pixel costs the same whatever `r`, and memory is read in order.
+fn within(w: usize, h: usize, r: usize, set: impl Fn(usize) -> bool) -> Vec<bool> {
     // Distance since the last set pixel, and whether it is within r.
     let step = |since: &mut usize, set: bool| {
         *since = if set { 0 } else { since.saturating_add(1) };
@@ -1208,14 +1209,14 @@ fn within(flags: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
     };
     // Along each row: a set pixel within r columns, left or right.
     let mut across = vec![false; w * h];
-    for (pixels, near) in flags.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
+    for (y, near) in across.chunks_exact_mut(w).enumerate() {
         let mut since = usize::MAX;
-        for (p, n) in pixels.iter().zip(near.iter_mut()) {
-            *n = step(&mut since, *p);
+        for (x, n) in near.iter_mut().enumerate() {
+            *n = step(&mut since, set(y * w + x));
         }
         let mut since = usize::MAX;
-        for (p, n) in pixels.iter().zip(near.iter_mut()).rev() {
-            *n |= step(&mut since, *p);
+        for (x, n) in near.iter_mut().enumerate().rev() {
+            *n |= step(&mut since, set(y * w + x));
         }
     }
     // Down the columns: such a pixel within r rows, above or below.
@@ -1267,7 +1268,18 @@ fn crop_to_text(mask: &[bool], luma: &[u8], bright: u8, w: usize, h: usize) -> O
         return None;
     }
     let (x0, x1, y0, y1) = caption_region(mask, w, h)?;
-    let near_text = within(mask, w, h, EDGE_RADIUS);
+    // Whether a text pixel lies within EDGE_RADIUS, worked out over the
+    // caption and the margin of that radius around it, not the whole band.
+    let (wx0, wy0) = (
+        x0.saturating_sub(EDGE_RADIUS),
+        y0.saturating_sub(EDGE_RADIUS),
+    );
+    let (wx1, wy1) = ((x1 + EDGE_RADIUS).min(w - 1), (y1 + EDGE_RADIUS).min(h - 1));
+    let ww = wx1 - wx0 + 1;
+    let near = within(ww, wy1 - wy0 + 1, EDGE_RADIUS, |i| {
+        mask[(wy0 + i / ww) * w + wx0 + i % ww]
+    });
+    let near_text = |x: usize, y: usize| near[(y - wy0) * ww + x - wx0];
     let faint = bright.saturating_sub(INK_RAMP);
     let span = f32::from(INK_RAMP.max(1));
     const MARGIN: usize = 24;
@@ -1275,7 +1287,7 @@ fn crop_to_text(mask: &[bool], luma: &[u8], bright: u8, w: usize, h: usize) -> O
     let mut pixels = vec![255u8; cw * ch];
     for y in y0..=y1 {
         for x in x0..=x1 {
-            if near_text[y * w + x] {
+            if near_text(x, y) {
                 let above = f32::from(luma[y * w + x].saturating_sub(faint));
                 let ink = (above / span).min(1.0);
                 pixels[(y - y0 + MARGIN) * cw + (x - x0 + MARGIN)] = ((1.0 - ink) * 255.0) as u8;

@@ -2,7 +2,7 @@
 //! burned into the picture, against videos made here with ffmpeg.
 
 use vidseek_media::{self as media, OcrOptions};
-use vidseek_tests::bitmap_subtitles::{BitmapLine, video_with_bitmap_subtitles};
+use vidseek_tests::bitmap_subtitles::{TWO_LINES, video_with_bitmap_subtitles};
 use vidseek_tests::media::{BurnedCaption, captioned_video, video_with_subtitle_track};
 
 const SRT: &str = "1\n00:00:00,500 --> 00:00:02,000\nThe red kite circles the valley\n\n\
@@ -45,22 +45,10 @@ fn subtitle_tracks_of_mp4_and_mkv_become_cues() {
 #[test]
 fn bitmap_subtitle_tracks_are_recognised_with_their_times() {
     let dir = tempfile::tempdir().unwrap();
-    let lines = [
-        BitmapLine {
-            start: 0.5,
-            end: 2.0,
-            text: "晚上我们去公园骑自行车",
-        },
-        BitmapLine {
-            start: 2.5,
-            end: 4.0,
-            text: "The red kite circles the valley",
-        },
-    ];
     // PGS (Blu-ray) in MKV, DVB in MPEG-TS.
     for (name, codec) in [("pgs.mkv", "hdmv_pgs_subtitle"), ("dvb.ts", "dvb_subtitle")] {
         let path = dir.path().join(name);
-        video_with_bitmap_subtitles(&path, 5, &lines, "chi");
+        video_with_bitmap_subtitles(&path, 5, &TWO_LINES, "chi");
         let tracks = media::subtitle_tracks(&path).unwrap();
         assert_eq!(tracks.len(), 1, "{name}: {tracks:?}");
         assert_eq!(tracks[0].codec, codec);
@@ -78,12 +66,8 @@ fn bitmap_subtitle_tracks_are_recognised_with_their_times() {
         assert_eq!(read[0].track.language.as_deref(), Some("chi"), "{name}");
         let cues = &read[0].cues;
         let texts: Vec<&str> = cues.iter().map(|c| c.text.as_str()).collect();
-        assert_eq!(
-            texts,
-            ["晚上我们去公园骑自行车", "The red kite circles the valley"],
-            "{name}: {cues:?}"
-        );
-        for (cue, line) in cues.iter().zip(&lines) {
+        assert_eq!(texts, TWO_LINES.map(|line| line.text), "{name}: {cues:?}");
+        for (cue, line) in cues.iter().zip(&TWO_LINES) {
             assert!(
                 (cue.start - line.start).abs() <= 0.5 && (cue.end - line.end).abs() <= 0.5,
                 "{name}: {cue:?} should span {}..{} s within 0.5 s",
