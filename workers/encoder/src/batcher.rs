@@ -8,9 +8,12 @@
 //! a few items costs little more than one of a single item, while back-to-back
 //! passes each pay the full fixed cost. A batch closes when the window ends
 //! or it is full, whichever comes first. The window only opens while the
-//! encoder is busy (its last call ended less than [`BUSY_GAP`] ago): a
-//! query reaching an idle encoder runs at once, as there is nothing to
-//! share a pass with. A full queue is answered at
+//! encoder is behind its traffic: when the batch's first request was
+//! queued before the last call ended. A request that
+//! finds the thread free runs at once, as there is nothing to share a pass
+//! with; so does each query of one client searching again and again,
+//! however quickly, as its next query only comes after the last answer.
+//! A full queue is answered at
 //! once with [`BatchError::Overloaded`] instead of letting latency grow.
 //! A model call that panics fails its own batch only: the thread, and the
 //! encoder with it, keeps serving.
@@ -30,13 +33,9 @@ pub enum BatchError {
     Failed(String),
 }
 
-/// How recently a model call must have ended for the encoder to count as
-/// busy, and a new request to wait the window for others: traffic this
-/// close together (ingest frames, several searches) is likely to go on.
-pub const BUSY_GAP: Duration = Duration::from_millis(100);
-
 struct Request<I, O> {
     items: Vec<I>,
+    queued: Instant,
     reply: oneshot::Sender<Result<Vec<O>, BatchError>>,
 }
 
@@ -83,7 +82,12 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
             return Ok(vec![]);
         }
         let (reply, answer) = oneshot::channel();
-        match self.queue.try_send(Request { items, reply }) {
+        let request = Request {
+            items,
+            queued: Instant::now(),
+            reply,
+        };
+        match self.queue.try_send(request) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(BatchError::Overloaded(self.name)),
             Err(TrySendError::Disconnected(_)) => return Err(BatchError::Stopped(self.name)),
@@ -101,11 +105,15 @@ fn batch_loop<I, O, F>(
 ) where
     F: FnMut(Vec<I>) -> Result<Vec<O>, String>,
 {
-    // No call yet: the encoder starts idle.
+    // When the last model call ended, before its answers went out.
     let mut last_call_ended: Option<Instant> = None;
     while let Ok(first) = requests.recv() {
-        let busy = last_call_ended.is_some_and(|ended| ended.elapsed() < BUSY_GAP);
-        let closes = Instant::now() + if busy { window } else { Duration::ZERO };
+        // A request queued before the last call ended waited for it: traffic
+        // this dense (ingest frames, several searches) is likely to go on,
+        // so others may join within the window. A client's next query is
+        // queued only after its answer, so it never counts.
+        let behind = last_call_ended.is_some_and(|ended| first.queued < ended);
+        let closes = Instant::now() + if behind { window } else { Duration::ZERO };
         let mut batch = vec![first];
         let mut size = batch[0].items.len();
         while size < max_batch {
@@ -181,16 +189,22 @@ mod tests {
     /// Tags each output with the number of the model call that made it.
     type Tagging = Batcher<u32, (u32, u32)>;
 
-    /// A batcher whose first call waits for `release`, after telling `started`.
-    fn gated(queue_depth: usize) -> (Tagging, Receiver<()>, std::sync::mpsc::Sender<()>) {
+    /// A batcher whose first call waits for `release`, after telling
+    /// `started`: `queue_depth` requests may wait, `max_batch` items go into
+    /// one call, and a batch waits up to `window` for others.
+    fn gated(
+        queue_depth: usize,
+        max_batch: usize,
+        window: Duration,
+    ) -> (Tagging, Receiver<()>, std::sync::mpsc::Sender<()>) {
         let (started_tx, started) = channel();
         let (release, release_rx) = channel::<()>();
         let mut calls = 0;
         let batcher = Batcher::spawn(
             "test",
             queue_depth,
-            64,
-            Duration::ZERO,
+            max_batch,
+            window,
             move |items: Vec<u32>| {
                 calls += 1;
                 if calls == 1 {
@@ -207,7 +221,7 @@ mod tests {
     // been polled once, i.e. has queued its request.
     #[tokio::test(flavor = "current_thread")]
     async fn requests_waiting_together_share_one_call() {
-        let (batcher, started, release) = gated(16);
+        let (batcher, started, release) = gated(16, 64, Duration::ZERO);
         let first = tokio::spawn({
             let b = batcher.clone();
             async move { b.submit(vec![1]).await }
@@ -246,7 +260,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_full_queue_answers_overloaded_at_once() {
-        let (batcher, started, release) = gated(1);
+        let (batcher, started, release) = gated(1, 64, Duration::ZERO);
         let busy = tokio::spawn({
             let b = batcher.clone();
             async move { b.submit(vec![1]).await }
@@ -267,58 +281,71 @@ mod tests {
         assert_eq!(queued.await.unwrap(), Ok(vec![(2, 2)]));
     }
 
-    /// A batcher that tags outputs with call numbers, batching for `window`.
-    fn windowed(max_batch: usize, window: Duration) -> Tagging {
-        let mut calls = 0;
-        Batcher::spawn("test", 16, max_batch, window, move |items: Vec<u32>| {
-            calls += 1;
-            Ok(items.into_iter().map(|i| (i, calls)).collect())
-        })
+    /// Submits `item` on a task of its own and lets it queue its request.
+    async fn queued(
+        batcher: &Tagging,
+        item: u32,
+    ) -> tokio::task::JoinHandle<Result<Vec<(u32, u32)>, BatchError>> {
+        let handle = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.submit(vec![item]).await }
+        });
+        tokio::task::yield_now().await;
+        handle
     }
 
     // The model thread runs on real time, so these use real time too: a
     // window far longer than any scheduling delay, closed by the size cap.
     #[tokio::test(flavor = "current_thread")]
-    async fn a_request_arriving_within_the_window_of_a_busy_encoder_joins_the_batch() {
-        let batcher = windowed(2, Duration::from_secs(60));
-        // An idle encoder runs a lone request at once: a 60 s window would
-        // otherwise hold it until the timeout.
-        let warm = tokio::time::timeout(Duration::from_secs(30), batcher.submit(vec![0])).await;
-        assert_eq!(warm, Ok(Ok(vec![(0, 1)])));
-        // Just after that call the encoder is busy: the window opens.
-        let first = tokio::spawn({
-            let b = batcher.clone();
-            async move { b.submit(vec![1]).await }
-        });
-        tokio::task::yield_now().await;
-        // Well after the thread has taken the first request: without a
+    async fn a_request_that_waited_for_a_call_opens_the_window_for_others() {
+        let (batcher, started, release) = gated(16, 2, Duration::from_secs(60));
+        let running = queued(&batcher, 0).await;
+        started.recv().unwrap();
+        // Arrives while call 1 runs: the encoder is behind its traffic.
+        let waiting = queued(&batcher, 1).await;
+        release.send(()).unwrap();
+        assert_eq!(running.await.unwrap(), Ok(vec![(0, 1)]));
+        // Well after the thread has taken the waiting request: without a
         // window it would already be running alone.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let second = batcher.submit(vec![2]).await;
-        assert_eq!(first.await.unwrap(), Ok(vec![(1, 2)]));
-        assert_eq!(second, Ok(vec![(2, 2)]));
+        let joining = batcher.submit(vec![2]).await;
+        assert_eq!(waiting.await.unwrap(), Ok(vec![(1, 2)]));
+        assert_eq!(joining, Ok(vec![(2, 2)]));
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn a_lone_request_to_a_busy_encoder_waits_out_the_window_then_runs_alone() {
+    async fn a_lone_waiting_request_waits_out_the_window_then_runs_alone() {
         let window = Duration::from_millis(40);
-        let batcher = windowed(8, window);
-        assert_eq!(batcher.submit(vec![6]).await, Ok(vec![(6, 1)]));
-        let started = Instant::now();
-        assert_eq!(batcher.submit(vec![7]).await, Ok(vec![(7, 2)]));
-        assert!(started.elapsed() >= window, "{:?}", started.elapsed());
-        // Once the encoder has been idle for longer than the busy gap, a
-        // request does not wait at all (the 1 h window would hold it).
-        let idle = windowed(8, Duration::from_secs(3600));
-        assert_eq!(idle.submit(vec![1]).await, Ok(vec![(1, 1)]));
-        tokio::time::sleep(BUSY_GAP * 2).await;
-        let answer = tokio::time::timeout(Duration::from_secs(30), idle.submit(vec![2])).await;
-        assert_eq!(answer, Ok(Ok(vec![(2, 2)])));
+        let (batcher, started, release) = gated(16, 8, window);
+        let running = queued(&batcher, 6).await;
+        started.recv().unwrap();
+        let waiting = queued(&batcher, 7).await;
+        let released = Instant::now();
+        release.send(()).unwrap();
+        assert_eq!(running.await.unwrap(), Ok(vec![(6, 1)]));
+        assert_eq!(waiting.await.unwrap(), Ok(vec![(7, 2)]));
+        assert!(released.elapsed() >= window, "{:?}", released.elapsed());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn back_to_back_requests_of_one_client_never_wait_for_the_window() {
+        // A client that searches again as soon as it has its answer finds
+        // the thread free every time; the 1 h window would hold any of
+        // these requests past the timeout.
+        let (batcher, started, release) = gated(16, 8, Duration::from_secs(3600));
+        release.send(()).unwrap();
+        for item in 1..=5 {
+            let answer =
+                tokio::time::timeout(Duration::from_secs(30), batcher.submit(vec![item])).await;
+            assert_eq!(answer, Ok(Ok(vec![(item, item)])));
+        }
+        started.recv().unwrap();
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_full_batch_does_not_wait_for_the_window() {
-        let batcher = windowed(2, Duration::from_secs(3600));
+        let (batcher, _started, release) = gated(16, 2, Duration::from_secs(3600));
+        release.send(()).unwrap();
         // Two items fill the batch at once; only a window that ignored the
         // cap would hold them past the timeout.
         let answer =

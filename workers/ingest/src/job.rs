@@ -443,14 +443,10 @@ impl Worker {
             )));
         }
         let subtitles_job = job.clone();
-        let subtitles_ocr = ocr
-            .as_ref()
-            .map(|(_, options)| (analysis.probe.clone(), options.clone()));
+        let subtitles_probe = analysis.probe.clone();
+        let subtitles_ocr = ocr.as_ref().map(|(_, options)| options.clone());
         let mut texts = tokio::task::spawn_blocking(move || {
-            let ocr = subtitles_ocr
-                .as_ref()
-                .map(|(probe, options)| (probe, options));
-            text_sources::subtitle_cues(&subtitles_job, ocr)
+            text_sources::subtitle_cues(&subtitles_job, &subtitles_probe, subtitles_ocr.as_ref())
         })
         .await
         .map_err(|e| JobFailure::Transient(format!("reading subtitles panicked: {e}")))??;

@@ -21,12 +21,13 @@ pub(crate) struct TextCue {
 
 /// The job's subtitle cues: the file the request named, else a sidecar file
 /// beside the video, else every text subtitle track inside the container
-/// and, when the job reads text with `ocr` (the video's probe and how to
-/// read), the bitmap tracks in other languages. A file wins over tracks:
+/// (as its `probe` lists them) and, when the job reads text with `ocr`
+/// options, the bitmap tracks in other languages. A file wins over tracks:
 /// someone put it there for this video.
 pub(crate) fn subtitle_cues(
     job: &IngestJob,
-    ocr: Option<(&Probe, &OcrOptions)>,
+    probe: &Probe,
+    ocr: Option<&OcrOptions>,
 ) -> media::Result<Vec<TextCue>> {
     let sidecar = match &job.subtitles {
         Some(path) => Some(PathBuf::from(path)),
@@ -36,7 +37,7 @@ pub(crate) fn subtitle_cues(
     };
     let cues = match sidecar {
         Some(file) => media::read_subtitles(&file)?,
-        None => media::read_embedded_subtitles(Path::new(&job.path), ocr)?
+        None => media::read_embedded_subtitles(Path::new(&job.path), probe, ocr)?
             .into_iter()
             .flat_map(|track| {
                 tracing::info!(

@@ -7,8 +7,9 @@
 //! (a few frames a second at the sampling size, see [`SharedGrid`]) and,
 //! when captions are read, the caption band for OCR (see
 //! [`crate::ocr::caption_band`]; read on the caller's thread). A
-//! segment is handed over as soon as the cuts around it have settled, so
-//! the encoder works on early segments while later ones decode. Only an
+//! segment is handed over as soon as the cuts around it have settled, or,
+//! in a long shot, as soon as no end of the shot can change its window,
+//! so the encoder works on early segments while later ones decode. Only an
 //! explicit [`SamplingStrategy::Seek`] still decodes twice (a full pass for
 //! the cuts, then short seeks for the frames).
 
@@ -22,7 +23,8 @@ use super::frames::{SampleOptions, SamplingStrategy, SegmentFrames, SharedGrid, 
 use super::ocr::CaptionTap;
 use super::probe::{Probe, probe};
 use super::segments::{
-    DEFAULT_MAX_SEGMENT_SECS, Segment, effective_max_len, plan_segments, shortest_shot,
+    DEFAULT_MAX_SEGMENT_SECS, Segment, effective_max_len, long_shot_windows, plan_segments,
+    shortest_shot,
 };
 use super::shots::{Cut, ShotDetector, ShotParams, check_complete, detect_cuts, tiny_chain};
 use super::thumbnail::{pick_thumbnail, write_thumbnail};
@@ -312,6 +314,11 @@ fn one_decode(
             planned = segments;
             planned_until = anchor;
         }
+        if let Some(segments) = opening_windows(cuts, planned_until, undecided, max_len) {
+            grid.plan(&segments[planned.len()..], probe, per_segment);
+            planned_until = segments.last().map_or(planned_until, |s| s.end);
+            planned = segments;
+        }
         while let Some(frames) = next_frames(&mut grid, &mut delivery.timings) {
             let frames = frames?;
             delivery.deliver(planned[frames.index], frames, on_segment)?;
@@ -369,6 +376,40 @@ fn next_frames(grid: &mut SharedGrid, timings: &mut StageTimings) -> Option<Resu
     frames
 }
 
+/// The plan up to the end of the last window of the shot in progress that
+/// no end of it can move ([`long_shot_windows`]: a long take, a lecture, a
+/// camera left running), when that is past `planned_until`: its segments
+/// go to the encoder while the decode goes on instead of all at the end.
+/// Only a shot whose start is settled (every cut so far planned) counts;
+/// `undecided` is where it may still end, at the earliest.
+fn opening_windows(
+    cuts: &[Cut],
+    planned_until: f64,
+    undecided: Option<f64>,
+    max_len: f64,
+) -> Option<Vec<Segment>> {
+    let undecided = undecided?;
+    if cuts.last().is_some_and(|c| c.time > planned_until) {
+        return None;
+    }
+    let start = cuts.last().map_or(0.0, |c| c.time);
+    let whole = long_shot_windows(undecided - start, max_len);
+    // Called for every decoded frame: the last whole window ends at
+    // `start + whole·max_len`, so one already planned is skipped before
+    // any planning.
+    if whole == 0 || start + max_len * whole as f64 <= planned_until {
+        return None;
+    }
+    // Planned as if the video ended where the decision stands: the shot's
+    // first `whole` windows come out as any later plan makes them.
+    let cut_times: Vec<f64> = cuts.iter().map(|c| c.time).collect();
+    let mut plan = plan_segments(undecided, &cut_times, max_len);
+    let shot = plan.last()?.shot;
+    let opening = plan.iter().position(|s| s.shot == shot)?;
+    plan.truncate(opening + whole);
+    (plan.last()?.end > planned_until).then_some(plan)
+}
+
 /// The latest cut after `planned_until` that no later cut can move: the
 /// shots on both sides of it are at least `shortest` long (the one after
 /// may still be growing), so [`plan_segments`] never merges across it and
@@ -403,6 +444,45 @@ mod tests {
                 score: 1.0,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_long_shot_in_progress_is_planned_as_far_as_no_end_can_change() {
+        let plan = |cuts_at: &[f64], planned_until, undecided| {
+            opening_windows(&cuts(cuts_at), planned_until, Some(undecided), 10.0).map(|segments| {
+                segments
+                    .iter()
+                    .map(|s| (s.start, s.end))
+                    .collect::<Vec<_>>()
+            })
+        };
+        // 25 s decided of a shot from 0: its first 10 s window is final.
+        assert_eq!(plan(&[], 0.0, 25.0), Some(vec![(0.0, 10.0)]));
+        assert_eq!(
+            plan(&[], 0.0, 20.0),
+            None,
+            "only 20 s: two 10 s or, longer, 10 + rest"
+        );
+        assert_eq!(plan(&[], 10.0, 29.0), None, "already planned that far");
+        // After a settled cut at 5: two windows of the shot from 5.
+        assert_eq!(
+            plan(&[5.0], 5.0, 40.0),
+            Some(vec![(0.0, 5.0), (5.0, 15.0), (15.0, 25.0)])
+        );
+        // A cut not planned yet may still merge with a sliver: not settled.
+        assert_eq!(plan(&[5.0], 0.0, 40.0), None);
+        // Whatever the shot's end, the whole plan begins with these windows.
+        let opening = opening_windows(&cuts(&[5.0]), 5.0, Some(40.0), 10.0).unwrap();
+        for end in [40.0, 41.0, 44.9, 45.0, 47.3, 60.0, 123.4] {
+            for later in [vec![5.0], vec![5.0, end - 0.3]] {
+                let whole = plan_segments(end, &later, 10.0);
+                assert_eq!(
+                    whole[..opening.len()],
+                    opening[..],
+                    "ending at {end}, cuts {later:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -175,7 +175,12 @@ impl Common {
     fn scale_filter(&self) -> String {
         // Bicubic is ffmpeg's default and the quality the encoders' own
         // resizing would give; setsar=1 lets differently-sourced frames
-        // concatenate.
+        // concatenate. Scaled straight to RGB, though swscale then runs in
+        // plain C (150 720p frames: 0.45 CPU-s, against 0.27 scaling into
+        // 4:4:4 YUV first and 0.19 into 4:2:0): either detour changed
+        // enough pixels to move bench/quality, 4:2:0 by 1 to 2 of 80 text
+        // queries at every rank and 4:4:4 by one image query below its
+        // R@1 target (0.925 against 0.93).
         format!(
             "scale={}:{}:flags=bicubic,setsar=1",
             self.width, self.height

@@ -37,8 +37,6 @@ pub use ocr::{
 pub use probe::{MAX_FRAME_SIDE, Probe, probe};
 pub use segments::{DEFAULT_MAX_SEGMENT_SECS, MIN_SEGMENT_SECS, Segment, plan_segments};
 pub use shots::{Cut, ShotDetector, ShotParams, detect_cuts};
-pub use subtitle_tracks::{
-    EmbeddedSubtitles, SubtitleTrack, read_embedded_subtitles, subtitle_tracks,
-};
+pub use subtitle_tracks::{EmbeddedSubtitles, SubtitleTrack, read_embedded_subtitles};
 pub use subtitles::{Cue, SubtitleFormat, find_sidecar_subtitles, parse_subtitles, read_subtitles};
 pub use thumbnail::{THUMBNAIL_WIDTH, pick_thumbnail, write_thumbnail};

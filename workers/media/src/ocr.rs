@@ -378,6 +378,7 @@ pub fn read_captions(
     };
     // The run being sampled (see [`HeldCaption`]).
     let mut held: Option<HeldCaption> = None;
+    let mut masks = SampleMasks::default();
     std::thread::scope(|scope| -> Result<()> {
         let pool = texts.spawn(scope);
         for frame in band.iter() {
@@ -394,22 +395,7 @@ pub fn read_captions(
             progress(share);
             let (luma, chroma) = buf.split_at(w * h);
             let (cb, cr) = chroma.split_at(w * h);
-            // Pixels that may be text at any level: outlined, in a
-            // caption's colour.
-            let outlined: Vec<bool> = near_dark(luma, w, h, OUTLINE_RADIUS)
-                .into_iter()
-                .zip(cb.iter().zip(cr))
-                .map(|(near, (&cb, &cr))| near && caption_colour(cb, cr))
-                .collect();
-            // Runs are told apart by the first (most inclusive) level.
-            let mask = text_mask(luma, &outlined, BRIGHT[0]);
-            let sample = Sample {
-                luma,
-                outlined,
-                mask,
-                width: w,
-                height: h,
-            };
+            let sample = masks.sample(luma, cb, cr, w, h);
             let same = held
                 .as_mut()
                 .is_some_and(|caption| caption.shown_in(&sample));
@@ -438,11 +424,11 @@ pub fn read_captions(
                             .is_some_and(|caption| caption.holds_all_of(&sample)),
                         text: None,
                     });
-                    held.insert(HeldCaption::new(&sample.mask))
+                    held.insert(HeldCaption::new(sample.mask))
                 }
             };
             // The held caption is always the last run's.
-            if caption.worth_reading(&sample.mask) {
+            if caption.worth_reading(sample.mask) {
                 outbox.add(runs.len() - 1, &sample)?;
                 caption.read(sample.mask);
             }
@@ -580,11 +566,59 @@ const READS_PER_CAPTION: usize = 3;
 struct Sample<'a> {
     luma: &'a [u8],
     /// Pixels with a dark one nearby, in a caption's colour.
-    outlined: Vec<bool>,
+    outlined: &'a [bool],
     /// The text pixels at the most inclusive level.
-    mask: Vec<bool>,
+    mask: &'a [bool],
     width: usize,
     height: usize,
+}
+
+/// The masks of the sample in hand, kept from sample to sample: a band
+/// is a few hundred thousand pixels, and vectors that size allocated
+/// afresh for every sample cost as much in page faults and zeroing as
+/// the tests on them (measured with `perf` on bench/ingest's clip).
+#[derive(Default)]
+struct SampleMasks {
+    /// [`within`]'s pass along the rows.
+    across: Vec<bool>,
+    outlined: Vec<bool>,
+    mask: Vec<bool>,
+}
+
+impl SampleMasks {
+    /// The sample of a band `w` x `h` with these planes.
+    fn sample<'a>(
+        &'a mut self,
+        luma: &'a [u8],
+        cb: &[u8],
+        cr: &[u8],
+        w: usize,
+        h: usize,
+    ) -> Sample<'a> {
+        // Pixels that may be text at any level: outlined (a dark pixel, at
+        // most DARK, within OUTLINE_RADIUS: the minimum filter's test), in
+        // a caption's colour.
+        within_into(
+            w,
+            h,
+            OUTLINE_RADIUS,
+            |i| luma[i] <= DARK,
+            &mut self.across,
+            &mut self.outlined,
+        );
+        for ((near, &cb), &cr) in self.outlined.iter_mut().zip(cb).zip(cr) {
+            *near &= caption_colour(cb, cr);
+        }
+        // Runs are told apart by the first (most inclusive) level.
+        text_mask_into(luma, &self.outlined, BRIGHT[0], &mut self.mask);
+        Sample {
+            luma,
+            outlined: &self.outlined,
+            mask: &self.mask,
+            width: w,
+            height: h,
+        }
+    }
 }
 
 /// What a run of samples has in common: a burned-in caption stays still
@@ -618,7 +652,7 @@ impl HeldCaption {
     /// held (a caption come up over a still picture); with no caption held,
     /// only while none appears. A sample that shows it is added.
     fn shown_in(&mut self, sample: &Sample) -> bool {
-        let mask = &sample.mask;
+        let mask = sample.mask;
         let min_text = min_text(mask.len());
         let (mut count, mut added) = (0usize, 0usize);
         for (&h, &m) in self.text.iter().zip(mask) {
@@ -644,10 +678,10 @@ impl HeldCaption {
     /// Whether the text of `sample` where it is dense (its caption, if it
     /// shows one) was all held: shown by every sample of this run.
     fn holds_all_of(&self, sample: &Sample) -> bool {
-        let Some(region) = caption_region(&sample.mask, sample.width, sample.height) else {
+        let Some(region) = caption_region(sample.mask, sample.width, sample.height) else {
             return false;
         };
-        let (boxed, held) = overlap_in(region, sample.width, &sample.mask, &self.text);
+        let (boxed, held) = overlap_in(region, sample.width, sample.mask, &self.text);
         boxed >= min_text(sample.mask.len()) && held as f64 >= boxed as f64 * KEPT_SHARE
     }
 
@@ -662,8 +696,11 @@ impl HeldCaption {
                 .is_none_or(|last| masks_differ(last, mask))
     }
 
-    fn read(&mut self, mask: Vec<bool>) {
-        self.last_read = Some(mask);
+    fn read(&mut self, mask: &[bool]) {
+        match &mut self.last_read {
+            Some(last) => last.copy_from_slice(mask),
+            None => self.last_read = Some(mask.to_vec()),
+        }
         self.reads += 1;
     }
 }
@@ -703,9 +740,9 @@ impl Outbox<'_> {
         for (level, &bright) in BRIGHT.iter().enumerate() {
             let stricter;
             let mask = if level == 0 {
-                &sample.mask
+                sample.mask
             } else {
-                stricter = text_mask(sample.luma, &sample.outlined, bright);
+                stricter = text_mask(sample.luma, sample.outlined, bright);
                 &stricter
             };
             if let Some(image) = crop_to_text(mask, sample.luma, bright, w, h) {
@@ -1165,12 +1202,21 @@ fn scaled(width: u32, height: u32) -> (usize, usize) {
 }
 
 /// Pixels at least `bright` among the `outlined` ones (a dark pixel, the
-/// outline, nearby, see [`near_dark`]; and in a caption's colour).
+/// outline, nearby, see [`SampleMasks::sample`]; and in a caption's colour).
 fn text_mask(gray: &[u8], outlined: &[bool], bright: u8) -> Vec<bool> {
-    gray.iter()
-        .zip(outlined)
-        .map(|(&g, &outlined)| outlined && g >= bright)
-        .collect()
+    let mut mask = vec![];
+    text_mask_into(gray, outlined, bright, &mut mask);
+    mask
+}
+
+/// [`text_mask`] into `mask`, whose allocation is reused.
+fn text_mask_into(gray: &[u8], outlined: &[bool], bright: u8, mask: &mut Vec<bool>) {
+    mask.clear();
+    mask.extend(
+        gray.iter()
+            .zip(outlined)
+            .map(|(&g, &outlined)| outlined && g >= bright),
+    );
 }
 
 /// Chroma distance from 128 (Cb and Cr) within which a pixel is white or
@@ -1191,24 +1237,34 @@ fn caption_colour(cb: u8, cr: u8) -> bool {
     (cb.abs() <= NEUTRAL_CHROMA && cr.abs() <= NEUTRAL_CHROMA) || cr >= -WARM_SLACK
 }
 
-/// Whether a dark pixel (at most [`DARK`]) lies in the (2r+1)² window
-/// around each pixel: the minimum filter's test.
-fn near_dark(gray: &[u8], w: usize, h: usize, r: usize) -> Vec<bool> {
-    within(w, h, r, |i| gray[i] <= DARK)
-}
-
 /// Whether a pixel that is `set` (by its row-major index in a `w` x `h`
 /// picture) lies in the (2r+1)² window around each pixel, done separably
 /// with running distances to the nearest one (rows, then columns), so each
 /// pixel costs the same whatever `r`, and memory is read in order.
 fn within(w: usize, h: usize, r: usize, set: impl Fn(usize) -> bool) -> Vec<bool> {
+    let mut out = vec![];
+    within_into(w, h, r, set, &mut vec![], &mut out);
+    out
+}
+
+/// [`within`] into `out`, with `across` for its pass along the rows; both
+/// allocations are reused.
+fn within_into(
+    w: usize,
+    h: usize,
+    r: usize,
+    set: impl Fn(usize) -> bool,
+    across: &mut Vec<bool>,
+    out: &mut Vec<bool>,
+) {
     // Distance since the last set pixel, and whether it is within r.
     let step = |since: &mut usize, set: bool| {
         *since = if set { 0 } else { since.saturating_add(1) };
         *since <= r
     };
     // Along each row: a set pixel within r columns, left or right.
-    let mut across = vec![false; w * h];
+    across.clear();
+    across.resize(w * h, false);
     for (y, near) in across.chunks_exact_mut(w).enumerate() {
         let mut since = usize::MAX;
         for (x, n) in near.iter_mut().enumerate() {
@@ -1220,7 +1276,8 @@ fn within(w: usize, h: usize, r: usize, set: impl Fn(usize) -> bool) -> Vec<bool
         }
     }
     // Down the columns: such a pixel within r rows, above or below.
-    let mut out = vec![false; w * h];
+    out.clear();
+    out.resize(w * h, false);
     let mut since = vec![usize::MAX; w];
     for (row, near) in across.chunks_exact(w).zip(out.chunks_exact_mut(w)) {
         for ((a, s), n) in row.iter().zip(since.iter_mut()).zip(near.iter_mut()) {
@@ -1233,7 +1290,6 @@ fn within(w: usize, h: usize, r: usize, set: impl Fn(usize) -> bool) -> Vec<bool
             *n |= step(s, *a);
         }
     }
-    out
 }
 
 /// Whether two text masks differ in more than [`CHANGE_SHARE`] of the
@@ -1621,9 +1677,12 @@ mod tests {
                 gray[y * w + x] = 250;
             }
         }
-        let outlined = near_dark(&gray, w, h, OUTLINE_RADIUS);
+        let neutral = vec![128u8; w * h];
+        let mut masks = SampleMasks::default();
+        let sample = masks.sample(&gray, &neutral, &neutral, w, h);
+        assert_eq!(sample.mask, text_mask(&gray, sample.outlined, BRIGHT[0]));
         for bright in BRIGHT {
-            let mask = text_mask(&gray, &outlined, bright);
+            let mask = text_mask(&gray, sample.outlined, bright);
             assert!(mask[10 * w + 10], "outlined text");
             assert!(!mask[10 * w + 35], "bright without outline");
             assert!(!mask[0], "mid-gray");
@@ -1635,7 +1694,7 @@ mod tests {
         let (w, h, r) = (9, 7, 2);
         let mut gray = vec![200u8; w * h];
         gray[3 * w + 4] = 10;
-        let near = near_dark(&gray, w, h, r);
+        let near = within(w, h, r, |i| gray[i] <= DARK);
         for y in 0..h {
             for x in 0..w {
                 let inside = x.abs_diff(4) <= r && y.abs_diff(3) <= r;

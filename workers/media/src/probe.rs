@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::error::{MediaError, Result};
 use super::ffmpeg::{LOCAL_PROTOCOLS_ONLY, PROBE_TIMEOUT, output_within};
+use super::subtitle_tracks::SubtitleTrack;
 
 /// What ingest needs to know about a video before decoding it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -36,6 +37,9 @@ pub struct Probe {
     /// vidseek does; a reader that keeps the container's own times
     /// (`-copyts`) subtracts it.
     pub start_time: f64,
+    /// The subtitle streams, in stream order: the one probe lists them, so
+    /// a video without any costs no second ffprobe.
+    pub subtitle_tracks: Vec<SubtitleTrack>,
 }
 
 /// Largest frame side ingest decodes: 8K UHD (7680x4320) fits, with room for
@@ -187,6 +191,19 @@ fn interpret(parsed: &mut FfprobeOutput) -> Result<Probe> {
             .and_then(|t| t.parse::<f64>().ok())
             .filter(|t| t.is_finite())
             .unwrap_or(0.0),
+        subtitle_tracks: parsed
+            .streams
+            .iter()
+            .filter(|s| s.codec_type.as_deref() == Some("subtitle"))
+            .enumerate()
+            .map(|(index, s)| {
+                SubtitleTrack::new(
+                    index,
+                    s.codec_name.as_deref(),
+                    s.tags.get("language").map(String::as_str),
+                )
+            })
+            .collect(),
     })
 }
 
@@ -345,6 +362,43 @@ mod tests {
         assert!((p.fps - 25.0).abs() < 1e-9 && (p.duration - 10.0).abs() < 1e-9);
         assert!(p.has_audio);
         assert_eq!(p.codec, "h264");
+        assert!(p.subtitle_tracks.is_empty());
+    }
+
+    #[test]
+    fn lists_subtitle_streams_in_order_with_their_languages() {
+        let p = parse(
+            r#"{"streams":[{"codec_type":"video","codec_name":"h264","width":640,"height":272,
+                "avg_frame_rate":"25/1","duration":"10.0"},
+                {"codec_type":"subtitle","codec_name":"mov_text","tags":{"language":"chi"}},
+                {"codec_type":"audio","codec_name":"aac","tags":{"language":"eng"}},
+                {"codec_type":"subtitle","codec_name":"hdmv_pgs_subtitle","tags":{"language":"eng"}},
+                {"codec_type":"subtitle","codec_name":"subrip","tags":{"language":"und"}},
+                {"codec_type":"subtitle","codec_name":"ass"}],
+                "format":{"format_name":"matroska,webm"}}"#,
+        )
+        .unwrap();
+        let summary: Vec<(usize, &str, Option<&str>, bool)> = p
+            .subtitle_tracks
+            .iter()
+            .map(|t| {
+                (
+                    t.index,
+                    t.codec.as_str(),
+                    t.language.as_deref(),
+                    t.is_text(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0, "mov_text", Some("chi"), true),
+                (1, "hdmv_pgs_subtitle", Some("eng"), false),
+                (2, "subrip", None, true),
+                (3, "ass", None, true),
+            ]
+        );
     }
 
     #[test]

@@ -27,12 +27,6 @@ impl Segment {
     }
 }
 
-/// Turns cut times into segments that tile `[0, duration)` exactly.
-///
-/// Cuts outside `(0, duration)` are ignored; shots shorter than
-/// [`MIN_SEGMENT_SECS`] (or half of `max_len`, if that is smaller) are merged
-/// into their shorter neighbour; shots longer than `max_len` are split into
-/// the fewest windows of equal length that are at most `max_len` long.
 /// The longest segment `plan_segments` makes for `max_len`.
 pub(crate) fn effective_max_len(max_len: f64) -> f64 {
     if max_len.is_finite() && max_len > 0.0 {
@@ -48,6 +42,16 @@ pub(crate) fn shortest_shot(max_len: f64) -> f64 {
     MIN_SEGMENT_SECS.min(max_len / 2.0)
 }
 
+/// Turns cut times into segments that tile `[0, duration)` exactly.
+///
+/// Cuts outside `(0, duration)` are ignored; shots shorter than
+/// [`MIN_SEGMENT_SECS`] (or half of `max_len`, if that is smaller) are merged
+/// into their shorter neighbour; shots longer than `max_len` are split into
+/// windows of `max_len` from the shot's start while more than twice
+/// `max_len` is left, and the rest into one or two equal windows (see
+/// [`long_shot_windows`]): no window is longer than `max_len` or shorter
+/// than half of it, and a shot's first windows are known before it ends.
+///
 /// A non-positive `max_len` means [`DEFAULT_MAX_SEGMENT_SECS`].
 pub fn plan_segments(duration: f64, cuts: &[f64], max_len: f64) -> Vec<Segment> {
     if !(duration.is_finite() && duration > 0.0) {
@@ -91,17 +95,28 @@ pub fn plan_segments(duration: f64, cuts: &[f64], max_len: f64) -> Vec<Segment> 
     let mut segments = Vec::new();
     for (shot, pair) in bounds.windows(2).enumerate() {
         let (start, end) = (pair[0], pair[1]);
-        // The epsilon keeps a 20.000000001 s shot from becoming 3 windows.
-        let pieces = ((end - start) / max_len - 1e-9).ceil().max(1.0) as usize;
-        let step = (end - start) / pieces as f64;
+        let whole = long_shot_windows(end - start, max_len);
+        let mut first = start;
+        for k in 0..whole {
+            let next = start + max_len * (k + 1) as f64;
+            segments.push(Segment {
+                start: first,
+                end: next,
+                shot,
+            });
+            first = next;
+        }
+        // The epsilon keeps a 20.000000001 s rest from becoming 3 windows.
+        let pieces = ((end - first) / max_len - 1e-9).ceil().max(1.0) as usize;
+        let step = (end - first) / pieces as f64;
         for k in 0..pieces {
-            let s = start + step * k as f64;
+            let s = first + step * k as f64;
             // The last window ends exactly on the shot's end, not on a sum of
             // rounded steps.
             let e = if k + 1 == pieces {
                 end
             } else {
-                start + step * (k + 1) as f64
+                first + step * (k + 1) as f64
             };
             segments.push(Segment {
                 start: s,
@@ -111,6 +126,16 @@ pub fn plan_segments(duration: f64, cuts: &[f64], max_len: f64) -> Vec<Segment> 
         }
     }
     segments
+}
+
+/// How many whole `max_len` windows open a shot at least `length` seconds
+/// long: those with more than twice `max_len` after them. They are the
+/// same whatever the shot's final length, so a shot still in progress can
+/// be planned that far (the analysis hands them to the encoder while the
+/// decode goes on).
+pub(crate) fn long_shot_windows(length: f64, max_len: f64) -> usize {
+    // The epsilon keeps exactly 2·max_len after a window from counting.
+    ((length - 2.0 * max_len - 1e-9) / max_len).ceil().max(0.0) as usize
 }
 
 #[cfg(test)]
@@ -161,13 +186,24 @@ mod tests {
             ranges(&segs),
             vec![(0.0, 5.0), (5.0, 15.0), (15.0, 25.0), (25.0, 35.0)]
         );
+        // Whole windows while more than twice max_len is left; the rest in
+        // two equal ones.
         let segs = plan_segments(25.0, &[], 10.0);
-        assert_eq!(
-            ranges(&segs),
-            vec![(0.0, 8.333), (8.333, 16.667), (16.667, 25.0)]
+        assert_eq!(ranges(&segs), vec![(0.0, 10.0), (10.0, 17.5), (17.5, 25.0)]);
+        assert!(
+            plan_segments(47.0, &[], 10.0)
+                .iter()
+                .all(|s| (5.0..=10.0).contains(&s.duration())),
+            "no window over max_len or under half of it"
         );
         assert!(segs.iter().all(|s| s.shot == 0));
         assert_tiles(&segs, 25.0);
+        // Whole windows are those with more than 2·max_len after them.
+        let counts: Vec<usize> = [5.0, 20.0, 20.5, 30.0, 30.5, 100.0]
+            .iter()
+            .map(|&length| long_shot_windows(length, 10.0))
+            .collect();
+        assert_eq!(counts, [0, 0, 1, 1, 2, 8]);
         // Exactly max_len stays whole.
         assert_eq!(plan_segments(20.0, &[], 10.0).len(), 2);
     }

@@ -11,10 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use super::error::{MediaError, Result};
-use super::ffmpeg::{LOCAL_PROTOCOLS_ONLY, PROBE_TIMEOUT, output_within};
+use super::ffmpeg::{LOCAL_PROTOCOLS_ONLY, output_within};
 use super::ocr::{OcrOptions, read_bitmap_subtitles};
 use super::probe::Probe;
 use super::subtitles::{Cue, SubtitleFormat, parse_subtitles};
@@ -39,6 +37,18 @@ pub struct SubtitleTrack {
 }
 
 impl SubtitleTrack {
+    /// The track at `index` among a file's subtitle streams, as ffprobe
+    /// lists it; `und`, ffmpeg's "undetermined", is no language tag.
+    pub(crate) fn new(index: usize, codec: Option<&str>, language: Option<&str>) -> SubtitleTrack {
+        SubtitleTrack {
+            index,
+            codec: codec.unwrap_or_default().to_string(),
+            language: language
+                .filter(|l| !l.is_empty() && *l != "und")
+                .map(str::to_string),
+        }
+    }
+
     /// Whether the track carries text (else pictures of text).
     pub fn is_text(&self) -> bool {
         TEXT_CODECS.contains(&self.codec.as_str())
@@ -52,45 +62,22 @@ pub struct EmbeddedSubtitles {
     pub cues: Vec<Cue>,
 }
 
-/// The subtitle streams of a video file, in stream order.
-pub fn subtitle_tracks(path: &Path) -> Result<Vec<SubtitleTrack>> {
-    let mut ffprobe = Command::new("ffprobe");
-    ffprobe
-        .args(LOCAL_PROTOCOLS_ONLY)
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "s",
-            "-print_format",
-            "json",
-        ])
-        .args(["-show_entries", "stream=codec_name:stream_tags=language"])
-        .arg(path);
-    let output = output_within(ffprobe, "ffprobe", PROBE_TIMEOUT)?;
-    if !output.status.success() {
-        return Err(MediaError::ProbeOutput(
-            String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ));
-    }
-    parse_tracks(&output.stdout)
-}
-
-/// Every text subtitle track of `path` with its cues, and with `ocr` (the
-/// video's probe and how to read) the bitmap tracks in languages no text
-/// track has (a film often carries the same subtitles both ways). A track
-/// that cannot be read is skipped with a warning: the video stays
+/// Every text subtitle track of `path` (its tracks are in its `probe`)
+/// with its cues, and with `ocr` options the bitmap tracks in languages no
+/// text track has (a film often carries the same subtitles both ways). A
+/// track that cannot be read is skipped with a warning: the video stays
 /// searchable by the rest.
 pub fn read_embedded_subtitles(
     path: &Path,
-    ocr: Option<(&Probe, &OcrOptions)>,
+    probe: &Probe,
+    ocr: Option<&OcrOptions>,
 ) -> Result<Vec<EmbeddedSubtitles>> {
-    let tracks = subtitle_tracks(path)?;
+    let tracks = &probe.subtitle_tracks;
     let mut found = Vec::new();
-    for track in &tracks {
+    for track in tracks {
         let cues = if track.is_text() {
             extract_track(path, track.index)
-        } else if let Some((video, options)) = ocr {
+        } else if let Some(options) = ocr {
             if tracks
                 .iter()
                 .any(|t| t.is_text() && t.language == track.language)
@@ -101,7 +88,7 @@ pub fn read_embedded_subtitles(
                 );
                 continue;
             }
-            read_bitmap_subtitles(path, video, track.index, options)
+            read_bitmap_subtitles(path, probe, track.index, options)
         } else {
             tracing::info!(
                 codec = track.codec,
@@ -144,78 +131,4 @@ fn extract_track(path: &Path, index: usize) -> Result<Vec<Cue>> {
         return Ok(vec![]);
     }
     parse_subtitles(&text, Some(SubtitleFormat::Srt))
-}
-
-#[derive(Deserialize)]
-struct Streams {
-    #[serde(default)]
-    streams: Vec<Stream>,
-}
-
-#[derive(Deserialize)]
-struct Stream {
-    #[serde(default)]
-    codec_name: Option<String>,
-    #[serde(default)]
-    tags: Tags,
-}
-
-#[derive(Deserialize, Default)]
-struct Tags {
-    #[serde(default)]
-    language: Option<String>,
-}
-
-fn parse_tracks(json: &[u8]) -> Result<Vec<SubtitleTrack>> {
-    let parsed: Streams =
-        serde_json::from_slice(json).map_err(|e| MediaError::ProbeOutput(e.to_string()))?;
-    Ok(parsed
-        .streams
-        .into_iter()
-        .enumerate()
-        .map(|(index, s)| SubtitleTrack {
-            index,
-            codec: s.codec_name.unwrap_or_default(),
-            // `und` is ffmpeg's "undetermined", i.e. no tag.
-            language: s.tags.language.filter(|l| !l.is_empty() && l != "und"),
-        })
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_ffprobes_stream_list() {
-        let json = br#"{"programs": [], "streams": [
-            {"codec_name": "mov_text", "tags": {"language": "chi"}},
-            {"codec_name": "hdmv_pgs_subtitle", "tags": {"language": "eng"}},
-            {"codec_name": "subrip", "tags": {"language": "und"}},
-            {"codec_name": "ass"}
-        ]}"#;
-        let tracks = parse_tracks(json).unwrap();
-        let summary: Vec<(usize, &str, Option<&str>, bool)> = tracks
-            .iter()
-            .map(|t| {
-                (
-                    t.index,
-                    t.codec.as_str(),
-                    t.language.as_deref(),
-                    t.is_text(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                (0, "mov_text", Some("chi"), true),
-                (1, "hdmv_pgs_subtitle", Some("eng"), false),
-                (2, "subrip", None, true),
-                (3, "ass", None, true),
-            ]
-        );
-        assert!(parse_tracks(b"{}").unwrap().is_empty());
-        assert!(parse_tracks(b"not json").is_err());
-    }
 }

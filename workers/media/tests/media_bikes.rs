@@ -358,3 +358,55 @@ fn one_decode_finds_the_same_cuts_and_frames_as_separate_passes() {
         assert_eq!(a.frames[0].dimensions(), (602, 256));
     }
 }
+
+#[test]
+fn a_long_shot_goes_to_the_encoder_window_by_window_while_it_decodes() {
+    // bigbuckbunny.mp4 is one 5.3 s shot; eight of it back to back without
+    // re-encoding are one 42 s shot (the loop's seams are not cuts).
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("long-take.mp4");
+    let source = bigbuckbunny();
+    ffmpeg(&[
+        "-stream_loop",
+        "7",
+        "-i",
+        source.to_str().unwrap(),
+        "-c",
+        "copy",
+        long.to_str().unwrap(),
+    ]);
+    // Progress as last reported, beside each segment handed over.
+    let progress = std::cell::Cell::new(0.0f32);
+    let mut handed = Vec::new();
+    let analysis = media::analyze(
+        &long,
+        &AnalyzeOptions::default(),
+        None,
+        &mut |p| progress.set(p),
+        &mut |seg| {
+            handed.push((seg.segment, progress.get()));
+            ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    assert!(analysis.cuts.is_empty(), "{:?}", analysis.cuts);
+    let duration = analysis.probe.duration;
+    assert_eq!(
+        analysis.segments,
+        media::plan_segments(duration, &[], media::DEFAULT_MAX_SEGMENT_SECS)
+    );
+    // Whole 10 s windows while more than 20 s is left, the rest in two.
+    let lengths: Vec<f64> = analysis.segments.iter().map(|s| s.duration()).collect();
+    assert_eq!(lengths.len(), 5, "{lengths:?}");
+    assert!(lengths[..3].iter().all(|&l| l == 10.0), "{lengths:?}");
+    assert!((lengths[3] - lengths[4]).abs() < 1e-9, "{lengths:?}");
+    let order: Vec<_> = handed.iter().map(|(s, _)| *s).collect();
+    assert_eq!(order, analysis.segments);
+    // The first window went out once 20 s more of the shot were decoded,
+    // not with the rest at the end.
+    let first_at = handed[0].1;
+    assert!(
+        first_at > 0.4 && first_at < 0.85,
+        "first segment handed over at {first_at} of the decode"
+    );
+}

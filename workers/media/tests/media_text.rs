@@ -14,7 +14,8 @@ fn subtitle_tracks_of_mp4_and_mkv_become_cues() {
     for (name, language) in [("soft.mp4", "eng"), ("soft.mkv", "chi")] {
         let path = dir.path().join(name);
         video_with_subtitle_track(&path, 4, SRT, language);
-        let tracks = media::read_embedded_subtitles(&path, None).unwrap();
+        let probe = media::probe(&path).unwrap();
+        let tracks = media::read_embedded_subtitles(&path, &probe, None).unwrap();
         assert_eq!(tracks.len(), 1, "{name}: one text track");
         let track = &tracks[0];
         assert_eq!(track.track.language.as_deref(), Some(language), "{name}");
@@ -35,8 +36,10 @@ fn subtitle_tracks_of_mp4_and_mkv_become_cues() {
     // A video without subtitle streams has no tracks.
     let plain = dir.path().join("plain.mp4");
     captioned_video(&plain, "testsrc2", "160x120", 1, &[]);
+    let probe = media::probe(&plain).unwrap();
+    assert!(probe.subtitle_tracks.is_empty());
     assert!(
-        media::read_embedded_subtitles(&plain, None)
+        media::read_embedded_subtitles(&plain, &probe, None)
             .unwrap()
             .is_empty()
     );
@@ -49,19 +52,19 @@ fn bitmap_subtitle_tracks_are_recognised_with_their_times() {
     for (name, codec) in [("pgs.mkv", "hdmv_pgs_subtitle"), ("dvb.ts", "dvb_subtitle")] {
         let path = dir.path().join(name);
         video_with_bitmap_subtitles(&path, 5, &TWO_LINES, "chi");
-        let tracks = media::subtitle_tracks(&path).unwrap();
+        let video = media::probe(&path).unwrap();
+        let tracks = &video.subtitle_tracks;
         assert_eq!(tracks.len(), 1, "{name}: {tracks:?}");
         assert_eq!(tracks[0].codec, codec);
         assert!(!tracks[0].is_text());
         // Without OCR a picture track is not read.
         assert!(
-            media::read_embedded_subtitles(&path, None)
+            media::read_embedded_subtitles(&path, &video, None)
                 .unwrap()
                 .is_empty()
         );
-        let video = media::probe(&path).unwrap();
         let read =
-            media::read_embedded_subtitles(&path, Some((&video, &OcrOptions::default()))).unwrap();
+            media::read_embedded_subtitles(&path, &video, Some(&OcrOptions::default())).unwrap();
         assert_eq!(read.len(), 1, "{name}");
         assert_eq!(read[0].track.language.as_deref(), Some("chi"), "{name}");
         let cues = &read[0].cues;

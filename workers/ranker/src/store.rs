@@ -39,8 +39,10 @@ pub use simsimd::f16;
 pub(crate) const NO_ROW: u32 = u32::MAX;
 
 /// Below this many rows in a space a query scans every row exactly; from
-/// it on, the approximate graphs propose candidates.
-pub const DEFAULT_EXACT_BELOW: usize = 50_000;
+/// it on, the approximate graphs propose candidates. Measured on 2 cores
+/// (bench/ranker): at 20,000 rows the exact scan takes 2.0 ms and the
+/// graphs 0.9 ms with recall@10 1.000; at 50,000, 5.4 ms against 1.6 ms.
+pub const DEFAULT_EXACT_BELOW: usize = 20_000;
 
 /// Re-key and rebuild the graphs once this share of their nodes (1/4)
 /// has been removed since they were built: HNSW recall decays as
