@@ -456,14 +456,15 @@ mod tests {
                     .collect::<Vec<_>>()
             })
         };
-        // 25 s decided of a shot from 0: its first 10 s window is final.
-        assert_eq!(plan(&[], 0.0, 25.0), Some(vec![(0.0, 10.0)]));
+        // 20 s decided of a shot from 0: its first 10 s window is final.
+        assert_eq!(plan(&[], 0.0, 20.0), Some(vec![(0.0, 10.0)]));
         assert_eq!(
-            plan(&[], 0.0, 20.0),
+            plan(&[], 0.0, 15.0),
             None,
-            "only 20 s: two 10 s or, longer, 10 + rest"
+            "only 15 s: two of 7.5 s or, longer, 10 + rest"
         );
-        assert_eq!(plan(&[], 10.0, 29.0), None, "already planned that far");
+        assert_eq!(plan(&[], 0.0, 29.0), Some(vec![(0.0, 10.0), (10.0, 20.0)]));
+        assert_eq!(plan(&[], 20.0, 34.0), None, "already planned that far");
         // After a settled cut at 5: two windows of the shot from 5.
         assert_eq!(
             plan(&[5.0], 5.0, 40.0),

@@ -35,13 +35,29 @@ const STDERR_TAIL_LINES: usize = 6;
 const PTS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The filter appended to every chain so frame times can be read back.
-pub(crate) const SHOWINFO: &str = "showinfo";
+/// Without checksums: by default it sums every plane of every frame (for
+/// checksums, means and deviations nobody reads), on the one thread that
+/// runs the whole filter graph.
+pub(crate) const SHOWINFO: &str = "showinfo=checksum=0";
 
 /// The same filter at the end of the side output `name`'s chain; its
-/// instance name tells its log lines from the other outputs'.
+/// instance name ([`side_label`]) tells its log lines from the other
+/// outputs'.
 pub(crate) fn side_showinfo(name: &str) -> String {
+    SHOWINFO.replacen("showinfo", &side_label(name), 1)
+}
+
+/// The instance name of [`side_showinfo`]`(name)`, which its log lines carry.
+fn side_label(name: &str) -> String {
     format!("showinfo@{name}")
 }
+
+/// Pipe buffer asked for a side output: a few frames of the sampling grid
+/// (455x256 RGB is 350 kB), so ffmpeg writes a frame in one go instead of
+/// waiting for the reader every 64 kB (Linux's default), which stalls the
+/// thread that filters every output. Linux lets anyone ask for up to
+/// 1 MiB (`/proc/sys/fs/pipe-max-size`); the default stays if it refuses.
+const SIDE_PIPE_BYTES: usize = 1 << 20;
 
 /// Linux's `O_NONBLOCK`: opening a named pipe for writing without a reader
 /// then fails at once instead of waiting (std has no name for the flag).
@@ -192,7 +208,7 @@ impl RawFrames {
         let mut side_pts = Vec::new();
         for side in &sides {
             let (tx, rx) = channel();
-            side_times.push((side_showinfo(side.name), tx));
+            side_times.push((side_label(side.name), tx));
             side_pts.push(rx);
         }
         let stderr = std::thread::Builder::new()
@@ -355,6 +371,7 @@ fn read_side(path: &Path, len: usize, pts: Receiver<f64>, mut sink: SideSink) {
             return;
         }
     };
+    let _ = rustix::pipe::fcntl_setpipe_size(&pipe, SIDE_PIPE_BYTES);
     loop {
         let mut frame = vec![0u8; len];
         if let Err(e) = pipe.read_exact(&mut frame) {
@@ -569,5 +586,6 @@ mod tests {
         let line = "[Parsed_showinfo_2 @ 0x55d] n:  12 pts: 6144 pts_time:0.48    duration:512 pos:1 fmt:gray";
         assert_eq!(parse_pts_time(line), Some(0.48));
         assert_eq!(parse_pts_time("[Parsed_showinfo_2 @ 0x1] config in"), None);
+        assert_eq!(side_showinfo("grid"), "showinfo@grid=checksum=0");
     }
 }

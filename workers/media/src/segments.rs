@@ -47,8 +47,8 @@ pub(crate) fn shortest_shot(max_len: f64) -> f64 {
 /// Cuts outside `(0, duration)` are ignored; shots shorter than
 /// [`MIN_SEGMENT_SECS`] (or half of `max_len`, if that is smaller) are merged
 /// into their shorter neighbour; shots longer than `max_len` are split into
-/// windows of `max_len` from the shot's start while more than twice
-/// `max_len` is left, and the rest into one or two equal windows (see
+/// windows of `max_len` from the shot's start while more than one and a
+/// half `max_len` is left, and the rest into one or two equal windows (see
 /// [`long_shot_windows`]): no window is longer than `max_len` or shorter
 /// than half of it, and a shot's first windows are known before it ends.
 ///
@@ -106,7 +106,7 @@ pub fn plan_segments(duration: f64, cuts: &[f64], max_len: f64) -> Vec<Segment> 
             });
             first = next;
         }
-        // The epsilon keeps a 20.000000001 s rest from becoming 3 windows.
+        // The epsilon keeps a 10.000000001 s rest from becoming 2 windows.
         let pieces = ((end - first) / max_len - 1e-9).ceil().max(1.0) as usize;
         let step = (end - first) / pieces as f64;
         for k in 0..pieces {
@@ -129,13 +129,16 @@ pub fn plan_segments(duration: f64, cuts: &[f64], max_len: f64) -> Vec<Segment> 
 }
 
 /// How many whole `max_len` windows open a shot at least `length` seconds
-/// long: those with more than twice `max_len` after them. They are the
-/// same whatever the shot's final length, so a shot still in progress can
-/// be planned that far (the analysis hands them to the encoder while the
-/// decode goes on).
+/// long: those with more than 1.5·`max_len` after them. They are the same
+/// whatever the shot's final length, so a shot still in progress can be
+/// planned that far (the analysis hands them to the encoder while the
+/// decode goes on). The rest, over half of `max_len` and at most 1.5 of
+/// it, makes one window, or two equal ones over `max_len`: none is
+/// shorter than half of `max_len`, and a window is final once the decode
+/// is half a window past its end.
 pub(crate) fn long_shot_windows(length: f64, max_len: f64) -> usize {
-    // The epsilon keeps exactly 2·max_len after a window from counting.
-    ((length - 2.0 * max_len - 1e-9) / max_len).ceil().max(0.0) as usize
+    // The epsilon keeps exactly 1.5·max_len after a window from counting.
+    ((length - 1.5 * max_len - 1e-9) / max_len).ceil().max(0.0) as usize
 }
 
 #[cfg(test)]
@@ -186,8 +189,8 @@ mod tests {
             ranges(&segs),
             vec![(0.0, 5.0), (5.0, 15.0), (15.0, 25.0), (25.0, 35.0)]
         );
-        // Whole windows while more than twice max_len is left; the rest in
-        // two equal ones.
+        // Whole windows while more than 1.5·max_len is left; the rest in
+        // two equal ones when it is over max_len.
         let segs = plan_segments(25.0, &[], 10.0);
         assert_eq!(ranges(&segs), vec![(0.0, 10.0), (10.0, 17.5), (17.5, 25.0)]);
         assert!(
@@ -198,12 +201,17 @@ mod tests {
         );
         assert!(segs.iter().all(|s| s.shot == 0));
         assert_tiles(&segs, 25.0);
-        // Whole windows are those with more than 2·max_len after them.
-        let counts: Vec<usize> = [5.0, 20.0, 20.5, 30.0, 30.5, 100.0]
+        // ...and in one when it is not.
+        assert_eq!(
+            ranges(&plan_segments(28.0, &[], 10.0)),
+            vec![(0.0, 10.0), (10.0, 20.0), (20.0, 28.0)]
+        );
+        // Whole windows are those with more than 1.5·max_len after them.
+        let counts: Vec<usize> = [5.0, 15.0, 15.5, 25.0, 25.5, 100.0]
             .iter()
             .map(|&length| long_shot_windows(length, 10.0))
             .collect();
-        assert_eq!(counts, [0, 0, 1, 1, 2, 8]);
+        assert_eq!(counts, [0, 0, 1, 1, 2, 9]);
         // Exactly max_len stays whole.
         assert_eq!(plan_segments(20.0, &[], 10.0).len(), 2);
     }
