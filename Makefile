@@ -27,6 +27,7 @@ up: ## install what is missing, build, start the stack and ingest the sample lib
 test: export VIDSEEK_TEST_BIKES := $(DATA)/samples/bikes.mp4
 test: export VIDSEEK_TEST_PHOTOS := $(DATA)/samples/photos.mp4
 test: export VIDSEEK_TEST_PYTHON := $(DATA)/python/bin/python
+test: export VIDSEEK_SAMPLES_DIR := $(DATA)/samples
 test: ## install what is missing, then run the Rust, browser and model-pack tests
 	deploy/setup.sh --for test
 	$(CARGO) build -p vidseek

@@ -15,18 +15,35 @@ pub fn workspace_root() -> PathBuf {
 /// The `vidseek` binary: `VIDSEEK_BIN`, else `target/debug/vidseek`. A missing
 /// binary fails the test: skipping would pass without testing anything.
 pub fn vidseek_bin() -> PathBuf {
-    let bin = std::env::var_os("VIDSEEK_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/debug/vidseek"));
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p vidseek` (make test does) or set VIDSEEK_BIN",
-        bin.display()
-    );
-    bin
+    installed(
+        "VIDSEEK_BIN",
+        "target/debug/vidseek",
+        "build it with `cargo build -p vidseek` (make test does) or set VIDSEEK_BIN",
+    )
 }
 
-/// A file of the sample library (`.vidseek/samples`, or `VIDSEEK_SAMPLES_DIR`).
+/// The set-up's Python (numpy, onnx, PyYAML): `VIDSEEK_TEST_PYTHON` (make
+/// test sets it to the data directory's), else `.vidseek/python`.
+pub fn python() -> PathBuf {
+    installed(
+        "VIDSEEK_TEST_PYTHON",
+        ".vidseek/python/bin/python",
+        "run deploy/setup.sh (make test does) or set VIDSEEK_TEST_PYTHON",
+    )
+}
+
+/// The file `var` names, else `default` under the workspace root; a
+/// missing one fails the test with `remedy`.
+fn installed(var: &str, default: &str, remedy: &str) -> PathBuf {
+    let path = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(default));
+    assert!(path.is_file(), "{} is missing: {remedy}", path.display());
+    path
+}
+
+/// A file of the sample library (`VIDSEEK_SAMPLES_DIR`, which make test
+/// sets to the data directory's, else `.vidseek/samples`).
 pub fn sample(name: &str) -> PathBuf {
     let dir = std::env::var_os("VIDSEEK_SAMPLES_DIR")
         .map(PathBuf::from)

@@ -12,20 +12,7 @@ use async_nats::jetstream;
 use vidseek_protocol::rank::{SegmentKind, SegmentMeta, SegmentRecord};
 use vidseek_protocol::sharding::shard_of;
 
-use crate::paths::workspace_root;
-
-/// Python with numpy and onnx: `VIDSEEK_TEST_PYTHON`, else the set-up's venv.
-fn python() -> PathBuf {
-    let python = std::env::var_os("VIDSEEK_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".vidseek/python/bin/python"));
-    assert!(
-        python.is_file(),
-        "{} is missing: run deploy/setup.sh (make test does) or set VIDSEEK_TEST_PYTHON",
-        python.display()
-    );
-    python
-}
+use crate::paths::{python, workspace_root};
 
 /// Writes the tiny pack (the default pack's shape, 8-dimensional text
 /// vectors) into `dir`; returns `dir` for `VIDSEEK_MODEL_PACK`.

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use vidseek_tests::paths::python;
 use vidseek_tests::process::{vidseek_bin, workspace_root};
 
 /// The fleet directories (deploy/models and deploy/samples belong to the
@@ -30,16 +31,6 @@ fn files(ext: &[&str]) -> Vec<PathBuf> {
     }
     found.sort();
     found
-}
-
-fn python() -> PathBuf {
-    let python = workspace_root().join(".vidseek/python/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run deploy/setup.sh",
-        python.display()
-    );
-    python
 }
 
 /// Every YAML document of every file, as JSON (PyYAML's safe loader).

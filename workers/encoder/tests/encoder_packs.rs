@@ -474,7 +474,8 @@ fn photo(name: &str) -> DynamicImage {
     let dir = std::env::var_os("VIDSEEK_TEST_PHOTO_DIR")
         .map(PathBuf::from)
         .or_else(|| {
-            let lib = workspace_root().join(".vidseek/python/lib");
+            // The set-up's venv: <venv>/bin/python, <venv>/lib/python3.*/.
+            let lib = python().parent()?.parent()?.join("lib");
             std::fs::read_dir(lib).ok()?.flatten().find_map(|python| {
                 let data = python.path().join("site-packages/skimage/data");
                 data.is_dir().then_some(data)
