@@ -14,6 +14,8 @@ pub enum CatalogError {
     Read(#[from] kv::EntryError),
     #[error("cannot write video record: {0}")]
     Write(#[from] kv::PutError),
+    #[error("cannot update video record: {0}")]
+    Update(kv::UpdateError),
     #[error("cannot delete video record: {0}")]
     Delete(#[from] kv::DeleteError),
     #[error("cannot list videos: {0}")]
@@ -44,22 +46,52 @@ impl Catalog {
         }
         match self.store.get(video_id).await? {
             None => Ok(None),
-            Some(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|source| CatalogError::Corrupt {
-                        key: video_id.to_string(),
-                        source,
-                    })
-            }
+            Some(bytes) => decode(video_id, &bytes).map(Some),
         }
     }
 
     pub async fn put(&self, record: &VideoRecord) -> Result<(), CatalogError> {
-        // JSON so that `nats kv get vidseek_videos ID` is readable.
-        let bytes = serde_json::to_vec(record).expect("video records always serialise");
-        self.store.put(&record.video_id, bytes.into()).await?;
+        self.store
+            .put(&record.video_id, encode(record).into())
+            .await?;
         Ok(())
+    }
+
+    /// Changes a record where it stands: `change` edits the newest record
+    /// (returning false to leave it as it is), and the write only lands if
+    /// nobody wrote the record meanwhile; otherwise `change` is applied
+    /// again to the newer one. Two writers of one record (an ingest's
+    /// progress heartbeat and its final status) cannot undo each other, as
+    /// a read followed by a put can. Returns whether it wrote.
+    pub async fn update(
+        &self,
+        video_id: &str,
+        mut change: impl FnMut(&mut VideoRecord) -> bool,
+    ) -> Result<bool, CatalogError> {
+        if !is_valid_key(video_id) {
+            return Ok(false);
+        }
+        loop {
+            let Some(entry) = self.store.entry(video_id).await? else {
+                return Ok(false);
+            };
+            if entry.operation != kv::Operation::Put {
+                return Ok(false);
+            }
+            let mut record = decode(video_id, &entry.value)?;
+            if !change(&mut record) {
+                return Ok(false);
+            }
+            match self
+                .store
+                .update(video_id, encode(&record).into(), entry.revision)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(err) => return Err(CatalogError::Update(err)),
+            }
+        }
     }
 
     pub async fn delete(&self, video_id: &str) -> Result<(), CatalogError> {
@@ -93,6 +125,18 @@ impl Catalog {
         records.sort_by(|a, b| a.name.cmp(&b.name).then(a.video_id.cmp(&b.video_id)));
         Ok(records)
     }
+}
+
+/// A record as stored: JSON, so that `nats kv get vidseek_videos ID` is readable.
+fn encode(record: &VideoRecord) -> Vec<u8> {
+    serde_json::to_vec(record).expect("video records always serialise")
+}
+
+fn decode(key: &str, bytes: &[u8]) -> Result<VideoRecord, CatalogError> {
+    serde_json::from_slice(bytes).map_err(|source| CatalogError::Corrupt {
+        key: key.to_string(),
+        source,
+    })
 }
 
 /// Keys allowed by the bucket (and by us): ASCII letters, digits, `-`, `_`.

@@ -281,8 +281,11 @@ impl Worker {
             }
             Err(JobFailure::Transient(reason)) if deliveries < self.config.max_deliver => {
                 tracing::warn!(video_id = job.video_id, reason, "ingest will be retried");
-                self.update(&job, |r| r.error = Some(format!("retrying: {reason}")))
-                    .await;
+                self.update(&job, |r| {
+                    r.error = Some(format!("retrying: {reason}"));
+                    true
+                })
+                .await;
                 let _ = message
                     .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
                     .await;
@@ -292,7 +295,8 @@ impl Worker {
                 metrics::add(metrics::INGEST_VIDEOS, &[("outcome", "failed")], 1.0);
                 self.update(&job, |r| {
                     r.status = VideoStatus::Failed;
-                    r.error = Some(reason);
+                    r.error = Some(reason.clone());
+                    true
                 })
                 .await;
                 acknowledge(message, &job.video_id).await;
@@ -314,17 +318,23 @@ impl Worker {
         }
     }
 
-    /// Updates the job's catalog record, unless the job was superseded.
-    async fn update(&self, job: &IngestJob, change: impl FnOnce(&mut VideoRecord)) {
-        match self.catalog.get(&job.video_id).await {
-            Ok(Some(mut record)) if record.generation == job.generation => {
-                change(&mut record);
-                record.updated_at_ms = now_ms();
-                if let Err(err) = self.catalog.put(&record).await {
-                    tracing::warn!(error = %err, "cannot update video record");
+    /// Updates the job's catalog record with `change` (which may decline),
+    /// unless the job was superseded. The record is changed where it
+    /// stands ([`Catalog::update`]): the heartbeat's progress and the
+    /// job's outcome are written concurrently.
+    async fn update(&self, job: &IngestJob, change: impl Fn(&mut VideoRecord) -> bool) {
+        let updated = self
+            .catalog
+            .update(&job.video_id, |record| {
+                if record.generation != job.generation || !change(record) {
+                    return false;
                 }
-            }
-            _ => {}
+                record.updated_at_ms = now_ms();
+                true
+            })
+            .await;
+        if let Err(err) = updated {
+            tracing::warn!(error = %err, "cannot update video record");
         }
     }
 
@@ -343,9 +353,15 @@ impl Worker {
         loop {
             let now = progress.load(Ordering::Relaxed);
             if watch.moved(now, std::time::Instant::now()) {
+                // Never over the outcome: the job may end while this
+                // write is on its way.
                 self.update(job, |r| {
+                    if matches!(r.status, VideoStatus::Ready | VideoStatus::Failed) {
+                        return false;
+                    }
                     r.status = VideoStatus::Processing;
                     r.progress = f32::from_bits(now);
+                    true
                 })
                 .await;
             } else if watch.stalled(std::time::Instant::now()) {
@@ -510,6 +526,7 @@ impl Worker {
             r.error = None;
             r.duration = Some(duration);
             r.segment_count = count;
+            true
         })
         .await;
         Ok(count)
