@@ -58,16 +58,18 @@ enum Standing {
 impl Standing {
     fn of<E: std::fmt::Display>(read: Result<Option<VideoRecord>, E>, job: &IngestJob) -> Standing {
         match read {
-            Ok(Some(record))
-                if record.generation == job.generation
-                    && !matches!(record.status, VideoStatus::Ready | VideoStatus::Failed) =>
-            {
-                Standing::Current
-            }
+            Ok(Some(record)) if expects(&record, job) => Standing::Current,
             Ok(_) => Standing::Superseded,
             Err(err) => Standing::Unknown(err.to_string()),
         }
     }
+}
+
+/// Whether `record` still expects `job`: the same generation, and no
+/// outcome (`ready`, `failed`) written for it yet, which is final.
+fn expects(record: &VideoRecord, job: &IngestJob) -> bool {
+    record.generation == job.generation
+        && !matches!(record.status, VideoStatus::Ready | VideoStatus::Failed)
 }
 
 /// How long an ingest keeps asking an overloaded encoder before the job is
@@ -281,11 +283,8 @@ impl Worker {
             }
             Err(JobFailure::Transient(reason)) if deliveries < self.config.max_deliver => {
                 tracing::warn!(video_id = job.video_id, reason, "ingest will be retried");
-                self.update(&job, |r| {
-                    r.error = Some(format!("retrying: {reason}"));
-                    true
-                })
-                .await;
+                self.update(&job, |r| r.error = Some(format!("retrying: {reason}")))
+                    .await;
                 let _ = message
                     .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
                     .await;
@@ -296,7 +295,6 @@ impl Worker {
                 self.update(&job, |r| {
                     r.status = VideoStatus::Failed;
                     r.error = Some(reason.clone());
-                    true
                 })
                 .await;
                 acknowledge(message, &job.video_id).await;
@@ -318,17 +316,17 @@ impl Worker {
         }
     }
 
-    /// Updates the job's catalog record with `change` (which may decline),
-    /// unless the job was superseded. The record is changed where it
-    /// stands ([`Catalog::update`]): the heartbeat's progress and the
-    /// job's outcome are written concurrently.
-    async fn update(&self, job: &IngestJob, change: impl Fn(&mut VideoRecord) -> bool) {
+    /// Updates the job's catalog record while it still [`expects`] the job.
+    /// The record is changed where it stands ([`Catalog::update`]), as the
+    /// heartbeat's progress and the job's outcome are written concurrently.
+    async fn update(&self, job: &IngestJob, change: impl Fn(&mut VideoRecord)) {
         let updated = self
             .catalog
             .update(&job.video_id, |record| {
-                if record.generation != job.generation || !change(record) {
+                if !expects(record, job) {
                     return false;
                 }
+                change(record);
                 record.updated_at_ms = now_ms();
                 true
             })
@@ -353,15 +351,9 @@ impl Worker {
         loop {
             let now = progress.load(Ordering::Relaxed);
             if watch.moved(now, std::time::Instant::now()) {
-                // Never over the outcome: the job may end while this
-                // write is on its way.
                 self.update(job, |r| {
-                    if matches!(r.status, VideoStatus::Ready | VideoStatus::Failed) {
-                        return false;
-                    }
                     r.status = VideoStatus::Processing;
                     r.progress = f32::from_bits(now);
-                    true
                 })
                 .await;
             } else if watch.stalled(std::time::Instant::now()) {
@@ -526,7 +518,6 @@ impl Worker {
             r.error = None;
             r.duration = Some(duration);
             r.segment_count = count;
-            true
         })
         .await;
         Ok(count)

@@ -285,9 +285,9 @@ fn one_decode(
         .expect("a split decode has a grid output");
     let per_segment = options.sampling.per_segment;
     let mut detector = ShotDetector::new(options.shots.clone(), probe.fps);
-    // Segments planned so far (handed to the grid), and where they end.
+    // Segments planned so far (handed to the grid); they tile the video
+    // up to `planned_end`.
     let mut planned: Vec<Segment> = vec![];
-    let mut planned_until = 0.0;
     let mut buf = vec![0u8; ShotDetector::FRAME_LEN];
     let mut count = 0u64;
     let mut reported = -1.0f32;
@@ -303,7 +303,7 @@ fn one_decode(
             grid.push(time, raw);
         }
         let (cuts, undecided) = detector.decided();
-        if let Some(anchor) = settled_until(cuts, planned_until, undecided, shortest) {
+        if let Some(anchor) = settled_until(cuts, planned_end(&planned), undecided, shortest) {
             let cut_times: Vec<f64> = cuts
                 .iter()
                 .map(|c| c.time)
@@ -312,11 +312,9 @@ fn one_decode(
             let segments = plan_segments(anchor, &cut_times, max_len);
             grid.plan(&segments[planned.len()..], probe, per_segment);
             planned = segments;
-            planned_until = anchor;
         }
-        if let Some(segments) = opening_windows(cuts, planned_until, undecided, max_len) {
+        if let Some(segments) = opening_windows(cuts, planned_end(&planned), undecided, max_len) {
             grid.plan(&segments[planned.len()..], probe, per_segment);
-            planned_until = segments.last().map_or(planned_until, |s| s.end);
             planned = segments;
         }
         while let Some(frames) = next_frames(&mut grid, &mut delivery.timings) {
@@ -362,6 +360,11 @@ fn one_decode(
     }
     progress(1.0);
     Ok((cuts, segments, SamplingStrategy::SinglePass))
+}
+
+/// Where the segments planned so far end (they start at 0).
+fn planned_end(planned: &[Segment]) -> f64 {
+    planned.last().map_or(0.0, |s| s.end)
 }
 
 /// The side outputs of the one decode: the sampling grid and the caption band.

@@ -574,9 +574,9 @@ struct Sample<'a> {
 }
 
 /// The masks of the sample in hand, kept from sample to sample: a band
-/// is a few hundred thousand pixels, and vectors that size allocated
-/// afresh for every sample cost as much in page faults and zeroing as
-/// the tests on them (measured with `perf` on bench/ingest's clip).
+/// is a few hundred thousand pixels, and allocating vectors that size
+/// afresh for every sample spent a third of the reader's own CPU time in
+/// page faults and zeroing (`perf` on bench/ingest's clip).
 #[derive(Default)]
 struct SampleMasks {
     /// [`within`]'s pass along the rows.
